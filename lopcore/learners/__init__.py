@@ -1,0 +1,23 @@
+"""Learners: one module per family, each a frozen spec dataclass with the same small interface.
+
+    init_state(seeds, n_in, n_out, device) -> state   (tensors with a leading run axis R)
+    step(state, x, y)                     online step for all R runs, in place, no host sync;
+                                          the prediction is made before the update
+    hidden_activations(state, x)          post-ReLU activations per hidden layer (correlates)
+    logits(state, x)                      predictions without updating (test accuracy)
+    parameters(state)                     (weight matrices, biases) for the weight metrics
+"""
+from .mlp import Backprop
+from .persistent import PersistentState
+
+LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState)}
+
+
+def make_learner(kind: str, **options):
+    """Build a learner spec by name, e.g. make_learner("persistent", n=2, d_int=128)."""
+    if kind not in LEARNERS:
+        raise ValueError(f"unknown learner {kind!r}; valid learners: {', '.join(sorted(LEARNERS))}")
+    return LEARNERS[kind](**options)
+
+
+__all__ = ["Backprop", "PersistentState", "LEARNERS", "make_learner"]

@@ -1,0 +1,153 @@
+"""Iqbal's persistent internal state, vectorized over R runs.
+
+Architecture: input concat(x, h_t) with h_t (d_int) shared by the batch; three ReLU layers of 100;
+a task head on the last hidden layer; a state head on that layer's batch mean giving h_{t+1};
+h_0 = 0. Weights follow SGD; h follows the learned rule h_{t+1} = g_θ(x_t, h_t).
+
+Truncation: the graph through h is cut every n steps (h_t is a constant for the loss at steps
+t ≡ 0 mod n), so the loss at step t also backpropagates through the k = t mod n steps before it.
+With n = 1 the state head never receives a gradient and stays at its initial value.
+
+Gradient through earlier steps (`through_state`):
+  "current_weights" (default, the paper's): the weights were updated in place since step t−k ran,
+      and the backward pass uses those current weights with the old activations (what PyTorch
+      does once its in-place-modification check is bypassed).
+  "forward_weights": the exact gradient of the truncated graph, with the weights as they were
+      when each earlier step ran.
+State ablations (`state`): "learned"; "zero" (h ≡ 0, the state head is never used); "random"
+(each step h is a random direction scaled to the norm the learned update would have had; no
+gradient flows through it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+import torch
+
+from ..tasks import derive_seed
+from .mlp import (Tensor, accumulate_, cross_entropy, deltas, forward, hidden_deltas, init_linear,
+                  init_mlp, new_state, sgd_outer_)
+
+STATE_MODES = ("learned", "zero", "random")
+THROUGH_STATE = ("current_weights", "forward_weights")
+
+
+@dataclass(frozen=True)
+class PersistentState:
+    """MLP with a persistent internal state h (Iqbal). Defaults: d_int 128, n 2, lr 0.05."""
+
+    kind: ClassVar[str] = "persistent"
+    version: ClassVar[str] = "1"  # bump whenever the numerics of this learner change
+    lr: float = 0.05
+    hidden: tuple[int, ...] = (100, 100, 100)
+    d_int: int = 128
+    n: int = 2
+    state: str = "learned"
+    through_state: str = "current_weights"
+    init: str = "pytorch"
+
+    def __post_init__(self):
+        if not isinstance(self.d_int, int) or isinstance(self.d_int, bool) or self.d_int <= 0:
+            raise ValueError(f"d_int must be a positive integer, got {self.d_int!r}")
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
+            raise ValueError(f"n (truncation period) must be an integer >= 1, got {self.n!r}")
+        if self.state not in STATE_MODES:
+            raise ValueError(f"state must be one of {STATE_MODES}, got {self.state!r}")
+        if self.through_state not in THROUGH_STATE:
+            raise ValueError(f"through_state must be one of {THROUGH_STATE}, got {self.through_state!r}")
+
+    def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
+        weights, biases = init_mlp(seeds, (n_in + self.d_int, *self.hidden, n_out), self.init, device)
+        first = weights[0]  # (R, n_in + d_int, width): one matrix, as nn.Linear(n_in + d_int, width)
+        weights[0] = first[:, :n_in]
+        state = new_state(weights, biases, len(seeds), device)
+        w_s, b_s = init_linear(seeds, "state_head", self.hidden[-1], self.d_int, self.init, device)
+        state.update(first_layer=first, w_h=first[:, n_in:], w_s=w_s, b_s=b_s,
+                     h=torch.zeros(len(seeds), 1, self.d_int, device=device),
+                     t=0, chain=[])  # chain: saved steps the graph through h still reaches
+        if self.state == "random":
+            state["noise"] = [torch.Generator(device=device).manual_seed(derive_seed(s, "random_state"))
+                              for s in seeds]
+        return state
+
+    def _first_bias(self, state: dict) -> Tensor | None:
+        return None if self.state == "zero" else torch.bmm(state["h"], state["w_h"])
+
+    def step(self, state: dict, x: Tensor, y: Tensor) -> None:
+        """One online step for all R runs: predict, update h by the state head, SGD on θ."""
+        w, b, h = state["weights"], state["biases"], state["h"]
+        if state["t"] % self.n == 0:
+            state["chain"].clear()  # truncation: h_t enters this step's loss as a constant
+        logits, acts = forward(w, b, x, self._first_bias(state))
+        d_logits, loss, correct = cross_entropy(logits, y)
+        accumulate_(state, loss, correct)
+        layer_deltas = deltas(w, acts, d_logits)
+        # Per parameter, the (input, delta) pairs of its SGD update; the W_h part of the first
+        # layer sees input h (shared by the batch) with the batch-summed first-layer delta.
+        layers = [([a], [d]) for a, d in zip(acts, layer_deltas)]
+        w_h_pairs = ([h], [layer_deltas[0].sum(1, keepdim=True)])
+        state_head_pairs = ([], [])
+        if self.state != "zero":
+            mean_last = acts[-1].mean(1, keepdim=True)
+            h_next = torch.baddbmm(state["b_s"], mean_last, state["w_s"])
+        if self.state == "learned" and state["chain"]:
+            self._through_state(state, layers, w_h_pairs, state_head_pairs)
+        keep = self.state == "learned" and (state["t"] + 1) % self.n != 0  # next step reaches this one
+        snapshot = self._weights(state, clone=True) if keep and self.through_state == "forward_weights" else None
+        for weight, bias, (inputs, ds) in zip(w, b, layers):
+            sgd_outer_(weight, bias, inputs, ds, self.lr)
+        if self.state != "zero":
+            sgd_outer_(state["w_h"], None, *w_h_pairs, self.lr)
+        if state_head_pairs[0]:  # with n = 1 never: the state head keeps its initial values
+            sgd_outer_(state["w_s"], state["b_s"], *state_head_pairs, self.lr)
+        if keep:
+            state["chain"].append((acts, h, mean_last, snapshot))
+        if self.state == "learned":
+            state["h"] = h_next
+        elif self.state == "random":
+            direction = torch.stack([torch.randn(1, self.d_int, generator=g, device=h.device)
+                                     for g in state["noise"]])
+            state["h"] = direction * (h_next.norm(dim=-1, keepdim=True)
+                                      / direction.norm(dim=-1, keepdim=True))
+        state["t"] += 1
+
+    def _weights(self, state: dict, clone: bool = False) -> tuple[list[Tensor], Tensor, Tensor]:
+        """(hidden weights, w_h, w_s): what backprop through an earlier step multiplies by."""
+        ws = [*state["weights"][:-1], state["w_h"], state["w_s"]]
+        if clone:
+            ws = [t.clone() for t in ws]
+        return ws[:-2], ws[-2], ws[-1]
+
+    def _through_state(self, state, layers, w_h_pairs, state_head_pairs) -> None:
+        """Append the (input, delta) pairs that this step's loss sends back through h_t into the
+        earlier steps of the chain (most recent first), with the weights `through_state` names."""
+        chain = state["chain"]
+        d_h = torch.bmm(w_h_pairs[1][0], state["w_h"].transpose(1, 2))  # d loss / d h_t
+        for k, (acts, h_in, mean_last, snapshot) in enumerate(reversed(chain)):
+            hidden_w, w_h, w_s = snapshot or self._weights(state)
+            state_head_pairs[0].append(mean_last)
+            state_head_pairs[1].append(d_h)
+            batch = acts[0].shape[1]
+            d_last = torch.bmm(d_h, w_s.transpose(1, 2)).div_(batch).expand(-1, batch, -1)
+            for (inputs, ds), a, d in zip(layers, acts, hidden_deltas(hidden_w, acts, d_last)):
+                inputs.append(a)
+                ds.append(d)
+            d_first = layers[0][1][-1].sum(1, keepdim=True)
+            w_h_pairs[0].append(h_in)
+            w_h_pairs[1].append(d_first)
+            if k + 1 < len(chain):
+                d_h = torch.bmm(d_first, w_h.transpose(1, 2))
+
+    def hidden_activations(self, state: dict, x: Tensor) -> list[Tensor]:
+        """Post-ReLU activations of every hidden layer on x with the current h, (R, N, width) each."""
+        return forward(state["weights"], state["biases"], x, self._first_bias(state))[1][1:]
+
+    def logits(self, state: dict, x: Tensor) -> Tensor:
+        return forward(state["weights"], state["biases"], x, self._first_bias(state))[0]
+
+    def parameters(self, state: dict) -> tuple[list[Tensor], list[Tensor]]:
+        """(weight matrices, biases) of the whole network: first layer (x and h parts), hidden
+        layers, task head and state head."""
+        return ([state["first_layer"], *state["weights"][1:], state["w_s"]],
+                [*state["biases"], state["b_s"]])

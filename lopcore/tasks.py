@@ -1,0 +1,100 @@
+"""Task streams: online permuted MNIST / Fashion-MNIST.
+
+Task k of run `seed` is a pixel permutation and an example order, both pure functions of
+(seed, k): any task can be regenerated without replaying the ones before it, which makes
+resume and spot checks cheap. The learner only ever sees batches; task boundaries are known
+to the engine (for metrics) and never passed to the learner.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import torch
+
+if TYPE_CHECKING:
+    from .data import Dataset
+
+N_PIXELS = 784
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 63-bit seed from any tuple of labels (same on every machine and Python run)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def generator(*parts: object) -> torch.Generator:
+    """A CPU generator seeded by `derive_seed(*parts)`."""
+    return torch.Generator().manual_seed(derive_seed(*parts))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task for R runs: `permutation` (R, 784) and `order` (R, examples) index tensors."""
+
+    def to(self, device) -> "Task":
+        return Task(self.index, self.dataset, self.permutation.to(device), self.order.to(device))
+
+    index: int
+    dataset: str  # the data set this task draws from (alternating streams change it per task)
+    permutation: torch.Tensor
+    order: torch.Tensor
+
+
+@dataclass(frozen=True)
+class PermutedStream:
+    """Online permuted-image tasks: every task is a fresh pixel permutation and a fresh pass
+    over (the first `examples_per_task` of a fresh shuffle of) the 60000 training images.
+
+    `datasets` cycles per task: ("mnist",) is permuted MNIST; ("fashion_mnist", "mnist")
+    alternates the two (Iqbal's Figure 7).
+    """
+
+    datasets: tuple[str, ...] = ("mnist",)
+    examples_per_task: int = 60000
+    batch_size: int = 8
+
+    def dataset_of(self, task: int) -> str:
+        return self.datasets[task % len(self.datasets)]
+
+    def task(self, seeds: Sequence[int], k: int, n_train: int = 60000) -> Task:
+        perms = [torch.randperm(N_PIXELS, generator=generator(s, k, "permutation")) for s in seeds]
+        orders = [torch.randperm(n_train, generator=generator(s, k, "order"))[: self.examples_per_task]
+                  for s in seeds]
+        return Task(k, self.dataset_of(k), torch.stack(perms), torch.stack(orders))
+
+    @property
+    def steps_per_task(self) -> int:
+        return self.examples_per_task // self.batch_size
+
+
+def permuted(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
+    """Apply each run's pixel permutation: images (R, N, 784) uint8 -> float32 in [0, 1]."""
+    idx = permutation[:, None, :].expand(-1, images.shape[1], -1)
+    return torch.gather(images, 2, idx).float().div_(255.0)
+
+
+def gather_examples(data: "Dataset", task: Task, start: int, stop: int, train: bool = True):
+    """Examples [start, stop) of the task's order for every run, permuted: x (R, N, 784), y (R, N)."""
+    source_x, source_y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
+    idx = task.order[:, start:stop] if train else torch.arange(start, stop, device=source_x.device).expand(
+        task.permutation.shape[0], -1)
+    return permuted(source_x[idx], task.permutation), source_y[idx]
+
+
+def batches(data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 4096
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The task's batches, in order: each (R, batch, 784) float and (R, batch) int64.
+
+    Examples are gathered and permuted a chunk at a time (one gather per ~4k examples, not per
+    step); a batch is then a view into the chunk. A trailing partial batch is dropped.
+    """
+    n = task.order.shape[1] // batch_size * batch_size
+    chunk = max(batch_size, chunk_examples // batch_size * batch_size)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        xs, ys = gather_examples(data, task, start, stop)
+        for i in range(0, stop - start, batch_size):
+            yield xs[:, i:i + batch_size], ys[:, i:i + batch_size]
