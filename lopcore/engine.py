@@ -1,0 +1,171 @@
+"""The engine: run specs in, a tidy DataFrame (one row per run x task) out.
+
+Runs that differ only in seed form a group and advance together, stacked on the leading run
+axis. Finished runs are read from the results store instead of recomputed, so an interrupted
+figure resumes at run granularity. Metrics accumulate on the device; the host reads them once
+per task.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import data, metrics
+from .learners import LEARNERS, Backprop, PersistentState
+from .store import Store, provenance
+from .tasks import PermutedStream, batches, gather_examples
+
+METRICS_VERSION = "1"  # bump when what the engine measures, or how, changes
+N_CLASSES = 10
+
+
+class MissingResultsError(RuntimeError):
+    """Results are not in the store and computing them was not allowed."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run's numbers (and so its store key)."""
+
+    learner: Backprop | PersistentState
+    stream: PermutedStream = field(default_factory=PermutedStream)
+    n_tasks: int = 600
+    test_examples: int = 10000  # held-out test images per end-of-task evaluation
+    probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        learner = {"kind": self.learner.kind, "version": self.learner.version, **asdict(self.learner)}
+        return {"learner": learner, "stream": asdict(self.stream), "n_tasks": self.n_tasks,
+                "test_examples": self.test_examples, "probe_examples": self.probe_examples,
+                "seed": self.seed, "metrics_version": METRICS_VERSION}
+
+    def group_key(self) -> str:
+        """Runs with the same group key differ only in seed and can share kernels."""
+        d = self.to_dict()
+        d.pop("seed")
+        return repr(sorted(d.items()))
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" picks CUDA when present; anything else must be a device torch can use here."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000) -> torch.Tensor:
+    """Test accuracy (R,) on the first `n_examples` test images under the task's permutation."""
+    correct = torch.zeros(task.permutation.shape[0], device=task.permutation.device)
+    for start in range(0, n_examples, chunk):
+        x, y = gather_examples(dataset, task, start, min(start + chunk, n_examples), train=False)
+        correct += (learner.logits(state, x).argmax(-1) == y).sum(-1)
+    return correct / n_examples
+
+
+def correlates(learner, state, dataset, task, n_examples: int) -> dict[str, torch.Tensor]:
+    """Dead-unit fraction, effective rank and srank of every hidden layer at task start."""
+    x, _ = gather_examples(dataset, task, 0, n_examples)
+    out = {}
+    for i, acts in enumerate(learner.hidden_activations(state, x), start=1):
+        out[f"dead_fraction_l{i}"] = metrics.dead_fraction(acts)
+        out[f"effective_rank_l{i}"] = metrics.effective_rank(acts)
+        out[f"stable_rank_l{i}"] = metrics.stable_rank(acts)
+    return out
+
+
+def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = True
+              ) -> tuple[list[dict[str, list]], float]:
+    """Train the runs of one group together; returns per-run metric columns and wall time."""
+    spec, seeds = specs[0], [s.seed for s in specs]
+    learner, stream = spec.learner, spec.stream
+    datasets = {name: data.load(name).to(device) for name in set(stream.datasets)}
+    n_train = next(iter(datasets.values())).train_x.shape[0]
+    state = learner.init_state(seeds, datasets[stream.datasets[0]].train_x.shape[1], N_CLASSES, device)
+    steps = stream.steps_per_task
+    columns: list[str] | None = None
+    rows = []
+    started = time.perf_counter()
+    label = f"{learner.kind} seeds={seeds}"
+    with tqdm(total=spec.n_tasks, desc=label, unit="task", disable=not progress, leave=False) as bar:
+        for k in range(spec.n_tasks):
+            task = stream.task(seeds, k, n_train).to(device)
+            dataset = datasets[task.dataset]
+            found = correlates(learner, state, dataset, task, spec.probe_examples)
+            state["correct"].zero_()
+            state["loss_sum"].zero_()
+            for x, y in batches(dataset, task, stream.batch_size):
+                learner.step(state, x, y)
+            found["online_accuracy"] = state["correct"] / (steps * stream.batch_size)
+            found["online_loss"] = state["loss_sum"] / steps
+            found["test_accuracy"] = evaluate(learner, state, dataset, task, spec.test_examples)
+            found.update(metrics.weight_stats(*learner.parameters(state)))
+            columns = columns or list(found)
+            rows.append(torch.stack([found[c].double() for c in columns], 1).cpu())  # one host read
+            bar.set_postfix(acc=f"{rows[-1][:, columns.index('online_accuracy')].mean():.3f}")
+            bar.update()
+    table = torch.stack(rows, 1)  # (R, tasks, metrics)
+    results = []
+    for r in range(len(specs)):
+        cols = {"task": list(range(spec.n_tasks)), "dataset": [stream.dataset_of(k) for k in range(spec.n_tasks)]}
+        cols.update({c: [float(f"{v:.7g}") for v in table[r, :, j].tolist()] for j, c in enumerate(columns)})
+        results.append(cols)
+    return results, time.perf_counter() - started
+
+
+def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
+        progress: bool = True, compute: bool = True) -> pd.DataFrame:
+    """Results of every run in `specs`, computing (and storing) only those not yet stored.
+
+    Returns a tidy DataFrame, one row per run x task, with the learner's options as columns.
+    With compute=False a missing run is a MissingResultsError instead of a computation.
+    """
+    store = store or Store()
+    missing = [s for s in specs if s.to_dict() not in store]
+    if missing and not compute:
+        paths = "\n  ".join(str(store.path(s.to_dict())) for s in missing[:5])
+        raise MissingResultsError(f"{len(missing)} run(s) are not in the results store {store.root}, "
+                                  f"e.g.\n  {paths}\nrun them first (they are not computed here)")
+    dev = resolve_device(device) if missing else None
+    groups: dict[str, list[RunSpec]] = defaultdict(list)
+    for s in missing:
+        groups[s.group_key()].append(s)
+    for group in tqdm(list(groups.values()), desc="run groups", unit="group",
+                      disable=not progress or len(groups) < 2):
+        results, wall = run_group(group, dev, progress)
+        for s, cols in zip(group, results):
+            store.save(s.to_dict(), cols, provenance(dev, wall, len(group)))
+    return pd.concat([frame(store.load(s.to_dict())) for s in specs], ignore_index=True)
+
+
+def frame(record: dict) -> pd.DataFrame:
+    """A stored run as a tidy DataFrame: per-task metrics plus the run's identifying options."""
+    spec = record["spec"]
+    df = pd.DataFrame(record["metrics"])
+    options = {k: v for k, v in spec["learner"].items() if k != "version"}
+    options["hidden"] = "x".join(map(str, options.get("hidden", ())))
+    prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
+    for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
+                 "examples_per_task": spec["stream"]["examples_per_task"], "run": record["key"], **prov}.items():
+        df[k] = v
+    return df
+
+
+def learner_from_dict(d: dict):
+    """Rebuild a learner spec from its stored form (the inverse of RunSpec.to_dict's learner)."""
+    options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k not in ("kind", "version")}
+    return LEARNERS[d["kind"]](**options)

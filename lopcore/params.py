@@ -1,0 +1,56 @@
+"""Validation of user-facing parameters (notebook `parameters` cells and CLI options).
+
+Every check runs before any work starts, and its error names the parameter, the bad value and
+what would be valid.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class ParameterError(ValueError):
+    """A notebook parameter or CLI option with an invalid value."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def choice(name: str, value, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(repr, choices))}")
+    return value
+
+
+def int_at_least(name: str, value, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")
+    return value
+
+
+def int_list(name: str, value, minimum: int) -> tuple[int, ...]:
+    """An int or a non-empty list of ints, each >= minimum, as a tuple without duplicates."""
+    values = [value] if _is_int(value) else value
+    if not isinstance(values, (list, tuple)) or not values or not all(_is_int(v) and v >= minimum for v in values):
+        raise ParameterError(f"{name}={value!r} is not valid; give an integer >= {minimum} "
+                             f"or a non-empty list of them, e.g. {name}=[1, 2]")
+    return tuple(dict.fromkeys(values))
+
+
+def seed_list(value) -> tuple[int, ...]:
+    """`seeds` is a count (3 -> seeds 0, 1, 2) or an explicit list of non-negative ints."""
+    if _is_int(value):
+        return tuple(range(int_at_least("seeds", value, 1)))
+    return int_list("seeds", value, 0)
+
+
+def device_name(value) -> str:
+    from .engine import resolve_device  # late: the engine imports torch-heavy modules
+    if not isinstance(value, str):
+        raise ParameterError(f"device={value!r} is not valid; choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    try:
+        resolve_device(value)
+    except ValueError as err:
+        raise ParameterError(f"device: {err}") from None
+    return value

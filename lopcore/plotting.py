@@ -1,0 +1,72 @@
+"""Figures and summary tables from tidy result DataFrames (never from learner state).
+
+Curves follow the paper's presentation: per-task values faint, a sliding average over tasks in
+bold; across seeds, the bold line is the mean and the band spans the seeds' range (min to max).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .metrics import sliding_mean
+
+WINDOW = 20  # Iqbal's sliding-average width, in tasks
+
+
+def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
+    """Trailing sliding mean of `column` over tasks, within each run."""
+    return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))
+
+
+def curve(df: pd.DataFrame, column: str, ax, window: int | None = WINDOW, ylabel: str | None = None):
+    """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds."""
+    data = df.assign(value=smoothed(df, column, window) if window else df[column])
+    palette = dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
+    if window:
+        sns.lineplot(data=df, x="task", y=column, hue="label", palette=palette, errorbar=None,
+                     alpha=0.25, linewidth=0.6, legend=False, ax=ax)
+    sns.lineplot(data=data, x="task", y="value", hue="label", palette=palette,
+                 errorbar=("pi", 100), linewidth=2, ax=ax)
+    ax.set_ylabel(ylabel or column.replace("_", " "))
+    ax.set_xlabel("task")
+    ax.legend(title=None, frameon=False)
+    return ax
+
+
+def accuracy_and_weight_norm(df: pd.DataFrame, title: str = "", window: int = WINDOW):
+    """Two panels, as Iqbal's Figures 2-3: online accuracy and the weight norm over tasks."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    curve(df, "online_accuracy", left, window, f"online accuracy ({window}-task sliding mean)")
+    curve(df, "weight_norm", right, None, r"weight norm $\|\theta\|_2 / N_\theta$")
+    right.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: int = WINDOW) -> pd.DataFrame:
+    """One row per label: early and late online accuracy, the worst sliding accuracy, test accuracy
+    and weight norm at the end; means over seeds, rounded for stable printing."""
+    df = df.assign(sliding=smoothed(df, "online_accuracy", window))
+    n_tasks = df["task"].max() + 1
+    per_run = df.groupby(["label", "run"], sort=False).apply(lambda g: pd.Series({
+        f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
+        f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
+        "min sliding acc": g["sliding"].min(),
+        "final test acc": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
+        "final weight norm x1e4": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
+    }), include_groups=False)
+    table = per_run.groupby("label", sort=False).mean()
+    table.insert(0, "seeds", per_run.groupby("label", sort=False).size())
+    return table.round(3)
+
+
+def provenance(df: pd.DataFrame) -> pd.DataFrame:
+    """Where each label's runs were computed: device, seeds, wall time per group, commit, date."""
+    runs = df.drop_duplicates("run")
+    return runs.groupby("label", sort=False).agg(
+        seeds=("seed", "size"), device=("device_name", "first"), wall_time_s=("wall_time_s", "max"),
+        git_commit=("git_commit", lambda c: ", ".join(sorted({v[:12] for v in c}))), date=("date", "max"))

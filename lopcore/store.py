@@ -1,0 +1,110 @@
+"""Results store: one JSON file per run, keyed by a hash of the run's canonical spec.
+
+A file holds the spec, the per-task metrics (columns of equal length) and provenance (lopcore
+version, git commit, torch version, device, wall time, date), plus a sha256 of all of that.
+Files are written atomically (temp file + rename), so an interrupted run leaves either the old
+file or the new one; a truncated or edited file fails its checksum and is an error, never used.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+FORMAT = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class CorruptResultError(RuntimeError):
+    """A result file that fails to parse or whose checksum does not match its content."""
+
+
+def canonical(obj) -> str:
+    """The one JSON text of an object that hashing and checksums use."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def spec_key(spec: dict) -> str:
+    """Store key of a run: sha256 of its canonical spec, shortened to 20 hex digits."""
+    return hashlib.sha256(canonical(spec).encode()).hexdigest()[:20]
+
+
+def default_root() -> Path:
+    """$LOPCORE_RESULTS, else the repository's committed `results/` folder."""
+    return Path(os.environ.get("LOPCORE_RESULTS", REPO_ROOT / "results"))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(device: str, wall_time_s: float, runs_in_group: int) -> dict:
+    """Where and how a result was computed."""
+    name = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else platform.processor() or "cpu"
+    return {"lopcore": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "python": platform.python_version(), "device": str(device), "device_name": name,
+            "wall_time_s": round(wall_time_s, 2), "runs_in_group": runs_in_group,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+class Store:
+    """A folder of run results. `root` defaults to `default_root()`."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def path(self, spec: dict) -> Path:
+        return self.root / spec["learner"]["kind"] / f"{spec_key(spec)}.json"
+
+    def __contains__(self, spec: dict) -> bool:
+        return self.path(spec).exists()
+
+    def save(self, spec: dict, metrics: dict[str, list], prov: dict) -> Path:
+        """Write a run's result atomically; returns its path."""
+        body = {"format": FORMAT, "key": spec_key(spec), "spec": spec, "provenance": prov, "metrics": metrics}
+        record = {**body, "sha256": hashlib.sha256(canonical(body).encode()).hexdigest()}
+        path = self.path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f, sort_keys=True, indent=0, allow_nan=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load(self, spec: dict) -> dict:
+        """The stored record of a run (spec, provenance, metrics); verifies its checksum."""
+        path = self.path(spec)
+        fix = f"delete it (rm {path}) and rerun to recompute it"
+        try:
+            record = json.loads(path.read_text())
+            body = {k: record[k] for k in ("format", "key", "spec", "provenance", "metrics")}
+            expected = record["sha256"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise CorruptResultError(f"result file {path} is unreadable ({err}); {fix}") from None
+        if hashlib.sha256(canonical(body).encode()).hexdigest() != expected:
+            raise CorruptResultError(f"result file {path} fails its checksum (truncated or edited); {fix}")
+        if canonical(body["spec"]) != canonical(spec):
+            raise CorruptResultError(f"result file {path} holds a different run than its name says; {fix}")
+        return body

@@ -1,0 +1,153 @@
+"""Task streams, the results store, the engine and parameter validation, at smoke scale."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from lopcore import data
+from lopcore.engine import MissingResultsError, RunSpec, resolve_device, run
+from lopcore.figures import SCALES, figure_runs, load_figure
+from lopcore.learners import Backprop, PersistentState
+from lopcore.params import ParameterError
+from lopcore.store import CorruptResultError, Store
+from lopcore.tasks import PermutedStream, batches, gather_examples
+
+TINY = dict(n_tasks=2, test_examples=200, probe_examples=64)
+
+
+def tiny_spec(learner=None, seed=0, datasets=("mnist",)):
+    stream = PermutedStream(datasets=datasets, examples_per_task=160, batch_size=8)
+    return RunSpec(learner=learner or Backprop(), stream=stream, seed=seed, **TINY)
+
+
+# --- task stream -------------------------------------------------------------------------
+
+def test_task_is_a_pure_function_of_seed_and_index():
+    stream = PermutedStream(examples_per_task=1000)
+    a, b = stream.task([0, 1], 7), stream.task([0, 1], 7)
+    assert torch.equal(a.permutation, b.permutation) and torch.equal(a.order, b.order)
+    assert not torch.equal(a.permutation[0], a.permutation[1])  # seeds differ
+    c = stream.task([0, 1], 8)
+    assert not torch.equal(a.permutation, c.permutation) and not torch.equal(a.order, c.order)
+    # regenerating task 7 does not depend on having generated 0..6 (no hidden RNG state)
+    assert torch.equal(PermutedStream(examples_per_task=1000).task([0], 7).order[0], a.order[0])
+
+
+def test_each_task_is_a_permutation_and_one_pass_without_repeats():
+    task = PermutedStream().task([3], 0)
+    assert sorted(task.permutation[0].tolist()) == list(range(784))
+    assert sorted(task.order[0].tolist()) == list(range(60000))
+
+
+def test_batches_apply_the_permutation_and_cover_the_task():
+    mnist = data.load("mnist")
+    stream = PermutedStream(examples_per_task=40, batch_size=8)
+    task = stream.task([5, 6], 2)
+    got = list(batches(mnist, task, 8, chunk_examples=16))
+    assert len(got) == 5 and got[0][0].shape == (2, 8, 784)
+    x = torch.cat([b[0] for b in got], 1)
+    y = torch.cat([b[1] for b in got], 1)
+    for r in range(2):
+        expected = mnist.train_x[task.order[r]][:, task.permutation[r]].float() / 255
+        assert torch.equal(x[r], expected)
+        assert torch.equal(y[r], mnist.train_y[task.order[r]])
+    xt, yt = gather_examples(mnist, task, 0, 10, train=False)
+    assert torch.equal(xt[1], mnist.test_x[:10][:, task.permutation[1]].float() / 255)
+
+
+def test_alternating_stream_switches_dataset_per_task():
+    stream = PermutedStream(datasets=("fashion_mnist", "mnist"))
+    assert [stream.dataset_of(k) for k in range(4)] == ["fashion_mnist", "mnist"] * 2
+
+
+# --- store ---------------------------------------------------------------------------------
+
+def test_store_roundtrip_and_corruption_is_detected(tmp_path):
+    store = Store(tmp_path)
+    spec = tiny_spec().to_dict()
+    path = store.save(spec, {"task": [0, 1], "online_accuracy": [0.5, float("nan")]}, {"device": "cpu"})
+    assert spec in store and store.load(spec)["metrics"]["online_accuracy"][0] == 0.5
+    record = json.loads(path.read_text())
+    record["metrics"]["online_accuracy"][0] = 0.9  # a hand edit
+    path.write_text(json.dumps(record))
+    with pytest.raises(CorruptResultError, match="checksum"):
+        store.load(spec)
+    path.write_text(path.read_text()[:50])  # truncation
+    with pytest.raises(CorruptResultError, match=str(path.name)):
+        store.load(spec)
+
+
+def test_store_keys_change_with_anything_that_changes_the_numbers():
+    base = tiny_spec().to_dict()
+    others = [tiny_spec(seed=1), tiny_spec(Backprop(lr=0.01)), tiny_spec(PersistentState(n=1)),
+              tiny_spec(PersistentState(n=2)), tiny_spec(datasets=("fashion_mnist",))]
+    keys = {Store("x").path(s.to_dict()) for s in others} | {Store("x").path(base)}
+    assert len(keys) == len(others) + 1
+
+
+# --- engine ----------------------------------------------------------------------------------
+
+def test_engine_runs_stores_and_reloads(tmp_path):
+    store = Store(tmp_path)
+    specs = [tiny_spec(PersistentState(d_int=8, n=2), seed=s) for s in (0, 1)]
+    df = run(specs, device="cpu", store=store, progress=False)
+    assert len(df) == 2 * TINY["n_tasks"] and df["run"].nunique() == 2
+    for column in ("online_accuracy", "test_accuracy", "weight_norm", "mean_abs_weight",
+                   "dead_fraction_l1", "effective_rank_l3", "stable_rank_l2"):
+        assert df[column].notna().all(), column
+    assert df["online_accuracy"].between(0, 1).all() and (df["n"] == 2).all()
+    record = store.load(specs[0].to_dict())
+    assert record["provenance"]["device"] == "cpu" and record["provenance"]["torch"] == torch.__version__
+    again = run(specs, device="cpu", store=store, progress=False, compute=False)  # all cache hits
+    pd.testing.assert_frame_equal(df, again)
+
+
+def test_engine_group_equals_separate_runs(tmp_path):
+    specs = [tiny_spec(seed=s) for s in (0, 1, 2)]
+    together = run(specs, device="cpu", store=Store(tmp_path / "a"), progress=False)
+    alone = run(specs[1:2], device="cpu", store=Store(tmp_path / "b"), progress=False)
+    mine = together[together.seed == 1].reset_index(drop=True)
+    for c in ("online_accuracy", "test_accuracy", "weight_norm"):
+        assert (mine[c] - alone[c]).abs().max() < 1e-5, c
+
+
+def test_missing_results_are_an_error_when_computing_is_off(tmp_path):
+    with pytest.raises(MissingResultsError, match="not in the results store"):
+        run([tiny_spec()], store=Store(tmp_path), compute=False)
+
+
+def test_paper_scale_is_never_computed_in_ci(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(MissingResultsError):
+        load_figure("fig2", scale="paper", seeds=1, n=1, store=Store(tmp_path), progress=False)
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=0), "n=0 is not valid"), (dict(n=[1, 0]), "n=\\[1, 0\\]"), (dict(n="2"), "n='2'"),
+    (dict(scale="huge"), "'paper', 'small', 'smoke'"), (dict(seeds=0), "seeds=0"),
+    (dict(d_int=0), "d_int=0"), (dict(d_int=1.5), "d_int=1.5"), (dict(figure="fig99"), "'fig2'"),
+])
+def test_bad_figure_parameters_name_the_valid_choices(kwargs, message):
+    figure = kwargs.pop("figure", "fig2")
+    with pytest.raises(ParameterError, match=message):
+        figure_runs(figure, **kwargs)
+
+
+def test_bad_device_is_rejected_before_any_work(tmp_path):
+    with pytest.raises(ParameterError, match="'auto', 'cpu', 'cuda'"):
+        load_figure("fig2", scale="smoke", device="tpu", store=Store(tmp_path))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_fig2_runs_follow_the_paper():
+    runs = figure_runs("fig2", scale="paper", seeds=2)
+    labels = sorted({label for label, _ in runs})
+    assert labels == ["baseline", "persistent n=1", "persistent n=2"]
+    spec = dict(runs)["persistent n=2"]
+    assert spec.learner.d_int == 128 and spec.learner.lr == 0.05 and spec.stream.batch_size == 8
+    assert spec.n_tasks == 600 and spec.stream.examples_per_task == 60000 == SCALES["paper"].examples_per_task
