@@ -7,6 +7,7 @@ numpy, so torchvision is never needed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
@@ -185,9 +186,14 @@ def _install(name: str, dest: Path, writer) -> Path:
         for base in FILES:
             _read_idx(tmp / f"{base}.gz", base, name)
         old = tmp.with_name(tmp.name + ".old")
-        if dest.exists():
+        with contextlib.suppress(FileNotFoundError):  # nothing to replace
             dest.rename(old)
-        tmp.rename(dest)
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+            # else a concurrent fetch published first; its copy is verified too
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
