@@ -1,0 +1,72 @@
+"""Figure notebooks under papermill (smoke scale) and proof that nbval really checks them."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIG2 = ROOT / "notebooks" / "fig2.ipynb"
+
+
+@pytest.fixture
+def scratch_store(tmp_path, monkeypatch):
+    """Smoke runs go to a throwaway results store, never the committed one."""
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
+    return tmp_path
+
+
+def outputs(nb_path: Path) -> str:
+    nb = json.loads(nb_path.read_text())
+    return "\n".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+def test_fig2_runs_under_papermill_at_smoke_scale(scratch_store):
+    out = scratch_store / "out.ipynb"
+    papermill.execute_notebook(str(FIG2), str(out), parameters=dict(n=2, scale="smoke", seeds=1),
+                               cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    text = outputs(out)
+    assert "scale 'smoke'" in text and "persistent n=2" in text and "baseline" in text
+    assert "persistent n=1" not in text
+    assert len(list((scratch_store / "results").rglob("*.json"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, value, message", [
+    ("n", 0, "n=0 is not valid"), ("scale", "huge", "'paper', 'small', 'smoke'"),
+    ("device", "tpu", "'auto', 'cpu', 'cuda'"), ("seeds", "three", "seeds='three'"),
+])
+def test_bad_parameters_fail_at_once_naming_valid_values(scratch_store, name, value, message):
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(str(FIG2), str(scratch_store / "bad.ipynb"), parameters={name: value},
+                                   cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    assert "ParameterError" in str(err.value) and message in str(err.value)
+    assert not (scratch_store / "results").exists()  # failed before any work
+
+
+@pytest.mark.slow
+def test_nbval_fails_when_a_checked_number_is_edited(tmp_path):
+    """Edit one digit of fig2's committed summary table: nbval must report a mismatch."""
+    nb = json.loads(FIG2.read_text())
+    edited = False
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "summary(df)" in "".join(cell["source"]):
+            text = "".join(cell["outputs"][0]["text"])
+            digit = next(i for i in range(len(text) - 1, 0, -1) if text[i].isdigit())
+            cell["outputs"][0]["text"] = text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:]
+            edited = True
+    assert edited, "fig2 has no committed summary output to check"
+    copy = tmp_path / "notebooks" / "fig2_edited.ipynb"
+    copy.parent.mkdir()
+    copy.write_text(json.dumps(nb))
+    env = {**os.environ, "LOPCORE_NO_COMPUTE": "1"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider",
+                             "--rootdir", str(tmp_path), str(copy)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "mismatch" in result.stdout.lower() or "differ" in result.stdout.lower(), result.stdout[-2000:]
