@@ -12,6 +12,7 @@ import seaborn as sns
 from .metrics import sliding_mean
 
 WINDOW = 20  # Iqbal's sliding-average width, in tasks
+COLLAPSE_BELOW = 0.5  # a run has collapsed once its sliding online accuracy falls below this
 
 
 def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
@@ -47,9 +48,15 @@ def accuracy_and_weight_norm(df: pd.DataFrame, title: str = "", window: int = WI
     return fig
 
 
+def collapse_task(sliding: pd.Series, tasks: pd.Series, below: float = COLLAPSE_BELOW) -> float:
+    """First task whose sliding online accuracy is below `below` (NaN if it never is)."""
+    hit = tasks[sliding.to_numpy() < below]
+    return float(hit.iloc[0]) if len(hit) else float("nan")
+
+
 def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: int = WINDOW) -> pd.DataFrame:
     """One row per label: early and late online accuracy, the worst sliding accuracy, test accuracy
-    and weight norm at the end; means over seeds, rounded for stable printing."""
+    and weight norm at the end (means over seeds), and each seed's collapse task ("-" for none)."""
     df = df.assign(sliding=smoothed(df, "online_accuracy", window))
     n_tasks = df["task"].max() + 1
     per_run = df.groupby(["label", "run"], sort=False).apply(lambda g: pd.Series({
@@ -58,10 +65,14 @@ def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: i
         "min sliding acc": g["sliding"].min(),
         "final test acc": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
         "final weight norm x1e4": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
+        "collapse": collapse_task(g["sliding"], g["task"]),
     }), include_groups=False)
-    table = per_run.groupby("label", sort=False).mean()
-    table.insert(0, "seeds", per_run.groupby("label", sort=False).size())
-    return table.round(3)
+    by_label = per_run.groupby("label", sort=False)
+    table = by_label.mean().drop(columns="collapse").round(3)
+    table.insert(0, "seeds", by_label.size())
+    table[f"collapse task per seed (<{COLLAPSE_BELOW})"] = by_label["collapse"].agg(
+        lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c))
+    return table
 
 
 def provenance(df: pd.DataFrame) -> pd.DataFrame:
