@@ -14,7 +14,7 @@ from typing import Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offline book)
 
 from . import data, metrics
 from .learners import LEARNERS, Backprop, PersistentState

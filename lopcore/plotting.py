@@ -62,15 +62,15 @@ def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: i
     per_run = df.groupby(["label", "run"], sort=False).apply(lambda g: pd.Series({
         f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
         f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
-        "min sliding acc": g["sliding"].min(),
-        "final test acc": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
-        "final weight norm x1e4": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
+        "lowest sliding acc": g["sliding"].min(),
+        "test acc, end": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
+        "weight norm ×1e4, end": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
         "collapse": collapse_task(g["sliding"], g["task"]),
     }), include_groups=False)
     by_label = per_run.groupby("label", sort=False)
     table = by_label.mean().drop(columns="collapse").round(3)
     table.insert(0, "seeds", by_label.size())
-    table[f"collapse task per seed (<{COLLAPSE_BELOW})"] = by_label["collapse"].agg(
+    table["collapse task per seed"] = by_label["collapse"].agg(
         lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c))
     return table
 

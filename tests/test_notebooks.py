@@ -21,8 +21,10 @@ def scratch_store(tmp_path, monkeypatch):
 
 
 def outputs(nb_path: Path) -> str:
+    """All printed and displayed text of a notebook's outputs."""
     nb = json.loads(nb_path.read_text())
-    return "\n".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    return "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                     for c in nb["cells"] for o in c.get("outputs", []))
 
 
 @pytest.mark.slow
@@ -55,10 +57,11 @@ def test_nbval_fails_when_a_checked_number_is_edited(tmp_path):
     nb = json.loads(FIG2.read_text())
     edited = False
     for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and "summary(df)" in "".join(cell["source"]):
-            text = "".join(cell["outputs"][0]["text"])
+        if cell["cell_type"] == "code" and "".join(cell["source"]).strip() == "summary(df)":
+            data = cell["outputs"][0]["data"]
+            text = "".join(data["text/plain"])
             digit = next(i for i in range(len(text) - 1, 0, -1) if text[i].isdigit())
-            cell["outputs"][0]["text"] = text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:]
+            data["text/plain"] = text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:]
             edited = True
     assert edited, "fig2 has no committed summary output to check"
     copy = tmp_path / "notebooks" / "fig2_edited.ipynb"
