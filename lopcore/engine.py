@@ -1,21 +1,28 @@
 """The engine: run specs in, a tidy DataFrame (one row per run x task) out.
 
 Runs that differ only in seed form a group and advance together, stacked on the leading run
-axis. Finished runs are read from the results store instead of recomputed, so an interrupted
-figure resumes at run granularity. Metrics accumulate on the device; the host reads them once
-per task.
+axis. Finished runs are read from the results store instead of recomputed; a group in progress
+checkpoints after every task (lopcore.checkpoint), so an interrupted figure resumes at the task
+where it stopped, with bit-identical results. Metrics accumulate on the device; the host reads
+them once per task. A run whose loss turns non-finite is flagged `diverged` (derived from its
+stored `online_loss` when read) and does not change its group mates' numbers.
 """
 from __future__ import annotations
 
+import sys
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offline book)
 
+from . import checkpoint as ckpt
 from . import data, metrics
 from .learners import LEARNERS, Backprop, PersistentState
 from .store import Store, provenance
@@ -39,6 +46,26 @@ class RunSpec:
     test_examples: int = 10000  # held-out test images per end-of-task evaluation
     probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
     seed: int = 0
+
+    def __post_init__(self):
+        positive = {"n_tasks": self.n_tasks, "test_examples": self.test_examples,
+                    "probe_examples": self.probe_examples, "stream.batch_size": self.stream.batch_size}
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} is not valid; it must be an integer >= 1")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
+        if not self.stream.batch_size <= self.stream.examples_per_task <= 60000:
+            raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
+                             f"lie between the batch size ({self.stream.batch_size}) and 60000")
+        if self.probe_examples > self.stream.examples_per_task:
+            raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
+                             f"{self.stream.examples_per_task} examples to probe with")
+        if not self.stream.datasets:
+            raise ValueError(f"stream.datasets={self.stream.datasets!r} is not valid; name at least one data set")
+        for name in self.stream.datasets:
+            if name not in data.DATASETS:
+                raise ValueError(f"stream dataset {name!r} is not valid; choose from {', '.join(data.DATASETS)}")
 
     def to_dict(self) -> dict:
         learner = {"kind": self.learner.kind, "version": self.learner.version, **asdict(self.learner)}
@@ -65,6 +92,9 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise ValueError(f"unsupported device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s): valid: 'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}', 'cpu', 'auto'")
     return dev
 
 
@@ -88,21 +118,51 @@ def correlates(learner, state, dataset, task, n_examples: int) -> dict[str, torc
     return out
 
 
-def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = True
-              ) -> tuple[list[dict[str, list]], float]:
-    """Train the runs of one group together; returns per-run metric columns and wall time."""
+class DivergenceWarning(RuntimeWarning):
+    """A run's loss became non-finite; it is stored flagged `diverged`, its group mates unaffected."""
+
+
+def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = True,
+              checkpoint: Path | None = None) -> tuple[list[dict[str, list]], float, list[int]]:
+    """Train the runs of one group together.
+
+    Returns per-run metric columns, the wall time spent on them (over all sessions, if resumed) and
+    the tasks at which the group was resumed from a checkpoint (empty if it ran through).
+
+    With `checkpoint` (a file path, see lopcore.checkpoint) the group's state is saved there after
+    every task, and a matching checkpoint found there is resumed from: the results are then
+    bit-identical to an uninterrupted run on the same kind of device. The caller deletes the file
+    once the results are stored. Runs are independent: one whose loss turns non-finite (it
+    diverged) is reported with a DivergenceWarning and keeps going; the others' numbers are
+    unchanged, since every kernel treats the run axis as a batch of independent problems.
+    """
     spec, seeds = specs[0], [s.seed for s in specs]
     learner, stream = spec.learner, spec.stream
     datasets = {name: data.load(name).to(device) for name in set(stream.datasets)}
     n_train = next(iter(datasets.values())).train_x.shape[0]
+    n_test = min(d.test_x.shape[0] for d in datasets.values())
+    if spec.test_examples > n_test:
+        raise ValueError(f"test_examples={spec.test_examples} is not valid; the test sets hold {n_test} images")
     state = learner.init_state(seeds, datasets[stream.datasets[0]].train_x.shape[1], N_CLASSES, device)
     steps = stream.steps_per_task
     columns: list[str] | None = None
-    rows = []
-    started = time.perf_counter()
+    rows: list[torch.Tensor] = []
+    spec_dicts = [s.to_dict() for s in specs]
     label = f"{learner.kind} seeds={seeds}"
-    with tqdm(total=spec.n_tasks, desc=label, unit="task", disable=not progress, leave=False) as bar:
-        for k in range(spec.n_tasks):
+    saved = ckpt.load_matching(checkpoint, spec_dicts, device) if checkpoint is not None else None
+    first_task, elapsed, resumed = 0, 0.0, []
+    if saved is not None:
+        _restore(state, saved, checkpoint)
+        first_task, columns, elapsed = saved["task"], saved["columns"], saved["elapsed_s"]
+        rows, resumed = list(saved["rows"].unbind(1)), [*saved["resumed_at"], first_task]
+        if progress:
+            tqdm.write(f"resuming {label} at task {first_task} from {checkpoint}", file=sys.stderr)
+    diverged = set() if not rows else set(
+        (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist())
+    started = time.perf_counter()
+    with tqdm(total=spec.n_tasks, initial=first_task, desc=label, unit="task", disable=not progress,
+              leave=False) as bar:
+        for k in range(first_task, spec.n_tasks):
             task = stream.task(seeds, k, n_train).to(device)
             dataset = datasets[task.dataset]
             found = correlates(learner, state, dataset, task, spec.probe_examples)
@@ -116,6 +176,17 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
             found.update(metrics.weight_stats(*learner.parameters(state)))
             columns = columns or list(found)
             rows.append(torch.stack([found[c].double() for c in columns], 1).cpu())  # one host read
+            for r in (~rows[-1][:, columns.index("online_loss")].isfinite()).nonzero().flatten().tolist():
+                if r not in diverged:
+                    diverged.add(r)
+                    warnings.warn(f"{label}: run seed={seeds[r]} diverged at task {k} (non-finite loss); its "
+                                  f"results are kept, flagged `diverged`", DivergenceWarning, stacklevel=2)
+            if checkpoint is not None and k + 1 < spec.n_tasks:
+                ckpt.save(checkpoint, {
+                    "format": ckpt.FORMAT, "specs": spec_dicts, "device_type": device.type,
+                    "torch": str(torch.__version__), "task": k + 1, "columns": columns,
+                    "rows": torch.stack(rows, 1), "elapsed_s": elapsed + time.perf_counter() - started,
+                    "resumed_at": resumed, "state": ckpt.pack_state(state)})
             bar.set_postfix(acc=f"{rows[-1][:, columns.index('online_accuracy')].mean():.3f}")
             bar.update()
     table = torch.stack(rows, 1)  # (R, tasks, metrics)
@@ -124,7 +195,16 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
         cols = {"task": list(range(spec.n_tasks)), "dataset": [stream.dataset_of(k) for k in range(spec.n_tasks)]}
         cols.update({c: [float(f"{v:.7g}") for v in table[r, :, j].tolist()] for j, c in enumerate(columns)})
         results.append(cols)
-    return results, time.perf_counter() - started
+    return results, elapsed + time.perf_counter() - started, resumed
+
+
+def _restore(state: dict, saved: dict, checkpoint: Path) -> None:
+    try:
+        ckpt.restore_state_(state, saved["state"])
+    except ckpt.StaleCheckpoint as err:
+        raise ckpt.CorruptCheckpointError(
+            f"checkpoint {checkpoint} does not fit the learner state ({err}); delete it "
+            f"(rm {checkpoint}) and rerun: the group restarts from its first task") from None
 
 
 def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
@@ -146,9 +226,14 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
         groups[s.group_key()].append(s)
     for group in tqdm(list(groups.values()), desc="run groups", unit="group",
                       disable=not progress or len(groups) < 2):
-        results, wall = run_group(group, dev, progress)
+        checkpoint = store.checkpoint_path([s.to_dict() for s in group])
+        results, wall, resumed = run_group(group, dev, progress, checkpoint=checkpoint)
+        prov = provenance(dev, wall, len(group))
+        if resumed:
+            prov["resumed_at_tasks"] = resumed
         for s, cols in zip(group, results):
-            store.save(s.to_dict(), cols, provenance(dev, wall, len(group)))
+            store.save(s.to_dict(), cols, prov)
+        ckpt.remove(checkpoint)  # only once every run of the group is stored
     return pd.concat([frame(store.load(s.to_dict())) for s in specs], ignore_index=True)
 
 
@@ -159,6 +244,8 @@ def frame(record: dict) -> pd.DataFrame:
     options = {k: v for k, v in spec["learner"].items() if k != "version"}
     options["hidden"] = "x".join(map(str, options.get("hidden", ())))
     prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
+    if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
+        df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
     for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
                  "examples_per_task": spec["stream"]["examples_per_task"], "run": record["key"], **prov}.items():
         df[k] = v

@@ -24,11 +24,17 @@ def _singular_values(acts: Tensor) -> Tensor:
     Tall matrices (N > width, e.g. 2000 samples x 100 units) are first reduced to their width x
     width QR factor R, which has the same singular values (an orthogonal transform, backward
     stable) and is ~10x cheaper to decompose than the tall matrix.
+
+    A run whose matrix holds a non-finite value (a diverged run) gets NaN singular values: its matrix
+    is zeroed for the decomposition (LAPACK refuses non-finite input, which would fail every run of
+    the batch) and its result replaced by NaN. Finite runs' values are untouched, bit for bit.
     """
     a = acts.to(torch.float64)
+    finite = a.isfinite().flatten(-2).all(-1)
+    a = torch.where(finite[..., None, None], a, 0.0)
     if a.shape[-2] > a.shape[-1]:
         a = torch.linalg.qr(a, mode="r").R
-    return torch.linalg.svdvals(a)
+    return torch.where(finite[..., None], torch.linalg.svdvals(a), float("nan"))
 
 
 def online_accuracy(correct: Tensor, seen: int) -> Tensor:
@@ -90,13 +96,14 @@ def effective_rank(acts: Tensor) -> Tensor:
     """Effective rank (Roy & Vetterli 2007) of each run's (N, width) activation matrix.
 
     σ_k singular values, p_k = σ_k / Σ_i σ_i, erank = exp(-Σ_k p_k log p_k) with 0·log 0 = 0.
-    It lies in [1, rank]; for the all-zero matrix (Σσ = 0, p undefined) we return 0.
+    It lies in [1, rank]; for the all-zero matrix (Σσ = 0, p undefined) we return 0, and NaN for a
+    matrix with a non-finite entry (a diverged run).
     """
     s = _singular_values(acts)
     total = s.sum(-1, keepdim=True)
     p = s / total.clamp_min(torch.finfo(s.dtype).tiny)
     erank = torch.exp(-torch.xlogy(p, p).sum(-1))
-    return torch.where(total.squeeze(-1) > 0, erank, torch.zeros_like(erank)).to(_float_dtype(acts))
+    return torch.where(total.squeeze(-1) == 0, torch.zeros_like(erank), erank).to(_float_dtype(acts))
 
 
 def stable_rank(acts: Tensor, delta: float = 0.01) -> Tensor:
@@ -105,15 +112,16 @@ def stable_rank(acts: Tensor, delta: float = 0.01) -> Tensor:
     With σ sorted descending: srank = min{k : Σ_{i≤k} σ_i / Σ_i σ_i ≥ 1 − δ} (σ, not σ²; Dohare's
     code calls this the 'abs approximate rank'). Computed as 1 + #{k : Σ_{i≤k} σ_i < (1 − δ) Σ σ};
     the all-zero matrix gets 0. With δ → 0 round-off singular values (~1e-16 σ_1) count, so
-    srank_0 of a numerically rank-deficient matrix is min(N, width).
+    srank_0 of a numerically rank-deficient matrix is min(N, width). A matrix with a non-finite entry
+    (a diverged run) gets NaN.
     """
     if not 0.0 <= delta < 1.0:
         raise ValueError(f"delta must be in [0, 1), got {delta}")
     cum = _singular_values(acts).cumsum(-1)
     total = cum[..., -1:]  # the last partial sum, so cum ≤ total holds exactly
     srank = 1 + (cum < (1.0 - delta) * total).sum(-1)
-    srank = torch.where(total.squeeze(-1) > 0, srank, torch.zeros_like(srank))
-    return srank.to(_float_dtype(acts))
+    srank = torch.where(total.squeeze(-1) > 0, srank, torch.zeros_like(srank)).to(_float_dtype(acts))
+    return torch.where(total.squeeze(-1).isnan(), float("nan"), srank)
 
 
 def delta_accuracy(first: Tensor, last: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ A file holds the spec, the per-task metrics (columns of equal length) and proven
 version, git commit, torch version, device, wall time, date), plus a sha256 of all of that.
 Files are written atomically (temp file + rename), so an interrupted run leaves either the old
 file or the new one; a truncated or edited file fails its checksum and is an error, never used.
+Checkpoints of run groups in progress live in the store's `.checkpoints/` folder (lopcore.checkpoint).
 """
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ FORMAT = 1
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class CorruptResultError(RuntimeError):
+class IntegrityError(RuntimeError):
+    """A stored file (result or checkpoint) that is unreadable, truncated or edited; the message
+    names the file and how to recover."""
+
+
+class CorruptResultError(IntegrityError):
     """A result file that fails to parse or whose checksum does not match its content."""
 
 
@@ -71,6 +77,11 @@ class Store:
 
     def path(self, spec: dict) -> Path:
         return self.root / spec["learner"]["kind"] / f"{spec_key(spec)}.json"
+
+    def checkpoint_path(self, specs) -> Path:
+        """Where the checkpoint of a run group in progress lives (see lopcore.checkpoint)."""
+        from .checkpoint import path_for  # late: checkpoint imports this module
+        return path_for(self.root, specs)
 
     def __contains__(self, spec: dict) -> bool:
         return self.path(spec).exists()

@@ -1,0 +1,139 @@
+"""The command line: help texts, option validation (exit 2, a message, no traceback, no work), the
+errors that exit 1, and `book`."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import torch
+
+from lopcore import cli, figures
+from lopcore.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """A throwaway results store; computing allowed."""
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
+    return tmp_path / "results"
+
+
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["figures"], ["book"]],
+                         ids=lambda a: " ".join(a) or "lopcore")
+def test_help_describes_the_command_with_examples(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*argv, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: lopcore {' '.join(argv)}".rstrip())
+    assert re.search(r"^examples?:\n  python -m lopcore ", out, re.M), out
+    description = out.split("\n\n")[1]
+    assert len(description) > 30 and not description.lstrip().startswith(("usage", "positional", "options"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0"], "seeds=0 is not valid; it must be an integer >= 1"),
+    (["--seeds", "-2"], "seeds=-2 is not valid"),
+    (["--n", "0"], r"n=\[0\] is not valid; give an integer >= 1"),
+    (["--n", "1", "0"], r"n=\[1, 0\] is not valid"),
+    (["--d-int", "0"], "d_int=0 is not valid; it must be an integer >= 1"),
+    (["--device", "tpu"], "device: .*'tpu'.*valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
+    (["--device", ""], "device: .*valid: 'auto', 'cpu', 'cuda'"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available here")]))
+def test_bad_run_options_exit_2_before_any_work(scratch, capsys, args, message):
+    assert cli.main(["run", "fig2", "--scale", "smoke", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lopcore: error: ") and re.search(message, err), err
+    assert "Traceback" not in err and not scratch.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "fig99"], "argument figure: invalid choice: 'fig99' \\(choose from '?fig2'?\\)"),
+    (["run", "fig2", "--scale", "huge"], "--scale: invalid choice: 'huge' \\(choose from '?paper'?, '?small'?"),
+    (["run", "fig2", "--seeds", "three"], "--seeds: invalid int value: 'three'"),
+    (["data", "fetch", "--route", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_malformed_command_lines_exit_2_naming_the_valid_choices(scratch, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_bad_option_from_a_real_shell_has_no_traceback(scratch):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "lopcore", "run", "fig2", "--seeds", "0"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "lopcore: error: seeds=0 is not valid; it must be an integer >= 1"
+
+
+def test_an_option_the_figure_lacks_is_a_usage_error(monkeypatch):
+    def figx(d_int: int = 128):
+        """A figure without a truncation period."""
+        return {}
+
+    monkeypatch.setitem(figures.FIGURES, "figx", (("mnist",), figx))
+    with pytest.raises(cli.UsageError, match="--n does not apply to figure 'figx'; its options: --d-int"):
+        cli.figure_options("figx", Namespace(n=[2], d_int=None))
+    assert cli.figure_options("figx", Namespace(n=None, d_int=4)) == {"d_int": 4}
+    assert cli.figure_options("fig2", Namespace(n=[1, 2], d_int=None)) == {"n": [1, 2]}
+
+
+def test_missing_and_corrupt_results_exit_1_with_the_fix(scratch, monkeypatch, capsys):
+    monkeypatch.setenv("LOPCORE_NO_COMPUTE", "1")
+    assert cli.main(["run", "fig2", "--scale", "smoke", "--seeds", "1", "--n", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "not in the results store" in err and "Traceback" not in err
+    for _, spec in figures.figure_runs("fig2", "smoke", 1, n=2):
+        path = Store(scratch).save(spec.to_dict(), {"task": [0]}, {})
+    path.write_text(path.read_text()[:-20])  # truncated
+    assert cli.main(["run", "fig2", "--scale", "smoke", "--seeds", "1", "--n", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"result file {path}" in err and f"rm {path}" in err
+
+
+def test_run_prints_the_summary(scratch, capsys):
+    assert cli.main(["run", "fig2", "--scale", "smoke", "--seeds", "1", "--n", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "baseline" in out and "persistent n=2" in out and "diverged" not in out
+
+
+# --- book ------------------------------------------------------------------------------------
+
+def test_book_runs_the_same_build_as_make_book():
+    recipe = re.search(r"^book:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert recipe[0] == "$(VENV)/bin/jupyter-book"
+    command = cli.book_command(ROOT)
+    assert Path(command[0]).name == "jupyter-book"
+    assert command[1:] == [recipe[1], str(ROOT), *recipe[3:]] and recipe[2] == "."
+
+
+def test_book_without_mathjax_says_to_run_make_book_once(tmp_path, monkeypatch, capsys):
+    (tmp_path / "_toc.yml").write_text("root: book/intro\n")
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(cli.subprocess, "call", lambda *a, **k: pytest.fail("built without MathJax"))
+    assert cli.main(["book"]) == 1
+    err = capsys.readouterr().err
+    assert "book/_static/mathjax is missing" in err and "run `make book` once" in err
+
+
+def test_book_builds_with_jupyter_book(tmp_path, monkeypatch):
+    (tmp_path / "_toc.yml").write_text("root: book/intro\n")
+    mathjax = tmp_path / "book" / "_static" / "mathjax" / "tex-chtml.js"
+    mathjax.parent.mkdir(parents=True)
+    mathjax.write_text("")
+    calls = []
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(cli.subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 7)
+    assert cli.main(["book"]) == 7  # jupyter-book's exit status
+    assert calls == [(cli.book_command(tmp_path), tmp_path)]
