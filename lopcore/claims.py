@@ -1,20 +1,67 @@
-"""The paper's qualitative claims as explicit predicates over tidy result frames.
+"""The papers' qualitative claims as explicit predicates over tidy result frames.
 
-Each claim returns (holds, evidence): a verdict computed from the results and the numbers behind
-it. A claim that does not hold is a finding, reported as such, never hidden.
+A claim is (text, predicate, labels it needs). A predicate returns (holds, evidence): a verdict
+computed from the results and the numbers behind it. A claim whose labels are absent from the
+frame (a figure run with other parameters) is skipped; one that does not hold is a finding,
+reported as such, never hidden. `CLAIMS[figure]` lists each figure's claims; `evaluate` turns
+them into a table, and the book's scoreboard evaluates them all.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
 
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086]  # Student t 97.5% quantiles, 1..20 degrees of freedom
+LATE = 100  # "late" accuracy: the mean over a run's last 100 tasks
+SAME = 0.02  # accuracies closer than this count as "about the same"
+
+
+# --- statistics over seeds -------------------------------------------------------------------
 
 def collapse_tasks(df: pd.DataFrame, label: str) -> list[float]:
     """Each seed's collapse task for one label (NaN: no collapse within the run)."""
     runs = df[df.label == label].assign(sliding=lambda d: smoothed(d, "online_accuracy", WINDOW))
     return [collapse_task(g["sliding"], g["task"]) for _, g in runs.groupby("run", sort=False)]
+
+
+def collapse_statistic(df: pd.DataFrame) -> pd.DataFrame:
+    """Per label: how many seeds collapsed, and the mean collapse task of those that did with a
+    95% confidence interval (Student t over seeds; none with fewer than two collapsed seeds)."""
+    rows = []
+    for label in df.label.unique():
+        tasks = np.array(collapse_tasks(df, label))
+        hit = tasks[~np.isnan(tasks)]
+        mean = hit.mean() if len(hit) else np.nan
+        t = T975[min(len(hit) - 2, len(T975) - 1)] if len(hit) <= len(T975) + 1 else 1.96
+        half = t * hit.std(ddof=1) / np.sqrt(len(hit)) if len(hit) > 1 else np.nan
+        rows.append({"label": label, "seeds collapsed": f"{len(hit)} of {len(tasks)}",
+                     "mean collapse task": round(mean, 1), "95% CI": "-" if np.isnan(half) else
+                     f"{mean - half:.0f} to {mean + half:.0f}"})
+    return pd.DataFrame(rows).set_index("label")
+
+
+def per_seed(df: pd.DataFrame, label: str, column: str = "online_accuracy", last: int | None = LATE,
+             tasks: pd.Series | None = None) -> np.ndarray:
+    """Each seed's mean of `column` over its last `last` tasks (all tasks if None)."""
+    d = df[df.label == label]
+    if tasks is not None:
+        d = d[d.task.isin(tasks)]
+    if last is not None:
+        d = d[d.task >= d.task.max() + 1 - last]
+    return d.groupby("run", sort=False)[column].mean().to_numpy()
+
+
+def _mean_se(x: np.ndarray) -> tuple[float, float]:
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def _show_tasks(tasks) -> str:
+    return "[" + ", ".join("none" if np.isnan(t) else str(int(t)) for t in tasks) + "]"
 
 
 def _median_collapse(df, label) -> float:
@@ -23,25 +70,24 @@ def _median_collapse(df, label) -> float:
     return float(np.median([horizon if np.isnan(c) else c for c in collapse_tasks(df, label)]))
 
 
-def _show(tasks) -> str:
-    return "[" + ", ".join("none" if np.isnan(t) else str(int(t)) for t in tasks) + "]"
-
-
 def final_mean(df: pd.DataFrame, label: str, column: str) -> float:
     """Seed mean of a metric at the last task."""
     d = df[df.label == label]
     return float(d.loc[d.task == d.task.max(), column].mean())
 
 
-def baseline_collapses_by(df, by_task: int = 200, baseline: str = "baseline"):
-    median = _median_collapse(df, baseline)
-    return median <= by_task, f"baseline collapse tasks per seed {_show(collapse_tasks(df, baseline))}"
+# --- predicates --------------------------------------------------------------------------------
+
+def collapses_by(df, label: str = "baseline", by_task: int = 200):
+    median = _median_collapse(df, label)  # a run that never collapses counts as the horizon
+    holds = median <= by_task and median < df["task"].max() + 1
+    return holds, f"{label}: collapse task per seed {_show_tasks(collapse_tasks(df, label))}"
 
 
 def never_collapses(df, label: str):
     tasks = collapse_tasks(df, label)
     worst = df[df.label == label].assign(s=lambda d: smoothed(d, "online_accuracy", WINDOW))["s"].min()
-    return all(np.isnan(tasks)), f"{label}: collapse tasks {_show(tasks)}, lowest sliding accuracy {worst:.3f}"
+    return all(np.isnan(tasks)), f"{label}: collapse tasks {_show_tasks(tasks)}, lowest sliding accuracy {worst:.3f}"
 
 
 def collapses_later(df, later: str, than: str = "baseline"):
@@ -52,27 +98,175 @@ def collapses_later(df, later: str, than: str = "baseline"):
                    f"({horizon:.0f} = no collapse within the run)")
 
 
+def better_late(df, better: str, than: str, margin: float = 0.0):
+    """`better`'s late online accuracy exceeds `than`'s by more than `margin` plus two standard errors."""
+    (a, sa), (b, sb) = _mean_se(per_seed(df, better)), _mean_se(per_seed(df, than))
+    se = float(np.hypot(sa, sb)) if not np.isnan(sa + sb) else 0.0
+    return a - b > margin + 2 * se, (f"online accuracy, last {LATE} tasks: {better} {a:.3f} ± {sa:.3f}, "
+                                     f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)")
+
+
+def at_least_as_good_late(df, label: str, than: str):
+    """`label`'s late online accuracy is not below `than`'s by more than SAME."""
+    a, b = per_seed(df, label).mean(), per_seed(df, than).mean()
+    return a >= b - SAME, f"online accuracy, last {LATE} tasks: {label} {a:.3f}, {than} {b:.3f}"
+
+
+def keeps_plasticity(df, label: str):
+    """No loss of plasticity: the last tasks' online accuracy is within SAME of the first tasks'."""
+    first = per_seed(df[df.task < LATE], label).mean()
+    last = per_seed(df, label).mean()
+    return last >= first - SAME, f"{label}: online accuracy, first {LATE} tasks {first:.3f}, last {LATE} {last:.3f}"
+
+
 def slower_weight_growth(df, better: str, than: str = "baseline"):
     a, b = final_mean(df, better, "weight_norm"), final_mean(df, than, "weight_norm")
     return a < b, f"final weight norm {better}: {a:.3g}, {than}: {b:.3g}"
 
 
-def fig2_claims(df: pd.DataFrame) -> pd.DataFrame:
-    """Iqbal's Figure 2 claims evaluated on fig2's results (labels as in `figures.fig2`)."""
-    labels = set(df.label)
-    checks = [("The baseline collapses by about task 200", baseline_collapses_by, ())]
-    if "persistent n=2" in labels:
-        checks += [("Persistent state, n = 2: no collapse over the whole run", never_collapses, ("persistent n=2",)),
-                   ("Persistent state, n = 2: slower weight-norm growth than the baseline",
-                    slower_weight_growth, ("persistent n=2",))]
-    if "persistent n=1" in labels:
-        checks += [("Persistent state, n = 1: collapses later than the baseline", collapses_later,
-                    ("persistent n=1",))]
-    rows = []
-    for claim, predicate, args in checks:
-        holds, evidence = predicate(df, *args)
-        rows.append({"claim": claim, "verdict": "✓" if holds else "✗", "evidence": evidence})
-    out = pd.DataFrame(rows)
-    out.attrs["definition"] = (f"collapse = first task whose {WINDOW}-task sliding online accuracy "
-                               f"is below {COLLAPSE_BELOW}")
+def like_baseline_not_state(df, ablation: str, baseline: str = "baseline", state: str = "persistent n=2"):
+    """The ablation's late accuracy is closer to the baseline's than to the learned state's."""
+    a, b, s = (per_seed(df, x).mean() for x in (ablation, baseline, state))
+    return abs(a - b) < abs(a - s), (f"online accuracy, last {LATE} tasks: {ablation} {a:.3f}, "
+                                     f"{baseline} {b:.3f}, {state} {s:.3f}")
+
+
+def best_of(df, best: str, others: tuple[str, ...]):
+    """`best`'s late online accuracy is at least every other's, up to SAME."""
+    means = {label: per_seed(df, label).mean() for label in (best, *others)}
+    holds = all(means[best] >= means[o] - SAME for o in others)
+    return holds, f"online accuracy, last {LATE} tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items())
+
+
+def same_ranking(df, labels: tuple[str, ...]):
+    """End-of-task test accuracy orders these learners as online accuracy does: whenever one's late
+    online accuracy beats another's by more than SAME, its late test accuracy is higher too (pairs
+    closer than that in online accuracy constrain nothing)."""
+    online = {x: per_seed(df, x).mean() for x in labels}
+    test = {x: per_seed(df, x, "test_accuracy").mean() for x in labels}
+    broken = [(a, b) for a in labels for b in labels if online[a] - online[b] > SAME and test[a] <= test[b]]
+    return not broken, "late online / test accuracy: " + ", ".join(
+        f"{x} {online[x]:.3f} / {test[x]:.3f}" for x in labels) + (
+        f"; order broken for {broken}" if broken else "")
+
+
+def alternation_does_not_hurt(df, label: str, alone: pd.DataFrame, alone_label: str):
+    """On the Fashion-MNIST tasks of the alternating stream, `label` does about as well (within SAME)
+    as `alone_label` does on a stream of Fashion-MNIST tasks only (the same number of tasks)."""
+    fashion = df.loc[(df.label == label) & (df.dataset == "fashion_mnist"), "task"].unique()
+    a = per_seed(df, label, last=None, tasks=fashion).mean()
+    b = per_seed(alone, alone_label, last=None, tasks=pd.Series(range(len(fashion)))).mean()
+    return a >= b - SAME, (f"mean online accuracy on Fashion-MNIST tasks: {label} alternating {a:.3f}, "
+                           f"{alone_label} on Fashion-MNIST alone {b:.3f} (first {len(fashion)} tasks)")
+
+
+def choose_cbp_rate(df: pd.DataFrame, tolerance: float = 0.005) -> tuple[float, pd.Series]:
+    """The CBP sweep's rule: the smallest replacement rate whose late online accuracy (seed mean) is
+    within `tolerance` of the best rate's. Smaller rates disturb the network less, and differences
+    below the tolerance are within the seeds' spread. Returns (rate, late accuracy per rate)."""
+    rates = df.drop_duplicates("label").set_index("label")["replacement_rate"]
+    late = pd.Series({rates[label]: per_seed(df, label).mean() for label in rates.index}).sort_index()
+    return float(late.index[late >= late.max() - tolerance][0]), late.rename("late online accuracy")
+
+
+# --- the claims of each figure -----------------------------------------------------------------
+
+Claim = tuple[str, Callable, tuple]
+
+CLAIMS: dict[str, list[Claim]] = {
+    "fig2": [
+        ("The baseline collapses by about task 200", collapses_by, ("baseline",)),
+        ("Persistent state, n = 2: no collapse over the whole run", never_collapses, ("persistent n=2",)),
+        ("Persistent state, n = 1: collapses later than the baseline", collapses_later, ("persistent n=1",)),
+        ("Persistent state, n = 2: higher late online accuracy than the baseline", better_late,
+         ("persistent n=2", "baseline")),
+        ("Persistent state, n = 2: slower weight-norm growth than the baseline", slower_weight_growth,
+         ("persistent n=2",)),
+        ("CBP keeps its plasticity (Dohare et al.)", keeps_plasticity, ("CBP",)),
+    ],
+    "fig3": [
+        ("Fashion-MNIST: the baseline collapses within the run", collapses_by, ("baseline", 10 ** 9)),
+        ("Fashion-MNIST: n = 1 collapses later than the baseline", collapses_later, ("persistent n=1, d=256",)),
+        ("Fashion-MNIST: n = 2 beats n = 1 (d = 256)", better_late, ("persistent n=2, d=256", "persistent n=1, d=256")),
+        ("Fashion-MNIST: d_int = 256 at least as good as 128 (n = 2)", at_least_as_good_late,
+         ("persistent n=2, d=256", "persistent n=2, d=128")),
+        ("Fashion-MNIST: d_int = 256 at least as good as 128 (n = 1)", at_least_as_good_late,
+         ("persistent n=1, d=256", "persistent n=1, d=128")),
+        ("Fashion-MNIST: n = 2 has slower weight-norm growth than the baseline", slower_weight_growth,
+         ("persistent n=2, d=256",)),
+    ],
+    "fig4": [
+        ("n = 4 is worse than n = 2", better_late, ("persistent n=2", "persistent n=4")),
+        ("n = 2 is the best of n in {1, 2, 4} (up to 0.02)", best_of, ("persistent n=2", ("persistent n=1", "persistent n=4"))),
+    ],
+    "fig5": [
+        ("MNIST: test accuracy ranks the learners as online accuracy does", same_ranking,
+         (("MNIST · baseline", "MNIST · persistent n=1", "MNIST · persistent n=2"),)),
+        ("Fashion-MNIST: test accuracy ranks the learners as online accuracy does", same_ranking,
+         (("Fashion-MNIST · baseline", "Fashion-MNIST · persistent n=1, d=256", "Fashion-MNIST · persistent n=2, d=256"),)),
+    ],
+    "fig6": [
+        ("State frozen at zero behaves like the baseline, not like the learned state", like_baseline_not_state,
+         ("zero state n=2",)),
+        ("Random state (learned norm) behaves like the baseline, not like the learned state", like_baseline_not_state,
+         ("random state n=2",)),
+    ],
+}
+
+
+def _labels(args) -> set[str]:
+    out = set()
+    for a in args:
+        if isinstance(a, str):
+            out.add(a)
+        elif isinstance(a, tuple):
+            out |= _labels(a)
     return out
+
+
+def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
+    """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds."""
+    present = set(df.label)
+    rows = []
+    for text, predicate, args in claims:
+        needed = _labels(args) | ({"baseline"} if predicate in (collapses_later, slower_weight_growth) else set())
+        if needed - present:
+            continue
+        holds, evidence = predicate(df, *args)
+        rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
+    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    out.attrs["definition"] = (f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
+                               f"{COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the same' = within {SAME}")
+    return out
+
+
+def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The verdicts of one figure's claims on its results."""
+    return evaluate(CLAIMS.get(figure, []), df)
+
+
+def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int: int = 256) -> pd.DataFrame:
+    """Fig. 7's claim: `df` holds the alternating runs, `alone` Fig. 3's runs on Fashion-MNIST only."""
+    label, alone_label = f"persistent n={n}", f"persistent n={n}, d={d_int}"
+    holds, evidence = alternation_does_not_hurt(df, label, alone, alone_label)
+    out = pd.DataFrame([{"claim": f"Alternating with MNIST does not hurt the persistent state (n = {n}) on "
+                                  f"Fashion-MNIST", "verdict": "✓" if holds else "✗", "evidence": evidence}])
+    out.attrs["definition"] = evaluate([], df).attrs["definition"]
+    return out
+
+
+def scoreboard(scale: str = "small", device: str = "auto", progress: bool = False) -> pd.DataFrame:
+    """Every figure's claims, evaluated on its results at `scale` with its default seeds."""
+    from .figures import DEFAULT_SEEDS, load_figure  # late: the figures sit on the engine
+    tables = []
+    for figure in ("fig2", "fig3", "fig4", "fig5", "fig6"):
+        df = load_figure(figure, scale=scale, seeds=DEFAULT_SEEDS[figure], device=device, progress=progress)
+        tables.append(figure_claims(figure, df).assign(figure=figure, seeds=df.seed.nunique()))
+    alt = load_figure("fig7", scale=scale, seeds=DEFAULT_SEEDS["fig7"], device=device, progress=progress)
+    alone = load_figure("fig3", scale=scale, seeds=DEFAULT_SEEDS["fig7"], device=device, progress=progress,
+                        n=2, d_int=256)
+    tables.append(alternation_claims(alt, alone).assign(figure="fig7", seeds=alt.seed.nunique()))
+    board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]
+    board.attrs["definition"] = tables[0].attrs["definition"]
+    return board
+

@@ -86,9 +86,10 @@ def figure_options(figure: str, args) -> dict:
     """The figure-specific options given on the command line; an error for one the figure lacks."""
     from .figures import FIGURES
     given = {"n": args.n, "d_int": args.d_int}
-    options = {k: v for k, v in given.items() if v is not None}
+    # one value is passed as a number (figures taking one value accept only that), several as a list
+    options = {k: (v[0] if len(v) == 1 else v) for k, v in given.items() if v is not None}
     if figure in FIGURES:
-        accepted = inspect.signature(FIGURES[figure][1]).parameters
+        accepted = inspect.signature(FIGURES[figure]).parameters
         for name in options:
             if name not in accepted:
                 flag = "--" + name.replace("_", "-")
@@ -98,11 +99,12 @@ def figure_options(figure: str, args) -> dict:
 
 
 def _run(args) -> int:
-    from .figures import load_figure
+    from .figures import DEFAULT_SEEDS, load_figure
     from .plotting import summary
     options = figure_options(args.figure, args)
-    df = load_figure(args.figure, scale=args.scale, seeds=args.seeds, device=args.device,
-                     progress=not args.quiet, **options)
+    seeds = DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
+    df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=args.device, progress=not args.quiet,
+                     **options)
     print(summary(df).to_string())
     if "diverged" in df and df["diverged"].any():
         bad = df.loc[df["diverged"]].groupby(["label", "seed"])["task"].min()
@@ -112,9 +114,10 @@ def _run(args) -> int:
 
 
 def _figures(args) -> int:
-    from .figures import FIGURES, SCALES
-    for name, (datasets, fn) in FIGURES.items():
-        print(f"{name}: {', '.join(datasets)} -- {fn.__doc__.strip().splitlines()[0]}")
+    from .figures import DEFAULT_SEEDS, FIGURES, SCALES
+    for name, fn in FIGURES.items():
+        summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
+        print(f"{name} ({DEFAULT_SEEDS[name]} seeds by default): {summary}")
     print("scales:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)" for k, s in SCALES.items()))
     return 0
 
@@ -171,11 +174,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("figure", choices=sorted(FIGURES), help="which figure: " + ", ".join(sorted(FIGURES)))
     r.add_argument("--scale", default="small", choices=sorted(SCALES),
                    help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
-    r.add_argument("--seeds", type=int, default=3, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: 3)")
+    r.add_argument("--seeds", type=int, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
+                                               "as in its notebook; see `lopcore figures`)")
     r.add_argument("--n", type=int, nargs="+", metavar="N",
-                   help="truncation period(s) of the persistent state, each at least 1 (fig2; default: 1 2)")
-    r.add_argument("--d-int", type=int, metavar="D", help="dimension of the persistent state, at least 1 (fig2; "
-                                                           "default: 128)")
+                   help="truncation period(s) of the persistent state, each at least 1 (one for fig6 and fig7)")
+    r.add_argument("--d-int", type=int, nargs="+", metavar="D",
+                   help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
+                        "one or more for fig3)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import params
 from .engine import RunSpec, run
-from .learners import Backprop, PersistentState
+from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
 from .store import Store, spec_key
 from .tasks import PermutedStream
 
@@ -35,36 +35,102 @@ SCALES = {
     "smoke": Scale(n_tasks=4, examples_per_task=480, test_examples=500, probe_examples=200),
 }
 BATCH_SIZE, LR = 8, 0.05  # Iqbal's
+CBP_RATES = (1e-5, 1e-4, 1e-3)  # the sweep (cbp_sweep) that picks CBP_RATE
+CBP_RATE = 1e-4  # continual backprop's replacement rate in the figures: see notebooks/cbp_sweep.ipynb
 
 
-def _spec(learner, datasets, scale: Scale, seed: int) -> RunSpec:
+MNIST, FASHION, ALTERNATING = ("mnist",), ("fashion_mnist",), ("fashion_mnist", "mnist")
+
+
+def _spec(learner, datasets, scale: Scale, seed: int, task_fraction: float = 1.0) -> RunSpec:
     stream = PermutedStream(datasets=datasets, examples_per_task=scale.examples_per_task, batch_size=BATCH_SIZE)
-    return RunSpec(learner=learner, stream=stream, n_tasks=scale.n_tasks, test_examples=scale.test_examples,
-                   probe_examples=scale.probe_examples, seed=seed)
+    return RunSpec(learner=learner, stream=stream, n_tasks=max(1, round(scale.n_tasks * task_fraction)),
+                   test_examples=scale.test_examples, probe_examples=scale.probe_examples, seed=seed)
 
 
-def fig2(n=(1, 2), d_int: int = 128) -> dict[str, object]:
-    """Iqbal Fig. 2: online permuted MNIST, no-mitigation baseline vs persistent state."""
+def _persistent(n, d_int, label_d: bool = False, **options) -> dict[str, PersistentState]:
+    """One persistent-state learner per (n, d_int); the label names d only when it varies."""
     n = params.int_list("n", n, 1)
+    d_ints = params.int_list("d_int", d_int, 1)
+    return {f"persistent n={k}" + (f", d={d}" if label_d or len(d_ints) > 1 else ""):
+            PersistentState(lr=LR, d_int=d, n=k, **options) for d in d_ints for k in n}
+
+
+def _cbp() -> ContinualBackprop:
+    return ContinualBackprop(lr=LR, replacement_rate=CBP_RATE)
+
+
+def fig2(n=(1, 2), d_int: int = 128, combined: bool = True) -> dict[str, tuple]:
+    """Iqbal Fig. 2: online permuted MNIST; baseline, CBP, persistent state (n), and (beyond the
+    paper) the persistent state with CBP's generate-and-test at the largest n."""
     d_int = params.int_at_least("d_int", d_int, 1)
-    learners = {"baseline": Backprop(lr=LR)}
-    learners.update({f"persistent n={k}": PersistentState(lr=LR, d_int=d_int, n=k) for k in n})
-    return learners
+    params.boolean("combined", combined)
+    learners = {"baseline": Backprop(lr=LR), "CBP": _cbp(), **_persistent(n, d_int)}
+    if combined:
+        k = max(params.int_list("n", n, 1))
+        learners[f"persistent n={k} + CBP"] = PersistentStateCBP(lr=LR, d_int=d_int, n=k, replacement_rate=CBP_RATE)
+    return {label: (MNIST, learner) for label, learner in learners.items()}
 
 
-FIGURES: dict[str, tuple[tuple[str, ...], Callable[..., dict]]] = {
-    "fig2": (("mnist",), fig2),
+def fig3(n=(1, 2), d_int=(128, 256)) -> dict[str, tuple]:
+    """Iqbal Fig. 3: online permuted Fashion-MNIST, d_int in {128, 256}; baseline and CBP beside."""
+    learners = {"baseline": Backprop(lr=LR), "CBP": _cbp(), **_persistent(n, d_int, label_d=True)}
+    return {label: (FASHION, learner) for label, learner in learners.items()}
+
+
+def fig4(n=(1, 2, 4), d_int: int = 256) -> dict[str, tuple]:
+    """Iqbal Fig. 4: permuted Fashion-MNIST, d_int = 256, n in {1, 2, 4}."""
+    d_int = params.int_at_least("d_int", d_int, 1)
+    return {label: (FASHION, learner) for label, learner in _persistent(n, d_int).items()}
+
+
+def fig5() -> dict[str, tuple]:
+    """Iqbal Fig. 5: end-of-task test accuracy of the runs of Figs. 2 and 3 (no runs of its own)."""
+    return {**{f"MNIST · {k}": v for k, v in fig2(combined=False).items()},
+            **{f"Fashion-MNIST · {k}": v for k, v in fig3().items()}}
+
+
+def fig6(n: int = 2, d_int: int = 128) -> dict[str, tuple]:
+    """Iqbal Fig. 6: state ablations (frozen at zero; random with the learned norm) on permuted MNIST."""
+    n = params.int_at_least("n", n, 1)
+    d_int = params.int_at_least("d_int", d_int, 1)
+    learners = {"baseline": Backprop(lr=LR), f"persistent n={n}": PersistentState(lr=LR, d_int=d_int, n=n),
+                f"zero state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="zero"),
+                f"random state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="random")}
+    return {label: (MNIST, learner) for label, learner in learners.items()}
+
+
+def fig7(n: int = 2, d_int: int = 256) -> dict[str, tuple]:
+    """Iqbal Fig. 7: alternating permuted Fashion-MNIST (even tasks) and MNIST (odd tasks)."""
+    n = params.int_at_least("n", n, 1)
+    d_int = params.int_at_least("d_int", d_int, 1)
+    learners = {"baseline": Backprop(lr=LR), f"persistent n={n}": PersistentState(lr=LR, d_int=d_int, n=n)}
+    return {label: (ALTERNATING, learner) for label, learner in learners.items()}
+
+
+def cbp_sweep(rates=CBP_RATES) -> dict[str, tuple]:
+    """Choosing CBP's replacement rate: permuted MNIST, the first third of the scale's tasks."""
+    rates = params.float_list("rates", rates, 0.0, 1.0)
+    return {f"CBP rate={r:g}": (MNIST, ContinualBackprop(lr=LR, replacement_rate=r)) for r in rates}
+
+
+FIGURES: dict[str, Callable[..., dict[str, tuple]]] = {
+    "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig7": fig7, "cbp_sweep": cbp_sweep,
 }
+TASK_FRACTION = {"cbp_sweep": 1 / 3}
+# Seeds of the committed results (and the notebooks' default): 5 where the paper's main claims are,
+# 3 for the secondary figures, 2 for the sweep; every run is CPU-bound at `small` scale.
+DEFAULT_SEEDS = {"fig2": 5, "fig3": 5, "fig4": 3, "fig5": 5, "fig6": 3, "fig7": 3, "cbp_sweep": 2}  # figures that run only a prefix of the scale's tasks
 
 
 def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
     """(label, run spec) for every run the figure needs at this scale, all parameters validated."""
     params.choice("figure", figure, FIGURES)
     params.choice("scale", scale, SCALES)
-    datasets, learners_of = FIGURES[figure]
     seeds = params.seed_list(seeds)
-    return [(label, _spec(learner, datasets, SCALES[scale], seed))
-            for label, learner in learners_of(**options).items() for seed in seeds]
+    fraction = TASK_FRACTION.get(figure, 1.0)
+    return [(label, _spec(learner, datasets, SCALES[scale], seed, fraction))
+            for label, (datasets, learner) in FIGURES[figure](**options).items() for seed in seeds]
 
 
 def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto", store: Store | None = None,

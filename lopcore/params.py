@@ -38,6 +38,23 @@ def int_list(name: str, value, minimum: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def boolean(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name}={value!r} is not valid; choose True or False")
+    return value
+
+
+def float_list(name: str, value, low: float, high: float) -> tuple[float, ...]:
+    """A number or a non-empty list of numbers, each in [low, high), as a tuple without duplicates."""
+    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    ok = isinstance(values, (list, tuple)) and values and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v < high for v in values)
+    if not ok:
+        raise ParameterError(f"{name}={value!r} is not valid; give a number in [{low:g}, {high:g}) "
+                             f"or a non-empty list of them, e.g. {name}=[1e-4, 1e-3]")
+    return tuple(dict.fromkeys(float(v) for v in values))
+
+
 def seed_list(value) -> tuple[int, ...]:
     """`seeds` is a count (3 -> seeds 0, 1, 2) or an explicit list of non-negative ints."""
     if _is_int(value):

@@ -35,15 +35,58 @@ def curve(df: pd.DataFrame, column: str, ax, window: int | None = WINDOW, ylabel
     return ax
 
 
+def weight_norm_panel(df: pd.DataFrame, ax):
+    """The weight norm at each task's end, as the paper plots it (see book/methods)."""
+    curve(df, "weight_norm", ax, None, r"weight norm $\|\theta\|_2 / N_\theta$")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    return ax
+
+
 def accuracy_and_weight_norm(df: pd.DataFrame, title: str = "", window: int = WINDOW):
     """Two panels, as Iqbal's Figures 2-3: online accuracy and the weight norm over tasks."""
     sns.set_theme(style="whitegrid", context="notebook")
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     curve(df, "online_accuracy", left, window, f"online accuracy ({window}-task sliding mean)")
-    curve(df, "weight_norm", right, None, r"weight norm $\|\theta\|_2 / N_\theta$")
-    right.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    weight_norm_panel(df, right)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def test_accuracy_by_dataset(df: pd.DataFrame, window: int = WINDOW):
+    """Iqbal's Figure 5: end-of-task test accuracy, one panel per data set. Labels are
+    "<data set> · <learner>" (as `figures.fig5` names them)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    parts = df["label"].str.split(" · ", n=1, expand=True)
+    df = df.assign(dataset_name=parts[0], label=parts[1])
+    names = list(df["dataset_name"].unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        curve(df[df.dataset_name == name], "test_accuracy", ax, window,
+              f"test accuracy at task end ({window}-task sliding mean)")
+        ax.set_title(f"permuted {name}")
+    fig.tight_layout()
+    return fig
+
+
+def alternating(df: pd.DataFrame, window: int = WINDOW):
+    """Iqbal's Figure 7: a stream alternating two data sets. The sliding mean runs over the tasks of
+    one data set at a time (`window` tasks of the stream, i.e. window/2 of each data set); solid
+    lines are MNIST tasks, dashed lines Fashion-MNIST tasks; colour is the learner."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    per_set = max(1, window // 2)
+    data = df.assign(value=df.groupby(["run", "dataset"], sort=False)["online_accuracy"].transform(
+        lambda s: sliding_mean(s.to_numpy(), per_set)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    palette = dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
+    data["data set"] = data["dataset"].map({"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"})
+    sns.lineplot(data=data, x="task", y="value", hue="label", style="data set", palette=palette,
+                 style_order=["MNIST", "Fashion-MNIST"], errorbar=("pi", 100), linewidth=1.8, ax=left)
+    left.set_ylabel(f"online accuracy ({per_set}-task sliding mean per data set)")
+    left.set_xlabel("task")
+    left.legend(frameon=False, fontsize="small")
+    weight_norm_panel(df, right)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,7 @@ import torch
 
 from lopcore import data
 from lopcore.engine import MissingResultsError, RunSpec, resolve_device, run
-from lopcore.figures import SCALES, figure_runs, load_figure
+from lopcore.figures import CBP_RATE, SCALES, figure_runs, load_figure
 from lopcore.learners import Backprop, PersistentState
 from lopcore.params import ParameterError
 from lopcore.store import CorruptResultError, Store
@@ -147,7 +147,32 @@ def test_bad_device_is_rejected_before_any_work(tmp_path):
 def test_fig2_runs_follow_the_paper():
     runs = figure_runs("fig2", scale="paper", seeds=2)
     labels = sorted({label for label, _ in runs})
-    assert labels == ["baseline", "persistent n=1", "persistent n=2"]
+    assert labels == ["CBP", "baseline", "persistent n=1", "persistent n=2", "persistent n=2 + CBP"]
+    cbp = dict(runs)["CBP"].learner
+    assert (cbp.replacement_rate, cbp.decay, cbp.maturity) == (CBP_RATE, 0.99, 100)
     spec = dict(runs)["persistent n=2"]
     assert spec.learner.d_int == 128 and spec.learner.lr == 0.05 and spec.stream.batch_size == 8
     assert spec.n_tasks == 600 and spec.stream.examples_per_task == 60000 == SCALES["paper"].examples_per_task
+
+
+@pytest.mark.parametrize("figure, datasets, labels", [
+    ("fig3", ("fashion_mnist",), {"baseline", "CBP", "persistent n=1, d=128", "persistent n=2, d=256"}),
+    ("fig4", ("fashion_mnist",), {"persistent n=1", "persistent n=2", "persistent n=4"}),
+    ("fig6", ("mnist",), {"baseline", "persistent n=2", "zero state n=2", "random state n=2"}),
+    ("fig7", ("fashion_mnist", "mnist"), {"baseline", "persistent n=2"}),
+])
+def test_every_figure_has_its_learners_and_data(figure, datasets, labels):
+    runs = figure_runs(figure, scale="small", seeds=1)
+    assert labels <= {label for label, _ in runs}
+    assert all(spec.stream.datasets == datasets for _, spec in runs)
+
+
+def test_fig5_reuses_the_runs_of_fig2_and_fig3():
+    keys = lambda fig: {s.to_dict()["learner"].__repr__() + str(s.stream) for _, s in figure_runs(fig, seeds=1)}  # noqa: E731
+    assert keys("fig5") <= keys("fig2") | keys("fig3")
+
+
+def test_the_sweep_runs_a_third_of_the_tasks_and_contains_the_chosen_rate():
+    runs = figure_runs("cbp_sweep", scale="small", seeds=1)
+    assert {s.n_tasks for _, s in runs} == {200}
+    assert CBP_RATE in {s.learner.replacement_rate for _, s in runs}

@@ -196,5 +196,5 @@ def test_bad_options_are_named(bad, message):
 
 
 def test_unknown_learner_lists_choices():
-    with pytest.raises(ValueError, match="backprop, persistent"):
+    with pytest.raises(ValueError, match="valid learners: backprop, cbp, persistent, persistent_cbp"):
         make_learner("adamw")

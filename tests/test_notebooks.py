@@ -27,15 +27,34 @@ def outputs(nb_path: Path) -> str:
                      for c in nb["cells"] for o in c.get("outputs", []))
 
 
+NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+
+
 @pytest.mark.slow
 def test_fig2_runs_under_papermill_at_smoke_scale(scratch_store):
     out = scratch_store / "out.ipynb"
     papermill.execute_notebook(str(FIG2), str(out), parameters=dict(n=2, scale="smoke", seeds=1),
                                cwd=str(ROOT), progress_bar=False, kernel_name="python3")
     text = outputs(out)
-    assert "scale 'smoke'" in text and "persistent n=2" in text and "baseline" in text
+    assert "scale 'smoke'" in text and "persistent n=2" in text and "baseline" in text and "CBP" in text
     assert "persistent n=1" not in text
-    assert len(list((scratch_store / "results").rglob("*.json"))) == 2
+    assert len(list((scratch_store / "results").rglob("*.json"))) == 4  # baseline, CBP, n=2, n=2 + CBP
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "fig2"])
+def test_every_notebook_runs_under_papermill_at_smoke_scale(scratch_store, name):
+    out = scratch_store / "out.ipynb"
+    parameters = dict(scale="smoke") if name == "claims" else dict(scale="smoke", seeds=1)
+    papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=parameters,
+                               cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    text = outputs(out)
+    assert "scale 'smoke'" in text and ("✓" in text or "✗" in text or name == "cbp_sweep"), text[-2000:]
+
+
+def test_the_toc_lists_every_notebook():
+    toc = (ROOT / "_toc.yml").read_text()
+    assert all(f"notebooks/{name}" in toc for name in NOTEBOOKS), NOTEBOOKS
 
 
 @pytest.mark.slow
@@ -57,7 +76,7 @@ def test_nbval_fails_when_a_checked_number_is_edited(tmp_path):
     nb = json.loads(FIG2.read_text())
     edited = False
     for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and "".join(cell["source"]).strip() == "summary(df)":
+        if cell["cell_type"] == "code" and "".join(cell["source"]).strip() == "plotting.summary(df)":
             data = cell["outputs"][0]["data"]
             text = "".join(data["text/plain"])
             digit = next(i for i in range(len(text) - 1, 0, -1) if text[i].isdigit())

@@ -50,27 +50,3 @@ def test_figure_has_two_panels_and_provenance_lists_labels():
     fig = accuracy_and_weight_norm(synthetic(), title="synthetic")
     assert len(fig.axes) == 2 and fig.axes[0].get_legend() is not None
     assert set(provenance(synthetic()).index) == {"steady", "falling"}
-
-
-def labelled(names_to_runs):
-    """Relabel synthetic runs: {new label: source label} (the synthetic frame has 'steady'/'falling')."""
-    df = synthetic(n_tasks=300)
-    parts = [df[df.label == src].assign(label=new, run=lambda d, new=new: new + d["run"])
-             for new, src in names_to_runs.items()]
-    return pd.concat(parts, ignore_index=True)
-
-
-def test_fig2_claims_hold_on_a_frame_that_satisfies_them():
-    from lopcore.claims import fig2_claims
-    df = labelled({"baseline": "falling", "persistent n=2": "steady"})
-    df.loc[df.label == "persistent n=2", "weight_norm"] *= 0.5
-    table = fig2_claims(df)
-    assert list(table.verdict) == ["✓", "✓", "✓"], table.to_string()
-
-
-def test_fig2_claims_fail_on_a_frame_that_contradicts_them():
-    from lopcore.claims import fig2_claims
-    df = labelled({"baseline": "steady", "persistent n=2": "falling", "persistent n=1": "falling"})
-    table = fig2_claims(df).set_index("claim")
-    assert set(table.verdict) == {"✗"}, table.to_string()
-    assert "none" in table.loc["The baseline collapses by about task 200", "evidence"]

@@ -25,7 +25,7 @@ from lopcore import checkpoint as ckpt
 from lopcore import data, engine
 from lopcore.checkpoint import CheckpointWarning, CorruptCheckpointError
 from lopcore.engine import DivergenceWarning, RunSpec, correlates, evaluate, frame, run, run_group
-from lopcore.learners import Backprop, PersistentState
+from lopcore.learners import Backprop, PersistentState, PersistentStateCBP
 from lopcore.metrics import weight_stats
 from lopcore.store import Store, canonical
 from lopcore.tasks import PermutedStream, batches
@@ -156,8 +156,11 @@ def interrupt(monkeypatch, specs, store: Store, at_task: int) -> Path:
     return path
 
 
-def test_interrupted_group_resumes_and_then_deletes_its_checkpoint(tmp_path, monkeypatch):
-    specs = tiny(PersistentState(d_int=8, n=3))
+@pytest.mark.parametrize("learner", [PersistentState(d_int=8, n=3),
+                                     PersistentStateCBP(d_int=8, n=3, replacement_rate=0.05, maturity=5)],
+                         ids=lambda l: l.kind)
+def test_interrupted_group_resumes_and_then_deletes_its_checkpoint(tmp_path, monkeypatch, learner):
+    specs = tiny(learner)
     path = interrupt(monkeypatch, specs, Store(tmp_path / "a"), at_task=2)
     run(specs, device="cpu", store=Store(tmp_path / "a"), progress=False)
     run(specs, device="cpu", store=Store(tmp_path / "b"), progress=False)

@@ -2,15 +2,19 @@
 
     init_state(seeds, n_in, n_out, device) -> state   (tensors with a leading run axis R)
     step(state, x, y)                     online step for all R runs, in place, no host sync;
-                                          the prediction is made before the update
+                                          the prediction is made before the update; returns
+                                          the step's hidden activations
+    hidden_units(state)                   per hidden layer (W_in, b_in, [(W_out, b_out)]), for
+                                          unit-level algorithms (continual backprop)
     hidden_activations(state, x)          post-ReLU activations per hidden layer (correlates)
     logits(state, x)                      predictions without updating (test accuracy)
     parameters(state)                     (weight matrices, biases) for the weight metrics
 """
+from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
 from .persistent import PersistentState
 
-LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState)}
+LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP)}
 
 
 def make_learner(kind: str, **options):
@@ -20,4 +24,4 @@ def make_learner(kind: str, **options):
     return LEARNERS[kind](**options)
 
 
-__all__ = ["Backprop", "PersistentState", "LEARNERS", "make_learner"]
+__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "LEARNERS", "make_learner"]

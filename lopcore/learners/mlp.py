@@ -144,14 +144,21 @@ class Backprop:
         weights, biases = init_mlp(seeds, (n_in, *self.hidden, n_out), self.init, device)
         return new_state(weights, biases, len(seeds), device)
 
-    def step(self, state: dict, x: Tensor, y: Tensor) -> None:
-        """One online SGD step on batch (x (R, B, n_in), y (R, B)) for all R runs, in place."""
+    def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
+        """One online SGD step on batch (x (R, B, n_in), y (R, B)) for all R runs, in place.
+        Returns the step's hidden activations (before the update)."""
         w, b = state["weights"], state["biases"]
         logits, acts = forward(w, b, x)
         d_logits, loss, correct = cross_entropy(logits, y)
         accumulate_(state, loss, correct)
         for weight, bias, a, d in zip(w, b, acts, deltas(w, acts, d_logits)):
             sgd_outer_(weight, bias, [a], [d], self.lr)
+        return acts[1:]
+
+    def hidden_units(self, state: dict) -> list[tuple]:
+        """Per hidden layer, the wiring of its units: (W_in, b_in, [(W_out, b_out)]), views into the state."""
+        w, b = state["weights"], state["biases"]
+        return [(w[i], b[i], [(w[i + 1], b[i + 1])]) for i in range(len(w) - 1)]
 
     def hidden_activations(self, state: dict, x: Tensor) -> list[Tensor]:
         """Post-ReLU activations of every hidden layer on x, (R, N, width) each."""

@@ -74,8 +74,9 @@ class PersistentState:
     def _first_bias(self, state: dict) -> Tensor | None:
         return None if self.state == "zero" else torch.bmm(state["h"], state["w_h"])
 
-    def step(self, state: dict, x: Tensor, y: Tensor) -> None:
-        """One online step for all R runs: predict, update h by the state head, SGD on θ."""
+    def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
+        """One online step for all R runs: predict, update h by the state head, SGD on θ.
+        Returns the step's hidden activations (before the update)."""
         w, b, h = state["weights"], state["biases"], state["h"]
         if state["t"] % self.n == 0:
             state["chain"].clear()  # truncation: h_t enters this step's loss as a constant
@@ -111,6 +112,16 @@ class PersistentState:
             state["h"] = direction * (h_next.norm(dim=-1, keepdim=True)
                                       / direction.norm(dim=-1, keepdim=True))
         state["t"] += 1
+        return acts[1:]
+
+    def hidden_units(self, state: dict) -> list[tuple]:
+        """Per hidden layer, the wiring of its units: (W_in, b_in, [(W_out, b_out), ...]). The first
+        layer's incoming weights are the whole first layer (x and h parts); the last layer feeds both
+        the task head and the state head."""
+        w, b = state["weights"], state["biases"]
+        units = [(state["first_layer"] if i == 0 else w[i], b[i], [(w[i + 1], b[i + 1])]) for i in range(len(w) - 1)]
+        units[-1][2].append((state["w_s"], state["b_s"]))
+        return units
 
     def _weights(self, state: dict, clone: bool = False) -> tuple[list[Tensor], Tensor, Tensor]:
         """(hidden weights, w_h, w_s): what backprop through an earlier step multiplies by."""

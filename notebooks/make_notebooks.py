@@ -1,0 +1,235 @@
+"""Writes the source cells of every figure notebook (run from the repository root).
+
+The notebooks are the product; this script only keeps their shared structure in one place:
+parameters, runs, figure, summary, collapse statistic, verdict, provenance. It writes them
+*unexecuted*; execute each in place afterwards (that is what commits outputs):
+
+    .venv/bin/python notebooks/make_notebooks.py
+    for nb in notebooks/*.ipynb; do .venv/bin/papermill $nb $nb --cwd .; done
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat as nbf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lopcore.figures import DEFAULT_SEEDS  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+
+CURVES = """Left: online accuracy of each task (the fraction of its images classified correctly *before* the
+update on their batch) as a 20-task trailing sliding mean; the faint line is the per-task seed mean and
+the band spans the seeds (min to max). Right: the weight norm at the end of each task,
+$\\lVert\\theta\\rVert_2 / N_\\theta$, the Euclidean norm of all parameters divided by their number (see
+[Methods](../book/methods.md)); the persistent models have more parameters, which by itself lowers it."""
+
+SUMMARY = """Per learner, means over seeds: online accuracy over the first and last 20 tasks, the lowest 20-task
+sliding accuracy, end-of-task test accuracy and weight norm after the last task, and each seed's collapse
+task (the first task whose 20-task sliding accuracy is below 0.5; "-" if none). Below it, the collapse
+statistic: how many seeds collapsed, and the mean collapse task of those that did with a 95% confidence
+interval. `pytest --nbval` re-executes this notebook and checks these tables and the verdicts."""
+
+COMMON_PARAMS = [("scale: str = \"small\"", "\"paper\", \"small\" or \"smoke\""),
+                 ("seeds: int = {seeds}", "number of seeds (or a list)"),
+                 ("device: str = \"auto\"", "\"auto\", \"cpu\", \"cuda\", \"cuda:N\"")]
+
+
+def parameters_cell(specific: str, seeds: int) -> str:
+    """The figure's own parameters, then scale, seeds and device, comments aligned."""
+    lines = [tuple(line.split("  # ", 1)) for line in specific.splitlines() if line.strip()]
+    lines = [(a.rstrip(), b) for a, b in lines] + [(a.format(seeds=seeds), b) for a, b in COMMON_PARAMS]
+    width = max(len(a) for a, _ in lines) + 2
+    return "\n".join(f"{a:<{width}}# {b}" for a, b in lines)
+
+
+FIGURES = {
+    "fig2": dict(
+        title="Figure 2: online permuted MNIST",
+        claim="""On online permuted MNIST in an aggressive setting (three ReLU layers of 100 units, SGD with
+step size 0.05, batches of 8, one pass over the 60000 training images per task, 600 tasks), plain
+backprop loses plasticity: its online accuracy collapses by roughly task 100–200. A persistent internal
+state $h \\in \\mathbb{R}^{d_\\text{int}}$, $d_\\text{int} = 128$, with the graph through $h$ cut every $n$
+steps, keeps the network trainable: with $n = 2$ there is no collapse over 600 tasks, and with $n = 1$ the
+collapse comes much later. The better models show slower growth of the weight norm. Continual backprop
+(CBP, {cite}`dohare2024loss`) is the hand-designed reference. Beyond the paper, we add the persistent
+state *with* CBP's generate-and-test (`combined`).""",
+        params='''n: list = [1, 2]        # truncation period(s), each at least 1
+d_int: int = 128        # dimension of the state h
+combined: bool = True   # also run persistent state + CBP at the largest n''',
+        options="n=n, d_int=d_int, combined=combined", plot="accuracy_and_weight_norm(df, title=f\"Online permuted MNIST ({scale} scale)\")",
+        caption=CURVES, cli="-p n 2"),
+    "fig3": dict(
+        title="Figure 3: online permuted Fashion-MNIST",
+        claim="""The same experiment on Fashion-MNIST, a harder data set. The persistent state pushes the
+collapse back but does not stop it; $n = 2$ is better than $n = 1$, and a larger state,
+$d_\\text{int} = 256$, helps a little over $128$.""",
+        params='''n: list = [1, 2]          # truncation period(s), each at least 1
+d_int: list = [128, 256]  # dimension(s) of the state h''',
+        options="n=n, d_int=d_int", plot="accuracy_and_weight_norm(df, title=f\"Online permuted Fashion-MNIST ({scale} scale)\")",
+        caption=CURVES, cli="-p d_int 256"),
+    "fig4": dict(
+        title="Figure 4: truncation period n ∈ {1, 2, 4}",
+        claim="""On permuted Fashion-MNIST with $d_\\text{int} = 256$, performance does not grow with the
+truncation period: $n = 2$ is the best, and $n = 4$ is worse than $n = 2$.""",
+        params='''n: list = [1, 2, 4]   # truncation periods, each at least 1
+d_int: int = 256      # dimension of the state h''',
+        options="n=n, d_int=d_int", plot="accuracy_and_weight_norm(df, title=f\"Permuted Fashion-MNIST, d_int = {d_int} ({scale} scale)\")",
+        caption=CURVES, cli="-p n 4"),
+    "fig5": dict(
+        title="Figure 5: end-of-task test accuracy",
+        claim="""The runs of Figures 2 and 3 measured on held-out data: after each task, the 10000 test images
+(2000 at `small` scale) under that task's permutation. Test accuracy tells the same story as online
+accuracy.""",
+        params="",
+        options="", plot="test_accuracy_by_dataset(df)",
+        caption="""End-of-task test accuracy per learner, 20-task sliding mean, band over seeds. These are the same
+runs as Figures 2 and 3 (the results store returns them; nothing is trained for this page).""",
+        cli="-p seeds 3"),
+    "fig6": dict(
+        title="Figure 6: ablations of the state",
+        claim="""To show that the benefit comes from the *dynamics* of the state and not from the extra inputs
+of the architecture, the state is kept in the network but frozen at zero, or replaced at every step by a
+random direction with the norm the learned update would have had. Both behave like the baseline.""",
+        params='''n: int = 2            # truncation period of the learned and ablated states
+d_int: int = 128      # dimension of the state h''',
+        options="n=n, d_int=d_int", plot="accuracy_and_weight_norm(df, title=f\"State ablations, permuted MNIST ({scale} scale)\")",
+        caption=CURVES, cli="-p n 1"),
+    "fig7": dict(
+        title="Figure 7: alternating Fashion-MNIST and MNIST",
+        claim="""If the state helped by remembering the previous task, alternating data sets (each task's
+predecessor comes from the *other* data set) should hurt it. The paper finds the opposite: on alternating
+permuted Fashion-MNIST / MNIST, the persistent state does about as well as on Fashion-MNIST alone.""",
+        params='''n: int = 2            # truncation period of the state
+d_int: int = 256      # dimension of the state h''',
+        options="n=n, d_int=d_int", plot="alternating(df)",
+        caption="""Left: online accuracy, the sliding mean taken over the tasks of one data set at a time; solid
+lines are the MNIST tasks (odd task indices), dashed lines the Fashion-MNIST tasks (even ones). Right:
+the weight norm.""", cli="-p n 1"),
+    "cbp_sweep": dict(
+        title="Choosing continual backprop's replacement rate",
+        claim="""Continual backprop has one important knob, the replacement rate ρ (the fraction of mature units
+replaced per step). Dohare et al. use $10^{-4}$ for this network size; Iqbal does not state the value.
+We pick it with a small sweep on permuted MNIST over the first third of the tasks, by the mean online
+accuracy over the sweep's last 100 tasks; the figures use `CBP_RATE` in `lopcore/figures.py`.""",
+        params='''rates: list = [1e-05, 0.0001, 0.001]  # replacement rates, each in [0, 1)''',
+        options="rates=rates", plot="accuracy_and_weight_norm(df, title=f\"CBP replacement rate, permuted MNIST ({scale} scale)\")",
+        caption=CURVES, cli="-p rates 0.001"),
+}
+
+
+def notebook(name: str, spec: dict) -> nbf.NotebookNode:
+    options = spec["options"]
+    comma = ", " if options else ""
+    cells = [
+        md(f"""# {spec['title']}
+
+**The paper's claim** ({{cite}}`iqbal2025persistent`). {spec['claim']}
+
+**What this page shows.** The experiment computed by `lopcore` and read from the results store; the scale
+and seeds are printed below the parameters, and the verdict, computed from the results, closes the page.
+Rerun it, or a variant, with
+
+```bash
+papermill notebooks/{name}.ipynb out.ipynb {spec['cli']} -p scale small
+```"""),
+        code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
+        code(f"""from lopcore import claims, plotting
+from lopcore.figures import SCALES, figure_runs, load_figure
+
+runs = figure_runs("{name}", scale=scale, seeds=seeds{comma}{options})  # validates every parameter
+size = SCALES[scale]
+print(f"scale {{scale!r}}: {{runs[0][1].n_tasks}} tasks x {{size.examples_per_task}} images, batch 8, lr 0.05; "
+      f"{{len(runs)}} runs ({{len({{s.seed for _, s in runs}})}} seeds per learner)")"""),
+        code(f"""# NBVAL_IGNORE_OUTPUT
+# Finished runs come from the results store; only missing ones are computed (and stored).
+df = load_figure("{name}", scale=scale, seeds=seeds, device=device{comma}{options})"""),
+        md(spec["caption"]),
+        code(f"""# NBVAL_IGNORE_OUTPUT
+fig = plotting.{spec['plot']}"""),
+        md(SUMMARY),
+        code("plotting.summary(df)"),
+        code("claims.collapse_statistic(df)"),
+    ]
+    if name == "fig7":
+        cells += [md("""## Verdict
+
+The alternation claim compares this figure's runs with Figure 3's runs of the same learner on
+Fashion-MNIST alone (loaded from the results store):"""),
+                  code("""# NBVAL_IGNORE_OUTPUT
+alone = load_figure("fig3", scale=scale, seeds=seeds, device=device, n=n, d_int=d_int)"""),
+                  code("""verdict = claims.alternation_claims(df, alone, n, d_int)
+print(verdict.attrs["definition"], f"(scale {scale!r}, seeds {sorted(set(df.seed))})")
+verdict.set_index("claim")""")]
+    elif name != "cbp_sweep":
+        cells += [md("""## Verdict
+
+Each claim of the paper about this figure, as an explicit predicate over the results above:"""),
+                  code(f"""verdict = claims.figure_claims("{name}", df)
+print(verdict.attrs["definition"], f"(scale {{scale!r}}, seeds {{sorted(set(df.seed))}})")
+verdict.set_index("claim")""")]
+    if name == "cbp_sweep":
+        cells += [md("""## The choice
+
+The rule: the smallest rate whose mean online accuracy over the sweep's last 100
+tasks is within 0.005 of the best rate's (smaller rates disturb the network less; closer than that is
+within the spread of the seeds). The figures use `CBP_RATE`; the line below says whether it is the rate
+the rule picks from these results."""),
+                  code("""from lopcore.figures import CBP_RATE
+
+chosen, late = claims.choose_cbp_rate(df)
+print(late.round(4).to_string())
+print(f"rule picks {chosen:g}; the figures use CBP_RATE = {CBP_RATE:g}:", "agree" if chosen == CBP_RATE else "DISAGREE")""")]
+    cells += [md("Where and when these runs were computed:"),
+              code("""# NBVAL_IGNORE_OUTPUT
+plotting.provenance(df)""")]
+    return nbf.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+
+
+SCOREBOARD_INTRO = """# Claims scoreboard
+
+Every qualitative claim of the paper {cite}`iqbal2025persistent` (and CBP's, {cite}`dohare2024loss`),
+written as an explicit predicate over our results (`lopcore/claims.py`) and evaluated here, live, on the
+runs of the figure pages: ✓ where the results support it, ✗ where they do not, with the numbers behind
+each verdict, the scale and the number of seeds. A ✗ is a finding, not a failure.
+
+**Reading the verdicts at `small` scale.** A `small` run keeps the paper's 600 tasks but gives each task a
+tenth of its images, so a run makes a tenth of the paper's 4.5 million SGD steps. Loss of plasticity
+builds up with the number of updates, so claims about *when* a learner collapses (the paper's baseline
+fails around task 100–200, i.e. after roughly a million steps) are only put to a fair test at `paper`
+scale; at `small` scale they test whether the same ordering shows up earlier in training. Claims about
+orderings (which learner keeps more plasticity, which grows its weights more slowly) are meaningful at
+any scale, with the seed spread shown beside them."""
+
+SCOREBOARD_PARAMS = """scale: str = "small"  # "paper", "small" or "smoke"
+device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N\""""
+
+SCOREBOARD_CODE = """import pandas as pd
+from lopcore import claims
+from lopcore.figures import SCALES
+
+pd.set_option("display.max_colwidth", None)
+board = claims.scoreboard(scale=scale, device=device)
+size = SCALES[scale]
+print(f"scale {scale!r}: {size.n_tasks} tasks x {size.examples_per_task} images per task;", board.attrs["definition"])
+print(f"{(board.verdict == '✓').sum()} of {len(board)} claims hold at this scale")
+board.set_index(["figure", "claim"])"""
+
+
+def scoreboard() -> nbf.NotebookNode:
+    cells = [md(SCOREBOARD_INTRO), code(SCOREBOARD_PARAMS, metadata={"tags": ["parameters"]}), code(SCOREBOARD_CODE)]
+    return nbf.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+
+
+if __name__ == "__main__":
+    for name, spec in FIGURES.items():
+        nbf.write(notebook(name, spec), HERE / f"{name}.ipynb")
+        print("wrote", HERE / f"{name}.ipynb")
+    nbf.write(scoreboard(), HERE / "claims.ipynb")
+    print("wrote", HERE / "claims.ipynb")
