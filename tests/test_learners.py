@@ -3,9 +3,9 @@ import contextlib
 
 import pytest
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from lopcore.bench import NaiveMLP
 from lopcore.learners import Backprop, PersistentState, make_learner
 
 N_IN, N_OUT, BATCH, STEPS, LR = 784, 10, 8, 200, 0.05
@@ -18,22 +18,9 @@ def batches(seed, steps=STEPS, runs=1):
     return xs, ys
 
 
-class ReferenceMLP(nn.Module):
-    """Iqbal's network written the textbook way; d_int = 0 is the plain baseline MLP."""
-
-    def __init__(self, d_int=0, hidden=(100, 100, 100)):
-        super().__init__()
-        sizes = (N_IN + d_int, *hidden)
-        self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.head = nn.Linear(hidden[-1], N_OUT)
-        self.state_head = nn.Linear(hidden[-1], d_int) if d_int else None
-
-    def forward(self, x, h=None):
-        a = x if h is None else torch.cat([x, h.expand(x.shape[0], -1)], 1)
-        for layer in self.body:
-            a = F.relu(layer(a))
-        h_next = self.state_head(a.mean(0)) if self.state_head is not None else None
-        return self.head(a), h_next
+class ReferenceMLP(NaiveMLP):
+    """Iqbal's network written the textbook way (the benchmark's naive model); d_int = 0 is the
+    plain baseline MLP."""
 
     def load_from(self, learner, state):
         """Copy run 0 of a lopcore learner's state into this module."""
