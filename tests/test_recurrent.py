@@ -4,7 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lopcore.learners.recurrent import (CELLS, PAD, Recurrent, Sequences, replace_recurrent_units_)
+from lopcore.learners.recurrent import CELLS, Recurrent, replace_recurrent_units_
+from lopcore.sequences import PAD, Sequences
 
 N_IN, HIDDEN, N_OUT, BATCH, T = 5, 8, 3, 4, 6
 CELL_NAMES = sorted(CELLS)

@@ -19,24 +19,17 @@ syncs: no `.item()`, no branch on tensor values, fixed shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple, Sequence
+from typing import ClassVar, Sequence
 
 import torch
 
+from ..sequences import Sequences
 from ..tasks import generator
 from .mlp import Tensor, accumulate_, cross_entropy, init_linear
 
 CELLS = {"lstm": 4, "gru": 3}  # number of gates G
 OPTIMIZERS = ("sgd", "adam")
-PAD = 256  # token id of padding; byte vocabularies have 257 rows, the pad row never gets a gradient
 PARAMS = ("w_ih", "w_hh", "b_ih", "b_hh", "w_out", "b_out")
-
-
-class Sequences(NamedTuple):
-    """A batch of sequences: `inputs` (R, B, T, n_in) float or (R, B, T) int tokens; `lengths` (R, B)."""
-
-    inputs: Tensor
-    lengths: Tensor
 
 
 def as_sequences(x) -> Sequences:
