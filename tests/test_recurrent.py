@@ -241,3 +241,23 @@ def test_mean_correction_moves_the_units_contribution_into_the_biases():
     torch.testing.assert_close(p["b_out"][0, 0], expected_out)
     others = [c for c in range(3 * HIDDEN) if c not in own]  # own entries are then redrawn
     torch.testing.assert_close(p["b_hh"][0, 0, others], expected_hh[others])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs are only observable on CUDA")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_step_never_syncs_with_the_host(optimizer):
+    learner = Recurrent(cell="lstm", hidden=HIDDEN, optimizer=optimizer)
+    state = learner.init_state([0, 1], PAD + 1, N_OUT, "cuda")
+    tokens = torch.randint(0, 256, (2, BATCH, T), device="cuda")
+    lengths = torch.randint(0, T + 1, (2, BATCH), device="cuda")
+    y = torch.randint(0, N_OUT, (2, BATCH), device="cuda")
+    idx = torch.tensor([[1], [2]], device="cuda")
+    rngs = [torch.Generator(device="cuda").manual_seed(s) for s in (0, 1)]
+    learner.step(state, Sequences(tokens, lengths), y)  # warm-up: lazy CUDA initialisation may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        learner.step(state, Sequences(tokens, lengths), y)
+        replace_recurrent_units_(learner.hidden_units(state), idx, rngs, adam=state.get("adam"))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
