@@ -123,6 +123,8 @@ def test_padding_never_touches_the_state(cell):
     long = learner.logits(state, Sequences(padded, torch.tensor([[3]])))
     torch.testing.assert_close(short, long, atol=1e-6, rtol=0)  # not bitwise: the bmm shapes differ
     assert not torch.allclose(long, learner.logits(state, padded))  # and the junk would matter
+    empty = learner.logits(state, Sequences(padded, torch.tensor([[0]])))  # no valid step: h stays h0 = 0
+    torch.testing.assert_close(empty, state["params"]["b_out"], atol=1e-6, rtol=0)
 
 
 def test_tokens_are_a_one_hot_input_and_pad_gets_no_gradient():
