@@ -9,12 +9,17 @@
     hidden_activations(state, x)          post-ReLU activations per hidden layer (correlates)
     logits(state, x)                      predictions without updating (test accuracy)
     parameters(state)                     (weight matrices, biases) for the weight metrics
+
+The recurrent learner takes sequence batches (see `recurrent.Sequences`) and describes its
+hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`).
 """
 from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
 from .persistent import PersistentState
+from .recurrent import Recurrent
 
-LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP)}
+LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP,
+                                          Recurrent)}
 
 
 def make_learner(kind: str, **options):
@@ -24,4 +29,4 @@ def make_learner(kind: str, **options):
     return LEARNERS[kind](**options)
 
 
-__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "LEARNERS", "make_learner"]
+__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "LEARNERS", "make_learner"]
