@@ -262,3 +262,18 @@ def test_vectorized_runs_equal_separate_runs(learner):
 def test_options_are_validated(cls, options, message):
     with pytest.raises(ValueError, match=message):
         cls(**options)
+
+
+def test_checkpointed_state_resumes_bit_identically():
+    from lopcore import checkpoint as ckpt
+    learner = ContinualBackprop(optimizer="adam", lr=1e-3, shrink=1e-3, noise_std=1e-3, dropout=0.1, **{
+        "replacement_rate": 0.02, "maturity": 5})
+    xs, ys = batches(7, steps=30, runs=2)
+    state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
+    for x, y in zip(xs[:15], ys[:15]):
+        learner.step(state, x, y)
+    resumed = ckpt.restore_state_(learner.init_state([0, 1], N_IN, N_OUT, "cpu"), ckpt.pack_state(state))
+    for x, y in zip(xs[15:], ys[15:]):
+        learner.step(state, x, y)
+        learner.step(resumed, x, y)
+    assert all(torch.equal(a, b) for a, b in zip(params_of(state), params_of(resumed)))
