@@ -148,6 +148,8 @@ class GenerateAndTest:
             raise ValueError(f"decay must be in (0, 1), got {self.decay!r}")
         if not isinstance(self.maturity, int) or isinstance(self.maturity, bool) or self.maturity < 0:
             raise ValueError(f"maturity must be an integer >= 0, got {self.maturity!r}")
+        if getattr(self, "online_norm", False):  # a new unit would inherit its predecessor's statistics
+            raise ValueError("online_norm is not supported with continual backprop (valid: online_norm=False)")
 
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         state = super().init_state(seeds, n_in, n_out, device)

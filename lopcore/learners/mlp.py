@@ -8,7 +8,8 @@ stays free of host syncs.
 
 The classic mitigations of loss of plasticity (Dohare's thesis, ch. 4) are options of `Backprop`,
 each a small function below: L2 (`weight_decay`), Shrink & Perturb (`shrink`, `noise_std`), inverted
-dropout (`dropout`) and Adam (`optimizer="adam"`, `betas`, `eps`). At their defaults the learner is
+dropout (`dropout`), Adam (`optimizer="adam"`, `betas`, `eps`) and online normalization
+(`online_norm`, see online_norm.py). At their defaults the learner is
 the plain baseline, computed by exactly the same kernels as before they existed.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import ClassVar, Sequence
 import torch
 
 from ..tasks import derive_seed, generator
+from .online_norm import control_norm_backward_, control_norm_forward_, init_norm, normalize
 
 Tensor = torch.Tensor
 INIT_SCHEMES = ("pytorch", "kaiming")
@@ -202,6 +204,46 @@ def options_dict(learner, omit_at_default: Sequence[str] = ()) -> dict:
     return d
 
 
+def normalized_forward(weights: Sequence[Tensor], biases: Sequence[Tensor], norm: dict, x: Tensor,
+                       masks: Sequence[Tensor] | None = None, alpha: float | None = None
+                       ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
+    """`forward` with online normalization of each hidden pre-activation, then γ y + β, then ReLU.
+    With `alpha` (α_f) the running statistics are updated example by example (training); without,
+    they are only read (test time). Returns logits, activations, normalized y's and their scales."""
+    acts, ys, scales = [x], [], []
+    for i, (w, b) in enumerate(zip(weights[:-1], biases[:-1])):
+        z = torch.baddbmm(b, acts[-1], w)
+        if alpha is None:
+            y = normalize(z, norm["mean"][i], norm["var"][i])
+        else:
+            y, scale = control_norm_forward_(z, norm["mean"][i], norm["var"][i], alpha)
+            scales.append(scale)
+        ys.append(y)
+        a = torch.relu_(torch.addcmul(norm["beta"][i], y, norm["gamma"][i]))
+        acts.append(a if masks is None else a.mul_(masks[i]))
+    return torch.baddbmm(biases[-1], acts[-1], weights[-1]), acts, ys, scales
+
+
+def normalized_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], ys: Sequence[Tensor],
+                      scales: Sequence[Tensor], norm: dict, d_logits: Tensor, keep_scale: float, alpha: float
+                      ) -> tuple[list[Tensor], list[Tensor]]:
+    """Backward pass of `normalized_forward` (α_b = alpha), updating the control accumulators.
+    Returns the linear layers' deltas (head included) and the gradients [dγ_0, ..., dβ_0, ...]."""
+    n = len(weights) - 1
+    layer_deltas, d_gamma, d_beta = [None] * n + [d_logits], [None] * n, [None] * n
+    d_act = torch.bmm(d_logits, weights[-1].transpose(1, 2))
+    for i in reversed(range(n)):
+        d_out = torch.ops.aten.threshold_backward(d_act, acts[i + 1], 0)  # d loss / d (γ y + β)
+        if keep_scale != 1.0:
+            d_out.mul_(keep_scale)
+        d_gamma[i], d_beta[i] = (d_out * ys[i]).sum(1, keepdim=True), d_out.sum(1, keepdim=True)
+        layer_deltas[i] = control_norm_backward_(d_out * norm["gamma"][i], ys[i], scales[i], norm["u"][i],
+                                                 norm["v"][i], alpha)
+        if i:
+            d_act = torch.bmm(layer_deltas[i], weights[i].transpose(1, 2))
+    return layer_deltas, d_gamma + d_beta
+
+
 def new_state(weights, biases, n_runs: int, device) -> dict:
     """The state every MLP learner shares: parameters plus on-device metric accumulators."""
     return {"weights": weights, "biases": biases,
@@ -214,7 +256,8 @@ def accumulate_(state: dict, loss: Tensor, correct: Tensor) -> None:
     state["loss_sum"] += loss
 
 
-MITIGATIONS = ("weight_decay", "shrink", "noise_std", "dropout", "optimizer", "betas", "eps")
+MITIGATIONS = ("weight_decay", "shrink", "noise_std", "dropout", "optimizer", "betas", "eps",
+               "online_norm", "norm_alpha_fwd", "norm_alpha_bkw")
 
 
 @dataclass(frozen=True)
@@ -238,6 +281,10 @@ class Backprop:
     optimizer     "sgd" or "adam" (bias-corrected, per-run moments, as torch.optim.Adam; L2 then
                   enters the gradient before the moments, as torch's Adam `weight_decay`), with
                   `betas` (β1, β2) and `eps`.
+    online_norm   Online normalization (Chiley et al.) of every hidden pre-activation, with decays
+                  `norm_alpha_fwd` (statistics) and `norm_alpha_bkw` (gradient control); see
+                  online_norm.py for exactly what is implemented. Its γ, β are parameters like the
+                  others (optimizer, L2, noise), but are not in `parameters()` (the weight metrics).
     """
 
     kind: ClassVar[str] = "backprop"
@@ -252,6 +299,9 @@ class Backprop:
     optimizer: str = "sgd"
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    online_norm: bool = False
+    norm_alpha_fwd: float = 0.999
+    norm_alpha_bkw: float = 0.99
 
     def __post_init__(self):
         for name in ("weight_decay", "shrink", "noise_std", "dropout", "eps"):  # 0 and 0.0: one store key
@@ -277,6 +327,11 @@ class Backprop:
             raise ValueError(f"betas must be two numbers (β1, β2), each in [0, 1), got {self.betas!r}")
         if not isinstance(self.eps, float) or not 0.0 < self.eps < math.inf:
             raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
+        if not isinstance(self.online_norm, bool):
+            raise ValueError(f"online_norm must be True or False, got {self.online_norm!r}")
+        for name in ("norm_alpha_fwd", "norm_alpha_bkw"):
+            if not isinstance(getattr(self, name), float) or not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be a decay in (0, 1), got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         """Options as stored in a run spec; mitigations at their defaults are left out, so results of
@@ -286,13 +341,19 @@ class Backprop:
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         weights, biases = init_mlp(seeds, (n_in, *self.hidden, n_out), self.init, device)
         state = new_state(weights, biases, len(seeds), device)
+        if self.online_norm:
+            state["norm"] = init_norm(len(seeds), self.hidden, device)
         if self.dropout:
             state["dropout_rng"] = run_generators(seeds, "dropout", device)
         if self.noise_std:
             state["noise_rng"] = run_generators(seeds, "perturb", device)
         if self.optimizer == "adam":
-            state["adam"] = init_adam(interleave(weights, biases))
+            state["adam"] = init_adam(interleave(weights, biases) + self._norm_params(state))
         return state
+
+    def _norm_params(self, state: dict) -> list[Tensor]:
+        """Online normalization's learned γ's and β's (none without it): updated like the weights."""
+        return state["norm"]["gamma"] + state["norm"]["beta"] if self.online_norm else []
 
     def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
         """One online step on batch (x (R, B, n_in), y (R, B)) for all R runs, in place.
@@ -300,14 +361,22 @@ class Backprop:
         w, b = state["weights"], state["biases"]
         masks = (dropout_masks(state["dropout_rng"], x.shape[1], self.hidden, self.dropout, x)
                  if self.dropout else None)
-        logits, acts = forward(w, b, x, masks=masks)
+        keep_scale, extra, extra_grads = 1.0 / (1.0 - self.dropout), self._norm_params(state), []
+        if self.online_norm:
+            logits, acts, ys, scales = normalized_forward(w, b, state["norm"], x, masks, self.norm_alpha_fwd)
+        else:
+            logits, acts = forward(w, b, x, masks=masks)
         d_logits, loss, correct = cross_entropy(logits, y)
         accumulate_(state, loss, correct)
-        layer_deltas = deltas(w, acts, d_logits, keep_scale=1.0 / (1.0 - self.dropout))
+        if self.online_norm:
+            layer_deltas, extra_grads = normalized_deltas(w, acts, ys, scales, state["norm"], d_logits, keep_scale,
+                                                          self.norm_alpha_bkw)
+        else:
+            layer_deltas = deltas(w, acts, d_logits, keep_scale=keep_scale)
         decay = self.weight_decay + self.shrink
         if self.optimizer == "adam":
-            params = interleave(w, b)
-            grads = layer_grads(acts, layer_deltas)
+            params = interleave(w, b) + extra
+            grads = layer_grads(acts, layer_deltas) + extra_grads
             if decay:
                 for g, p in zip(grads, params):
                     g.add_(p, alpha=decay)
@@ -317,8 +386,12 @@ class Backprop:
                 if decay:
                     shrink_((weight, bias), 1.0 - self.lr * decay)
                 sgd_outer_(weight, bias, [a], [d], self.lr)
+            for p, g in zip(extra, extra_grads):
+                if decay:
+                    shrink_((p,), 1.0 - self.lr * decay)
+                p.sub_(g, alpha=self.lr)
         if self.noise_std:
-            perturb_(interleave(w, b), state["noise_rng"], self.noise_std)
+            perturb_(interleave(w, b) + extra, state["noise_rng"], self.noise_std)
         return acts[1:]
 
     def hidden_units(self, state: dict) -> list[tuple]:
@@ -332,16 +405,23 @@ class Backprop:
         if "adam" not in state:
             return [[] for _ in self.hidden]
         wirings = []
+        n_linear = 2 * len(state["weights"])
         for moments in (state["adam"]["m"], state["adam"]["v"]):
-            mw, mb = moments[0::2], moments[1::2]
+            mw, mb = moments[0:n_linear:2], moments[1:n_linear:2]
             wirings.append([(mw[i], mb[i], [(mw[i + 1], mb[i + 1])]) for i in range(len(mw) - 1)])
         return [list(layer) for layer in zip(*wirings)]
     def hidden_activations(self, state: dict, x: Tensor) -> list[Tensor]:
-        """Post-ReLU activations of every hidden layer on x, (R, N, width) each."""
-        return forward(state["weights"], state["biases"], x)[1][1:]
+        """Post-ReLU activations of every hidden layer on x, (R, N, width) each (no dropout; online
+        normalization with the current statistics, not updated)."""
+        return self._test_forward(state, x)[1][1:]
 
     def logits(self, state: dict, x: Tensor) -> Tensor:
-        return forward(state["weights"], state["biases"], x)[0]
+        return self._test_forward(state, x)[0]
+
+    def _test_forward(self, state: dict, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        if self.online_norm:
+            return normalized_forward(state["weights"], state["biases"], state["norm"], x)[:2]
+        return forward(state["weights"], state["biases"], x)
 
     def parameters(self, state: dict) -> tuple[list[Tensor], list[Tensor]]:
         """(weight matrices, biases), for the weight-norm metrics."""
