@@ -277,3 +277,109 @@ def test_checkpointed_state_resumes_bit_identically():
         learner.step(state, x, y)
         learner.step(resumed, x, y)
     assert all(torch.equal(a, b) for a, b in zip(params_of(state), params_of(resumed)))
+
+
+# --- online normalization ---------------------------------------------------------------------
+
+class ControlNorm(torch.autograd.Function):
+    """Chiley et al.'s normalization of one layer (batch, width), written the plain way: a loop over
+    examples and over units with scalar recursions. `stats` holds lists [μ, σ², u, v] per unit."""
+
+    @staticmethod
+    def forward(ctx, z, stats, a_fwd, a_bkw):
+        y, scales = torch.empty_like(z), torch.empty_like(z)
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                mu, var = stats[j][0], stats[j][1]
+                scales[i, j] = (var + 1e-5) ** 0.5
+                y[i, j] = (z[i, j] - mu) / scales[i, j]
+                stats[j][1] = a_fwd * var + a_fwd * (1 - a_fwd) * (z[i, j] - mu) ** 2
+                stats[j][0] = a_fwd * mu + (1 - a_fwd) * z[i, j]
+        ctx.saved = (y, scales, stats, a_bkw)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        y, scales, stats, a_bkw = ctx.saved
+        dz = torch.empty_like(dy)
+        for i in range(dy.shape[0]):
+            for j in range(dy.shape[1]):
+                g = dy[i, j] - (1 - a_bkw) * stats[j][3] * y[i, j]
+                stats[j][3] = stats[j][3] + g * y[i, j]
+                dz[i, j] = g / scales[i, j] - (1 - a_bkw) * stats[j][2]
+                stats[j][2] = stats[j][2] + dz[i, j]
+        return dz, None, None, None
+
+
+def test_online_norm_matches_a_plain_reference(float64):
+    lr, steps, hidden = 0.05, 12, (7, 5)
+    learner = Backprop(lr=lr, hidden=hidden, online_norm=True, norm_alpha_fwd=0.9, norm_alpha_bkw=0.8)
+    g = torch.Generator().manual_seed(0)
+    xs, ys = torch.rand(steps, 1, 4, 6, generator=g), torch.randint(0, 3, (steps, 1, 4), generator=g)
+    state = learner.init_state([0], 6, 3, "cpu")
+    layers = [(w[0].clone().requires_grad_(), b[0, 0].clone().requires_grad_())
+              for w, b in zip(state["weights"], state["biases"])]
+    affine = [(torch.ones(h, requires_grad=True), torch.zeros(h, requires_grad=True)) for h in hidden]
+    stats = [[[0.0, 1.0, 0.0, 0.0] for _ in range(h)] for h in hidden]
+    ref = []
+    for x, y in zip(xs[:, 0], ys[:, 0]):
+        a = x
+        for (w, b), (gamma, beta), st in zip(layers, affine, stats):
+            a = F.relu(gamma * ControlNorm.apply(a @ w + b, st, 0.9, 0.8) + beta)
+        loss = F.cross_entropy(a @ layers[-1][0] + layers[-1][1], y)
+        params = [p for pair in layers + affine for p in pair]
+        for p in params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+        ref.append(loss.item())
+    ours = []
+    for x, y in zip(xs, ys):
+        before = state["loss_sum"].clone()
+        learner.step(state, x, y)
+        ours.append((state["loss_sum"] - before).item())
+    assert (torch.tensor(ours) - torch.tensor(ref)).abs().max() < 1e-9
+    for (w, b), ours_w in zip(layers, state["weights"]):
+        torch.testing.assert_close(ours_w[0], w.detach(), rtol=0, atol=1e-9)
+    torch.testing.assert_close(state["norm"]["gamma"][1][0, 0], affine[1][0].detach(), rtol=0, atol=1e-9)
+    torch.testing.assert_close(state["norm"]["var"][0][0, 0], torch.tensor([s[1] for s in stats[0]]), rtol=0, atol=1e-9)
+    torch.testing.assert_close(state["norm"]["v"][1][0, 0], torch.tensor([float(s[3]) for s in stats[1]]), rtol=0, atol=1e-9)
+
+
+def test_online_norm_normalizes_a_stationary_stream():
+    learner = Backprop(lr=0.0, online_norm=True)  # lr 0: a fixed network, a stationary stream of pre-activations
+    state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
+    g = torch.Generator().manual_seed(1)
+    scale = torch.rand(N_IN, generator=g) * 3  # inputs far from normalized
+    for _ in range(1500):  # 12000 examples, 12 time constants of α_f = 0.999
+        learner.step(state, torch.rand(2, 8, N_IN, generator=g) * scale + 1, torch.randint(0, N_OUT, (2, 8), generator=g))
+    x = torch.rand(2, 4000, N_IN, generator=g) * scale + 1
+    z = torch.baddbmm(state["biases"][0], x, state["weights"][0])
+    assert ((z.var(1) - 1).abs() > 0.5).all()  # the raw pre-activations are far from normalized
+    y = (z - state["norm"]["mean"][0]) / (state["norm"]["var"][0] + 1e-5).sqrt()
+    assert y.mean(1).abs().max() < 0.2 and ((y.var(1) - 1).abs() < 0.2).all()
+    assert torch.allclose(learner.hidden_activations(state, x)[0], torch.relu(y), atol=1e-5)  # test time: no update
+
+
+def test_online_norm_options_are_validated_and_keyed():
+    for options in (dict(online_norm=1), dict(online_norm=True, norm_alpha_fwd=1.0), dict(norm_alpha_bkw=0.0)):
+        with pytest.raises(ValueError, match="online_norm must be True or False|must be a decay in \\(0, 1\\)"):
+            Backprop(**options)
+    with pytest.raises(ValueError, match="online_norm is not supported with continual backprop"):
+        ContinualBackprop(online_norm=True)
+    keys = {spec_key(RunSpec(l).to_dict()) for l in (Backprop(), Backprop(online_norm=True),
+                                                      Backprop(online_norm=True, norm_alpha_fwd=0.99))}
+    assert len(keys) == 3
+
+
+@pytest.mark.parametrize("learner", [Backprop(online_norm=True), Backprop(online_norm=True, optimizer="adam", lr=1e-3,
+                                                                          dropout=0.1, shrink=1e-3, noise_std=1e-3)], ids=str)
+def test_online_norm_runs_are_independent_of_their_group(learner):
+    seeds = (3, 5)
+    xs, ys = batches(8, steps=25, runs=2)
+    together, _ = engine_losses(learner, xs, ys, seeds=seeds)
+    for r, seed in enumerate(seeds):
+        alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
+        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-6)
