@@ -3,7 +3,6 @@ hand-computed tiny cases, autograd / torch.optim references, run independence, v
 the store keys of results computed before the options existed."""
 import pytest
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from lopcore.engine import RunSpec, learner_from_dict
@@ -107,7 +106,8 @@ def test_perturbation_is_gaussian_per_parameter_and_per_run(float64):
     noise = [p1 - p0 for p0, p1 in zip(before, params_of(state))]
     flat = torch.cat([n.flatten(1) for n in noise], 1)  # (R, #parameters): biases are perturbed too
     assert all((n.abs() > 0).all() for n in noise)
-    assert abs(flat[0].std().item() / sigma - 1) < 0.02 and abs(flat[0].mean().item()) < 3 * sigma / flat.shape[1] ** 0.5
+    assert abs(flat[0].std().item() / sigma - 1) < 0.02
+    assert abs(flat[0].mean().item()) < 3 * sigma / flat.shape[1] ** 0.5
     assert torch.equal(flat[0], flat[2]) and not torch.allclose(flat[0], flat[1])  # a function of the seed only
 
 
@@ -345,7 +345,8 @@ def test_online_norm_matches_a_plain_reference(float64):
         torch.testing.assert_close(ours_w[0], w.detach(), rtol=0, atol=1e-9)
     torch.testing.assert_close(state["norm"]["gamma"][1][0, 0], affine[1][0].detach(), rtol=0, atol=1e-9)
     torch.testing.assert_close(state["norm"]["var"][0][0, 0], torch.tensor([s[1] for s in stats[0]]), rtol=0, atol=1e-9)
-    torch.testing.assert_close(state["norm"]["v"][1][0, 0], torch.tensor([float(s[3]) for s in stats[1]]), rtol=0, atol=1e-9)
+    torch.testing.assert_close(state["norm"]["v"][1][0, 0], torch.tensor([float(s[3]) for s in stats[1]]),
+                               rtol=0, atol=1e-9)
 
 
 def test_online_norm_normalizes_a_stationary_stream():
@@ -354,7 +355,8 @@ def test_online_norm_normalizes_a_stationary_stream():
     g = torch.Generator().manual_seed(1)
     scale = torch.rand(N_IN, generator=g) * 3  # inputs far from normalized
     for _ in range(1500):  # 12000 examples, 12 time constants of α_f = 0.999
-        learner.step(state, torch.rand(2, 8, N_IN, generator=g) * scale + 1, torch.randint(0, N_OUT, (2, 8), generator=g))
+        x, y = torch.rand(2, 8, N_IN, generator=g) * scale + 1, torch.randint(0, N_OUT, (2, 8), generator=g)
+        learner.step(state, x, y)
     x = torch.rand(2, 4000, N_IN, generator=g) * scale + 1
     z = torch.baddbmm(state["biases"][0], x, state["weights"][0])
     assert ((z.var(1) - 1).abs() > 0.5).all()  # the raw pre-activations are far from normalized
@@ -374,8 +376,9 @@ def test_online_norm_options_are_validated_and_keyed():
     assert len(keys) == 3
 
 
-@pytest.mark.parametrize("learner", [Backprop(online_norm=True), Backprop(online_norm=True, optimizer="adam", lr=1e-3,
-                                                                          dropout=0.1, shrink=1e-3, noise_std=1e-3)], ids=str)
+@pytest.mark.parametrize("learner", [
+    Backprop(online_norm=True),
+    Backprop(online_norm=True, optimizer="adam", lr=1e-3, dropout=0.1, shrink=1e-3, noise_std=1e-3)], ids=str)
 def test_online_norm_runs_are_independent_of_their_group(learner):
     seeds = (3, 5)
     xs, ys = batches(8, steps=25, runs=2)
