@@ -243,7 +243,7 @@ def frame(record: dict) -> pd.DataFrame:
     df = pd.DataFrame(record["metrics"])
     options = {k: v for k, v in spec["learner"].items() if k != "version"}
     options["hidden"] = "x".join(map(str, options.get("hidden", ())))
-    options.update({k: ", ".join(map(str, v)) for k, v in options.items() if isinstance(v, list)})  # e.g. betas
+    options.update({k: ", ".join(map(str, v)) for k, v in options.items() if isinstance(v, (list, tuple))})  # betas
     prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
     if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
         df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))

@@ -386,3 +386,11 @@ def test_online_norm_runs_are_independent_of_their_group(learner):
     for r, seed in enumerate(seeds):
         alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
         torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-6)
+
+
+def test_stored_runs_with_tuple_options_become_tidy_rows():
+    from lopcore.engine import frame
+    spec = RunSpec(Backprop(optimizer="adam", lr=1e-3, betas=(0.8, 0.99))).to_dict()
+    spec["learner"]["betas"] = list(spec["learner"]["betas"])  # as read back from JSON
+    df = frame({"spec": spec, "metrics": {"task": [0, 1, 2]}, "provenance": {}, "key": "k"})
+    assert df["betas"].tolist() == ["0.8, 0.99"] * 3 and df["optimizer"].tolist() == ["adam"] * 3
