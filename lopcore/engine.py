@@ -68,7 +68,7 @@ class RunSpec:
                 raise ValueError(f"stream dataset {name!r} is not valid; choose from {', '.join(data.DATASETS)}")
 
     def to_dict(self) -> dict:
-        learner = {"kind": self.learner.kind, "version": self.learner.version, **asdict(self.learner)}
+        learner = {"kind": self.learner.kind, "version": self.learner.version, **self.learner.to_dict()}
         return {"learner": learner, "stream": asdict(self.stream), "n_tasks": self.n_tasks,
                 "test_examples": self.test_examples, "probe_examples": self.probe_examples,
                 "seed": self.seed, "metrics_version": METRICS_VERSION}
@@ -243,6 +243,7 @@ def frame(record: dict) -> pd.DataFrame:
     df = pd.DataFrame(record["metrics"])
     options = {k: v for k, v in spec["learner"].items() if k != "version"}
     options["hidden"] = "x".join(map(str, options.get("hidden", ())))
+    options.update({k: ", ".join(map(str, v)) for k, v in options.items() if isinstance(v, (list, tuple))})  # betas
     prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
     if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
         df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
@@ -253,6 +254,7 @@ def frame(record: dict) -> pd.DataFrame:
 
 
 def learner_from_dict(d: dict):
-    """Rebuild a learner spec from its stored form (the inverse of RunSpec.to_dict's learner)."""
+    """Rebuild a learner spec from its stored form (the inverse of RunSpec.to_dict's learner, i.e. of
+    the learner's `to_dict`: options it leaves out at their defaults come back as those defaults)."""
     options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k not in ("kind", "version")}
     return LEARNERS[d["kind"]](**options)

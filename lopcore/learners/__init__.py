@@ -9,6 +9,8 @@
     hidden_activations(state, x)          post-ReLU activations per hidden layer (correlates)
     logits(state, x)                      predictions without updating (test accuracy)
     parameters(state)                     (weight matrices, biases) for the weight metrics
+    to_dict()                             options as stored in a run spec (its store key); options
+                                          added later are left out at their defaults
 
 The recurrent learner takes sequence batches (see `recurrent.Sequences`) and describes its
 hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`).

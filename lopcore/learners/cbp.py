@@ -14,7 +14,10 @@ After every SGD step, for each hidden layer of width w:
    layer's bias absorbs the removed unit's mean contribution, b_out += f_corrected · W_out[unit],
    so the network's output is unchanged for inputs on which the unit sat at its mean. (The
    reference code zeroes f before it reads it, which makes that correction a no-op; we do it.)
-   Plain SGD has no optimizer state to reset.
+   Plain SGD has no optimizer state to reset. With Adam, as in Dohare's code, the first and second
+   moments of the replaced unit's incoming weights and bias and of its outgoing weights are zeroed;
+   the step count (shared by all weights, hence by all runs) is kept, so the moments of a new
+   weight restart from zero under the current bias correction.
 
 Vectorized over the run axis without host syncs: every run starts with all units the same age
 and replaces the same *number* of units at the same steps (which units differs), so the count
@@ -70,10 +73,21 @@ def draw_incoming(rngs: list[torch.Generator], fan_in: int, k: int, scheme: str,
     return torch.stack(draws)
 
 
+def reset_moments_(wiring: tuple, idx: Tensor) -> None:
+    """Zero an optimizer state wired like a layer (see `replace_units_`) at units `idx` (R, k): the
+    incoming weights' columns, the incoming bias and the outgoing weights' rows (not the next bias)."""
+    m_in, mb_in, outs = wiring
+    m_in.scatter_(2, idx[:, None, :].expand(-1, m_in.shape[1], -1), 0.0)
+    mb_in.scatter_(2, idx[:, None, :], 0.0)
+    for m_out, _ in outs:
+        m_out.scatter_(1, idx[..., None].expand(-1, -1, m_out.shape[2]), 0.0)
+
+
 def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, scheme: str,
-                   bias_correction: bool = True) -> None:
+                   bias_correction: bool = True, moments: Sequence[tuple] = ()) -> None:
     """Replace units `idx` (R, k) of hidden layer `i`, whose wiring is `layer`
-    = (W_in (R, fan_in, w), b_in (R, 1, w), [(W_out (R, w, out), b_out (R, 1, out)), ...])."""
+    = (W_in (R, fan_in, w), b_in (R, 1, w), [(W_out (R, w, out), b_out (R, 1, out)), ...]);
+    `moments` are optimizer states wired the same way (Adam's m and v), reset at those units."""
     w_in, b_in, outs = layer
     t = gnt["t"]
     age = (t - gnt["birth"][i]).gather(1, idx)
@@ -89,11 +103,14 @@ def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, s
     b_in.scatter_(2, idx[:, None, :], 0.0)
     for name, value in (("utility", 0.0), ("mean_act", 0.0), ("birth", float(t))):
         gnt[name][i].scatter_(1, idx, value)
+    for wiring in moments:
+        reset_moments_(wiring, idx)
 
 
 def generate_and_test_(gnt: dict, layers: list[tuple], acts: Sequence[Tensor], rate: float, decay: float,
-                       maturity: int, scheme: str) -> None:
-    """One generate-and-test step after an SGD step; `acts` are the step's hidden activations."""
+                       maturity: int, scheme: str, moments: Sequence[Sequence[tuple]] | None = None) -> None:
+    """One generate-and-test step after an SGD step; `acts` are the step's hidden activations and
+    `moments` (per layer, optional) the optimizer states to reset with a replaced unit."""
     t = gnt["t"]
     for i, (layer, a) in enumerate(zip(layers, acts)):
         utility, birth = gnt["utility"][i], gnt["birth"][i]
@@ -109,7 +126,7 @@ def generate_and_test_(gnt: dict, layers: list[tuple], acts: Sequence[Tensor], r
         corrected = utility / (1.0 - torch.pow(decay, age))
         score = torch.where(age > maturity, corrected, torch.inf)
         lowest = torch.sort(score, dim=1, stable=True).indices[:, :k]  # ties (dead units): lowest index first
-        replace_units_(layer, lowest, gnt, i, decay, scheme)
+        replace_units_(layer, lowest, gnt, i, decay, scheme, moments=moments[i] if moments else ())
         gnt["recent"][i].append([t, k])
     gnt["t"] = t + 1
 
@@ -131,6 +148,8 @@ class GenerateAndTest:
             raise ValueError(f"decay must be in (0, 1), got {self.decay!r}")
         if not isinstance(self.maturity, int) or isinstance(self.maturity, bool) or self.maturity < 0:
             raise ValueError(f"maturity must be an integer >= 0, got {self.maturity!r}")
+        if getattr(self, "online_norm", False):  # a new unit would inherit its predecessor's statistics
+            raise ValueError("online_norm is not supported with continual backprop (valid: online_norm=False)")
 
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         state = super().init_state(seeds, n_in, n_out, device)
@@ -139,8 +158,9 @@ class GenerateAndTest:
 
     def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
         acts = super().step(state, x, y)
+        moments = self.optimizer_units(state) if hasattr(self, "optimizer_units") else None
         generate_and_test_(state["gnt"], self.hidden_units(state), acts, self.replacement_rate, self.decay,
-                           self.maturity, self.init)
+                           self.maturity, self.init, moments)
         return acts
 
 

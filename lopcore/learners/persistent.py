@@ -27,7 +27,7 @@ import torch
 
 from ..tasks import derive_seed
 from .mlp import (Tensor, accumulate_, cross_entropy, deltas, forward, hidden_deltas, init_linear,
-                  init_mlp, new_state, sgd_outer_)
+                  init_mlp, new_state, options_dict, sgd_outer_)
 
 STATE_MODES = ("learned", "zero", "random")
 THROUGH_STATE = ("current_weights", "forward_weights")
@@ -56,6 +56,10 @@ class PersistentState:
             raise ValueError(f"state must be one of {STATE_MODES}, got {self.state!r}")
         if self.through_state not in THROUGH_STATE:
             raise ValueError(f"through_state must be one of {THROUGH_STATE}, got {self.through_state!r}")
+
+    def to_dict(self) -> dict:
+        """Options as stored in a run spec (see `Backprop.to_dict`)."""
+        return options_dict(self)
 
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         weights, biases = init_mlp(seeds, (n_in + self.d_int, *self.hidden, n_out), self.init, device)
