@@ -6,6 +6,15 @@ checkpoints after every task (lopcore.checkpoint), so an interrupted figure resu
 where it stopped, with bit-identical results. Metrics accumulate on the device; the host reads
 them once per task. A run whose loss turns non-finite is flagged `diverged` (derived from its
 stored `online_loss` when read) and does not change its group mates' numbers.
+
+A stream is either online permuted images (`tasks.PermutedStream`, the MLP learners) or a
+sequence stream (`sequences.ReshuffleStream` / `BinaryPairStream`, the recurrent learner). The
+engine asks a stream only for: `load(device)` (its data), `n_inputs`/`n_outputs`, `new_task`,
+`train_batches`, `test_batches` (the end-of-task test set under that task's permutation, label
+map or class pair), `probe_inputs` (the task-start correlates' inputs), `test_size` and
+`dataset_of`. For the recurrent learner the correlates (dead fraction, effective and stable rank)
+are those of its final hidden state, the one layer it has (`_l1`); a tanh/sigmoid unit is rarely
+exactly 0, so its dead fraction is mostly 0 by construction.
 """
 from __future__ import annotations
 
@@ -24,9 +33,10 @@ from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offli
 
 from . import checkpoint as ckpt
 from . import data, metrics
-from .learners import LEARNERS, Backprop, PersistentState
+from .learners import LEARNERS, Backprop, PersistentState, Recurrent
+from .sequences import BinaryPairStream, ReshuffleStream
 from .store import Store, provenance
-from .tasks import PermutedStream, batches, gather_examples
+from .tasks import PermutedStream, gather_examples, test_batches
 
 METRICS_VERSION = "1"  # bump when what the engine measures, or how, changes
 N_CLASSES = 10
@@ -40,8 +50,8 @@ class MissingResultsError(RuntimeError):
 class RunSpec:
     """Everything that determines one run's numbers (and so its store key)."""
 
-    learner: Backprop | PersistentState
-    stream: PermutedStream = field(default_factory=PermutedStream)
+    learner: Backprop | PersistentState | Recurrent
+    stream: PermutedStream | ReshuffleStream | BinaryPairStream = field(default_factory=PermutedStream)
     n_tasks: int = 600
     test_examples: int = 10000  # held-out test images per end-of-task evaluation
     probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
@@ -55,12 +65,17 @@ class RunSpec:
                 raise ValueError(f"{name}={value!r} is not valid; it must be an integer >= 1")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
-        if not self.stream.batch_size <= self.stream.examples_per_task <= 60000:
-            raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
-                             f"lie between the batch size ({self.stream.batch_size}) and 60000")
         if self.probe_examples > self.stream.examples_per_task:
             raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
                              f"{self.stream.examples_per_task} examples to probe with")
+        if not isinstance(self.stream, PermutedStream):
+            if self.stream.batch_size > self.stream.examples_per_task:
+                raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it "
+                                 f"must be at least the batch size ({self.stream.batch_size})")
+            return  # a sequence stream checks its own fields
+        if not self.stream.batch_size <= self.stream.examples_per_task <= 60000:
+            raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
+                             f"lie between the batch size ({self.stream.batch_size}) and 60000")
         if not self.stream.datasets:
             raise ValueError(f"stream.datasets={self.stream.datasets!r} is not valid; name at least one data set")
         for name in self.stream.datasets:
@@ -69,7 +84,9 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         learner = {"kind": self.learner.kind, "version": self.learner.version, **self.learner.to_dict()}
-        return {"learner": learner, "stream": asdict(self.stream), "n_tasks": self.n_tasks,
+        # Permuted-image streams store their bare fields (their keys predate sequence streams).
+        stream = self.stream.to_dict() if hasattr(self.stream, "to_dict") else asdict(self.stream)
+        return {"learner": learner, "stream": stream, "n_tasks": self.n_tasks,
                 "test_examples": self.test_examples, "probe_examples": self.probe_examples,
                 "seed": self.seed, "metrics_version": METRICS_VERSION}
 
@@ -98,18 +115,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000) -> torch.Tensor:
-    """Test accuracy (R,) on the first `n_examples` test images under the task's permutation."""
-    correct = torch.zeros(task.permutation.shape[0], device=task.permutation.device)
-    for start in range(0, n_examples, chunk):
-        x, y = gather_examples(dataset, task, start, min(start + chunk, n_examples), train=False)
-        correct += (learner.logits(state, x).argmax(-1) == y).sum(-1)
+def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000, stream=None) -> torch.Tensor:
+    """Test accuracy (R,) on the task's first `n_examples` test examples under its permutation,
+    label map or class pair. `dataset` and `task` are as `stream` gives them; without `stream`,
+    a permuted-image data set and task."""
+    chunks = stream.test_batches(dataset, task, n_examples, chunk) if stream else test_batches(
+        dataset, task, n_examples, chunk)
+    correct = 0
+    for x, y in chunks:
+        correct = correct + (learner.logits(state, x).argmax(-1) == y).sum(-1)
     return correct / n_examples
 
 
-def correlates(learner, state, dataset, task, n_examples: int) -> dict[str, torch.Tensor]:
-    """Dead-unit fraction, effective rank and srank of every hidden layer at task start."""
-    x, _ = gather_examples(dataset, task, 0, n_examples)
+def correlates(learner, state, dataset, task, n_examples: int, stream=None) -> dict[str, torch.Tensor]:
+    """Dead-unit fraction, effective rank and srank of every hidden layer at task start (the
+    recurrent learner: of its final hidden state). Arguments as for `evaluate`."""
+    x = stream.probe_inputs(dataset, task, n_examples) if stream else gather_examples(dataset, task, 0, n_examples)[0]
     out = {}
     for i, acts in enumerate(learner.hidden_activations(state, x), start=1):
         out[f"dead_fraction_l{i}"] = metrics.dead_fraction(acts)
@@ -138,12 +159,11 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
     """
     spec, seeds = specs[0], [s.seed for s in specs]
     learner, stream = spec.learner, spec.stream
-    datasets = {name: data.load(name).to(device) for name in set(stream.datasets)}
-    n_train = next(iter(datasets.values())).train_x.shape[0]
-    n_test = min(d.test_x.shape[0] for d in datasets.values())
+    source = stream.load(device)
+    n_test = stream.test_size(source)
     if spec.test_examples > n_test:
-        raise ValueError(f"test_examples={spec.test_examples} is not valid; the test sets hold {n_test} images")
-    state = learner.init_state(seeds, datasets[stream.datasets[0]].train_x.shape[1], N_CLASSES, device)
+        raise ValueError(f"test_examples={spec.test_examples} is not valid; the test sets hold {n_test} examples")
+    state = learner.init_state(seeds, stream.n_inputs(source), stream.n_outputs(source), device)
     steps = stream.steps_per_task
     columns: list[str] | None = None
     rows: list[torch.Tensor] = []
@@ -163,16 +183,15 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
     with tqdm(total=spec.n_tasks, initial=first_task, desc=label, unit="task", disable=not progress,
               leave=False) as bar:
         for k in range(first_task, spec.n_tasks):
-            task = stream.task(seeds, k, n_train).to(device)
-            dataset = datasets[task.dataset]
-            found = correlates(learner, state, dataset, task, spec.probe_examples)
+            task = stream.new_task(seeds, k, source)
+            found = correlates(learner, state, source, task, spec.probe_examples, stream=stream)
             state["correct"].zero_()
             state["loss_sum"].zero_()
-            for x, y in batches(dataset, task, stream.batch_size):
+            for x, y in stream.train_batches(source, task):
                 learner.step(state, x, y)
             found["online_accuracy"] = state["correct"] / (steps * stream.batch_size)
             found["online_loss"] = state["loss_sum"] / steps
-            found["test_accuracy"] = evaluate(learner, state, dataset, task, spec.test_examples)
+            found["test_accuracy"] = evaluate(learner, state, source, task, spec.test_examples, stream=stream)
             found.update(metrics.weight_stats(*learner.parameters(state)))
             columns = columns or list(found)
             rows.append(torch.stack([found[c].double() for c in columns], 1).cpu())  # one host read
@@ -242,11 +261,15 @@ def frame(record: dict) -> pd.DataFrame:
     spec = record["spec"]
     df = pd.DataFrame(record["metrics"])
     options = {k: v for k, v in spec["learner"].items() if k != "version"}
-    options["hidden"] = "x".join(map(str, options.get("hidden", ())))
+    hidden = options.get("hidden", ())  # MLP widths (a tuple), or one recurrent width (an int)
+    options["hidden"] = "x".join(map(str, hidden)) if isinstance(hidden, (list, tuple)) else str(hidden)
     options.update({k: ", ".join(map(str, v)) for k, v in options.items() if isinstance(v, (list, tuple))})  # betas
     prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
     if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
         df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
+    if "kind" in spec["stream"]:  # a sequence stream: say which (permuted-image frames keep their columns)
+        options.update({"stream": spec["stream"]["kind"], "source": spec["stream"]["source"],
+                        "max_len": spec["stream"]["max_len"]})
     for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
                  "examples_per_task": spec["stream"]["examples_per_task"], "run": record["key"], **prov}.items():
         df[k] = v

@@ -21,7 +21,7 @@ import hashlib
 import itertools
 import os
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import ClassVar, Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -187,17 +187,74 @@ def repeated_shuffles(pool: Tensor, count: int, g: torch.Generator) -> Tensor:
     return torch.cat([pool[torch.randperm(len(pool), generator=g)] for _ in range(epochs)])[:count]
 
 
+SOURCES = ("mnist", "fashion_mnist", "tatoeba")
+
+
+def load_source(source: str, max_len: int) -> SequenceData:
+    """A stream's data: MNIST / Fashion-MNIST rows as steps, or Tatoeba bytes cut to `max_len`."""
+    return load_tatoeba(max_len) if source == "tatoeba" else mnist_sequences(source)
+
+
+class EngineHooks:
+    """What the engine asks of a sequence stream (see engine.run_group), shared by both streams.
+    A stream names its `source` (one of SOURCES) and, for Tatoeba, the sequence length `max_len`."""
+
+    def _check(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if not isinstance(self.max_len, int) or isinstance(self.max_len, bool) or self.max_len < 1:
+            raise ValueError(f"max_len must be an integer >= 1, got {self.max_len!r}")
+
+    def to_dict(self) -> dict:
+        """As stored in a run spec: the stream's kind and its fields."""
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    def load(self, device) -> SequenceData:
+        return load_source(self.source, self.max_len).to(device)
+
+    def dataset_of(self, task: int) -> str:
+        return self.source
+
+    def n_inputs(self, data: SequenceData) -> int:
+        return data.n_in
+
+    def new_task(self, seeds: Sequence[int], k: int, data: SequenceData) -> LabelTask:
+        return self.task(seeds, k, data).to(data.train_y.device)
+
+    def train_batches(self, data: SequenceData, task: LabelTask):
+        return batches(data, task, self.batch_size)
+
+    def test_batches(self, data: SequenceData, task: LabelTask, n_examples: int, chunk: int = 2000):
+        """The first `n_examples` of the task's test set under its label map, `chunk` at a time."""
+        for start in range(0, n_examples, chunk):
+            yield gather_examples(data, task, task.test_order[:, start:min(start + chunk, n_examples)], train=False)
+
+    def probe_inputs(self, data: SequenceData, task: LabelTask, n_examples: int) -> Sequences:
+        """Inputs for the task-start correlates: the task's first training examples."""
+        return gather_examples(data, task, task.order[:, :n_examples])[0]
+
+
 @dataclasses.dataclass(frozen=True)
-class ReshuffleStream:
+class ReshuffleStream(EngineHooks):
     """Every task: a fresh permutation of the C labels (class c is called label_map[c]) and
     `examples_per_task` training examples (repeated fresh shuffles of the training set)."""
 
+    kind: ClassVar[str] = "reshuffle"
     examples_per_task: int = 60000
     batch_size: int = 16
+    source: str = "mnist"
+    max_len: int = 64  # Tatoeba only: bytes kept per sentence
+
+    def __post_init__(self):
+        self._check()
 
     def n_outputs(self, data: SequenceData) -> int:
         """Size of the learner's head: every class keeps a label."""
         return data.n_classes
+
+    def test_size(self, data: SequenceData) -> int:
+        """Test examples of every task: the whole test set."""
+        return len(data.test_y)
 
     def task(self, seeds: Sequence[int], k: int, data: SequenceData) -> LabelTask:
         all_train = torch.arange(len(data.train_y))
@@ -223,18 +280,28 @@ def smallest_pair_size(labels: Tensor, n_classes: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class BinaryPairStream:
+class BinaryPairStream(EngineHooks):
     """Every task: two distinct classes drawn uniformly among all pairs, relabelled 0/1 (which is 0
     is a coin flip), `examples_per_task` training examples of those two classes only, and a test
     set of `smallest_pair_size` of their test examples (a fixed random subset, the same shape
     for every pair)."""
 
+    kind: ClassVar[str] = "binary"
     examples_per_task: int = 10000
     batch_size: int = 16
+    source: str = "mnist"
+    max_len: int = 64  # Tatoeba only: bytes kept per sentence
+
+    def __post_init__(self):
+        self._check()
 
     def n_outputs(self, data: SequenceData) -> int:
         """Size of the learner's head: two labels, whatever the number of source classes."""
         return 2
+
+    def test_size(self, data: SequenceData) -> int:
+        """Test examples of every task: those of the rarest pair of classes."""
+        return smallest_pair_size(data.test_y, data.n_classes)
 
     def pair(self, seed: int, k: int, n_classes: int) -> tuple[int, int]:
         """(class called 0, class called 1) of task k of run `seed`."""

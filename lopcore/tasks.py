@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .data import Dataset
 
 N_PIXELS = 784
+N_CLASSES = 10
 
 
 def derive_seed(*parts: object) -> int:
@@ -69,6 +70,38 @@ class PermutedStream:
     def steps_per_task(self) -> int:
         return self.examples_per_task // self.batch_size
 
+    # What the engine asks of a stream (see engine.run_group); `data` is what `load` returns.
+
+    def load(self, device) -> dict[str, "Dataset"]:
+        """The stream's data sets by name, on `device`."""
+        from . import data  # late: data pulls in the download machinery
+        return {name: data.load(name).to(device) for name in set(self.datasets)}
+
+    def n_inputs(self, data: dict) -> int:
+        return N_PIXELS
+
+    def n_outputs(self, data: dict) -> int:
+        return N_CLASSES
+
+    def test_size(self, data: dict) -> int:
+        """Most test examples a task can be evaluated on."""
+        return min(d.test_x.shape[0] for d in data.values())
+
+    def new_task(self, seeds: Sequence[int], k: int, data: dict) -> Task:
+        """Task k for these runs, on the data's device."""
+        n_train = next(iter(data.values())).train_x.shape[0]
+        return self.task(seeds, k, n_train).to(next(iter(data.values())).train_x.device)
+
+    def train_batches(self, data: dict, task: Task) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return batches(data[task.dataset], task, self.batch_size)
+
+    def test_batches(self, data: dict, task: Task, n_examples: int, chunk: int = 2000):
+        return test_batches(data[task.dataset], task, n_examples, chunk)
+
+    def probe_inputs(self, data: dict, task: Task, n_examples: int) -> torch.Tensor:
+        """Inputs for the task-start correlates: the task's first training examples."""
+        return gather_examples(data[task.dataset], task, 0, n_examples)[0]
+
 
 def permuted(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
     """Apply each run's pixel permutation: images (R, N, 784) uint8 -> float32 in [0, 1]."""
@@ -98,3 +131,9 @@ def batches(data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 
         xs, ys = gather_examples(data, task, start, stop)
         for i in range(0, stop - start, batch_size):
             yield xs[:, i:i + batch_size], ys[:, i:i + batch_size]
+
+
+def test_batches(data: "Dataset", task: Task, n_examples: int, chunk: int = 2000):
+    """The first `n_examples` test images under the task's permutation, `chunk` at a time: (x, y)."""
+    for start in range(0, n_examples, chunk):
+        yield gather_examples(data, task, start, min(start + chunk, n_examples), train=False)

@@ -18,6 +18,7 @@ syncs: no `.item()`, no branch on tensor values, fixed shapes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Sequence
 
@@ -25,7 +26,7 @@ import torch
 
 from ..sequences import Sequences
 from ..tasks import generator
-from .mlp import Tensor, accumulate_, cross_entropy, init_linear
+from .mlp import Tensor, accumulate_, cross_entropy, init_linear, options_dict, perturb_, run_generators
 
 CELLS = {"lstm": 4, "gru": 3}  # number of gates G
 OPTIMIZERS = ("sgd", "adam")
@@ -142,7 +143,13 @@ class Recurrent:
     """A single-layer LSTM or GRU on sequences, a linear head on the last valid hidden state,
     trained online by SGD or Adam on the cross-entropy (prediction before the update).
 
-    `weight_decay` is coupled L2 (added to the gradient, as torch's optimizers do).
+    Mitigations (off by default), as the MLP's (`mlp.Backprop`):
+    weight_decay  coupled L2: λθ is added to every weight's and bias's gradient (as torch's
+                  optimizers do; with Adam it then enters the moments).
+    shrink, noise_std
+                  Shrink & Perturb every step: the same decay as L2 (shrink = λ), then after the
+                  update θ <- θ + N(0, noise_std²) on every parameter, from a per-run generator
+                  derived from the seed. Use weight_decay or shrink, not both.
     """
 
     kind: ClassVar[str] = "recurrent"
@@ -154,6 +161,8 @@ class Recurrent:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
+    shrink: float = 0.0
+    noise_std: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -166,8 +175,21 @@ class Recurrent:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not (len(self.betas) == 2 and all(0.0 <= b < 1.0 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not self.eps > 0 or not self.weight_decay >= 0:
-            raise ValueError(f"need eps > 0 and weight_decay >= 0, got {self.eps!r}, {self.weight_decay!r}")
+        for name in ("weight_decay", "shrink", "noise_std"):  # 0 and 0.0: one store key
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not self.eps > 0:
+            raise ValueError(f"eps must be > 0, got {self.eps!r}")
+        if self.weight_decay and self.shrink:
+            raise ValueError("set weight_decay (L2) or shrink (Shrink & Perturb), not both: shrink is S&P's L2")
+        if isinstance(self.betas, list):
+            object.__setattr__(self, "betas", tuple(self.betas))
+
+    def to_dict(self) -> dict:
+        """Options as stored in a run spec; Shrink & Perturb left out while off."""
+        return options_dict(self, ("shrink", "noise_std"))
 
     @property
     def n_gates(self) -> int:
@@ -180,6 +202,8 @@ class Recurrent:
                  "loss_sum": torch.zeros(len(seeds), device=device)}  # the metrics of mlp.new_state
         if self.optimizer == "adam":
             state["adam"] = init_adam(params)
+        if self.noise_std:
+            state["noise_rng"] = run_generators(seeds, "perturb", device)
         return state
 
     def step(self, state: dict, x, y: Tensor) -> list[Tensor]:
@@ -191,14 +215,17 @@ class Recurrent:
             d_logits, loss, correct = cross_entropy(logits.detach(), y)
             grads = torch.autograd.grad(logits, list(leaves.values()), d_logits)
         accumulate_(state, loss, correct)
+        decay = self.weight_decay + self.shrink
         with torch.no_grad():
             for (name, p), g in zip(params.items(), grads):
-                if self.weight_decay:
-                    g = g.add(p, alpha=self.weight_decay)
+                if decay:
+                    g = g.add(p, alpha=decay)
                 if self.optimizer == "sgd":
                     p.sub_(g, alpha=self.lr)
                 else:
                     adam_(p, g, state["adam"][name], self.lr, self.betas, self.eps)
+            if self.noise_std:
+                perturb_(list(params.values()), state["noise_rng"], self.noise_std)
         return [h.detach()]
 
     def logits(self, state: dict, x) -> Tensor:
