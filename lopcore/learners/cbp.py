@@ -55,6 +55,35 @@ def eligible_count(gnt: dict, layer: int, width: int, maturity: int) -> int:
     return 0 if t + 1 <= maturity else width - sum(c for _, c in recent)
 
 
+def units_to_replace(gnt: dict, i: int, rate: float, decay: float, maturity: int) -> Tensor | None:
+    """Count and choose (steps 2 and 3) in layer `i` at step t: the eligible units (R, k) of lowest
+    bias-corrected utility to replace now, or None. The count k is the same in every run."""
+    t, utility = gnt["t"], gnt["utility"][i]
+    eligible = eligible_count(gnt, i, utility.shape[1], maturity)
+    gnt["accumulated"][i] += rate * eligible
+    k = min(int(gnt["accumulated"][i]), eligible)  # never more than are eligible
+    if k < 1:
+        return None
+    gnt["accumulated"][i] -= k
+    age = t - gnt["birth"][i]
+    corrected = utility / (1.0 - torch.pow(decay, age))
+    score = torch.where(age > maturity, corrected, torch.inf)
+    gnt["recent"][i].append([t, k])
+    return torch.sort(score, dim=1, stable=True).indices[:, :k]  # ties (dead units): lowest index first
+
+
+def corrected_mean(gnt: dict, i: int, idx: Tensor, decay: float) -> Tensor:
+    """Bias-corrected running mean activation (R, k) of units idx of layer `i`."""
+    age = (gnt["t"] - gnt["birth"][i]).gather(1, idx)
+    return gnt["mean_act"][i].gather(1, idx) / (1.0 - torch.pow(decay, age))
+
+
+def restart_tracking_(gnt: dict, i: int, idx: Tensor) -> None:
+    """Units idx of layer `i` are new: utility and mean 0, born now."""
+    for name, value in (("utility", 0.0), ("mean_act", 0.0), ("birth", float(gnt["t"]))):
+        gnt[name][i].scatter_(1, idx, value)
+
+
 def track_(utility: Tensor, mean_act: Tensor, acts: Tensor, outgoing: list[Tensor], decay: float) -> None:
     """Update one layer's running utility and mean activation from its batch activations (R, B, w)."""
     batch_mean = acts.mean(1)
@@ -89,9 +118,7 @@ def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, s
     = (W_in (R, fan_in, w), b_in (R, 1, w), [(W_out (R, w, out), b_out (R, 1, out)), ...]);
     `moments` are optimizer states wired the same way (Adam's m and v), reset at those units."""
     w_in, b_in, outs = layer
-    t = gnt["t"]
-    age = (t - gnt["birth"][i]).gather(1, idx)
-    mean = gnt["mean_act"][i].gather(1, idx) / (1.0 - torch.pow(decay, age))
+    mean = corrected_mean(gnt, i, idx, decay)
     for w_out, b_out in outs:
         rows = idx[..., None].expand(-1, -1, w_out.shape[2])
         if bias_correction:
@@ -101,8 +128,7 @@ def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, s
     new = draw_incoming(gnt["rng"], fan_in, idx.shape[1], scheme, w_in.device).to(w_in.dtype)
     w_in.scatter_(2, idx[:, None, :].expand(-1, fan_in, -1), new)
     b_in.scatter_(2, idx[:, None, :], 0.0)
-    for name, value in (("utility", 0.0), ("mean_act", 0.0), ("birth", float(t))):
-        gnt[name][i].scatter_(1, idx, value)
+    restart_tracking_(gnt, i, idx)
     for wiring in moments:
         reset_moments_(wiring, idx)
 
@@ -111,24 +137,12 @@ def generate_and_test_(gnt: dict, layers: list[tuple], acts: Sequence[Tensor], r
                        maturity: int, scheme: str, moments: Sequence[Sequence[tuple]] | None = None) -> None:
     """One generate-and-test step after an SGD step; `acts` are the step's hidden activations and
     `moments` (per layer, optional) the optimizer states to reset with a replaced unit."""
-    t = gnt["t"]
     for i, (layer, a) in enumerate(zip(layers, acts)):
-        utility, birth = gnt["utility"][i], gnt["birth"][i]
-        track_(utility, gnt["mean_act"][i], a, [w for w, _ in layer[2]], decay)
-        width = utility.shape[1]
-        eligible = eligible_count(gnt, i, width, maturity)
-        gnt["accumulated"][i] += rate * eligible
-        k = min(int(gnt["accumulated"][i]), eligible)  # never more than are eligible
-        if k < 1:
-            continue
-        gnt["accumulated"][i] -= k
-        age = t - birth
-        corrected = utility / (1.0 - torch.pow(decay, age))
-        score = torch.where(age > maturity, corrected, torch.inf)
-        lowest = torch.sort(score, dim=1, stable=True).indices[:, :k]  # ties (dead units): lowest index first
-        replace_units_(layer, lowest, gnt, i, decay, scheme, moments=moments[i] if moments else ())
-        gnt["recent"][i].append([t, k])
-    gnt["t"] = t + 1
+        track_(gnt["utility"][i], gnt["mean_act"][i], a, [w for w, _ in layer[2]], decay)
+        lowest = units_to_replace(gnt, i, rate, decay, maturity)
+        if lowest is not None:
+            replace_units_(layer, lowest, gnt, i, decay, scheme, moments=moments[i] if moments else ())
+    gnt["t"] += 1
 
 
 @dataclass(frozen=True)
