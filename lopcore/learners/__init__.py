@@ -19,9 +19,10 @@ from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
 from .persistent import PersistentState
 from .recurrent import Recurrent
+from .recurrent_cbp import ContinualBackpropRecurrent
 
 LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP,
-                                          Recurrent)}
+                                          Recurrent, ContinualBackpropRecurrent)}
 
 
 def make_learner(kind: str, **options):
@@ -31,4 +32,4 @@ def make_learner(kind: str, **options):
     return LEARNERS[kind](**options)
 
 
-__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "LEARNERS", "make_learner"]
+__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "ContinualBackpropRecurrent", "LEARNERS", "make_learner"]
