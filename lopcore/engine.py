@@ -53,7 +53,8 @@ class RunSpec:
     learner: Backprop | PersistentState | Recurrent
     stream: PermutedStream | ReshuffleStream | BinaryPairStream = field(default_factory=PermutedStream)
     n_tasks: int = 600
-    test_examples: int = 10000  # held-out test images per end-of-task evaluation
+    test_examples: int = 10000  # held-out test examples per end-of-task evaluation (sequence streams:
+    # at most this many, since a binary pair's test set may be smaller)
     probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
     seed: int = 0
 
@@ -161,8 +162,9 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
     learner, stream = spec.learner, spec.stream
     source = stream.load(device)
     n_test = stream.test_size(source)
-    if spec.test_examples > n_test:
+    if spec.test_examples > n_test and isinstance(stream, PermutedStream):
         raise ValueError(f"test_examples={spec.test_examples} is not valid; the test sets hold {n_test} examples")
+    n_test = min(n_test, spec.test_examples)
     state = learner.init_state(seeds, stream.n_inputs(source), stream.n_outputs(source), device)
     steps = stream.steps_per_task
     columns: list[str] | None = None
@@ -191,7 +193,7 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
                 learner.step(state, x, y)
             found["online_accuracy"] = state["correct"] / (steps * stream.batch_size)
             found["online_loss"] = state["loss_sum"] / steps
-            found["test_accuracy"] = evaluate(learner, state, source, task, spec.test_examples, stream=stream)
+            found["test_accuracy"] = evaluate(learner, state, source, task, n_test, stream=stream)
             found.update(metrics.weight_stats(*learner.parameters(state)))
             columns = columns or list(found)
             rows.append(torch.stack([found[c].double() for c in columns], 1).cpu())  # one host read
@@ -269,7 +271,7 @@ def frame(record: dict) -> pd.DataFrame:
         df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
     if "kind" in spec["stream"]:  # a sequence stream: say which (permuted-image frames keep their columns)
         options.update({"stream": spec["stream"]["kind"], "source": spec["stream"]["source"],
-                        "max_len": spec["stream"]["max_len"]})
+                        "max_len": spec["stream"]["max_len"], "flat": spec["stream"].get("flat", False)})
     for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
                  "examples_per_task": spec["stream"]["examples_per_task"], "run": record["key"], **prov}.items():
         df[k] = v

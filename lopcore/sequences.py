@@ -197,17 +197,28 @@ def load_source(source: str, max_len: int) -> SequenceData:
 
 class EngineHooks:
     """What the engine asks of a sequence stream (see engine.run_group), shared by both streams.
-    A stream names its `source` (one of SOURCES) and, for Tatoeba, the sequence length `max_len`."""
+    A stream names its `source` (one of SOURCES) and, for Tatoeba, the sequence length `max_len`;
+    with `flat` (MNIST only) every image is one 784-vector instead of 28 steps, for the MLP."""
 
     def _check(self):
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if not isinstance(self.max_len, int) or isinstance(self.max_len, bool) or self.max_len < 1:
             raise ValueError(f"max_len must be an integer >= 1, got {self.max_len!r}")
+        if self.flat and self.source == "tatoeba":
+            raise ValueError("flat=True is for MNIST sources: sentences are token sequences")
+
+    def _shaped(self, examples: tuple[Sequences, Tensor]) -> tuple[Sequences | Tensor, Tensor]:
+        """Images as flat vectors (R, n, 784) when the stream is `flat`; sequences otherwise."""
+        seqs, y = examples
+        return (seqs.inputs.flatten(2), y) if self.flat else (seqs, y)
 
     def to_dict(self) -> dict:
-        """As stored in a run spec: the stream's kind and its fields."""
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        """As stored in a run spec: the stream's kind and its fields (`flat` only when set)."""
+        d = {"kind": self.kind, **dataclasses.asdict(self)}
+        if not self.flat:
+            del d["flat"]
+        return d
 
     def load(self, device) -> SequenceData:
         return load_source(self.source, self.max_len).to(device)
@@ -216,22 +227,23 @@ class EngineHooks:
         return self.source
 
     def n_inputs(self, data: SequenceData) -> int:
-        return data.n_in
+        return data.n_in * data.train_x.shape[1] if self.flat else data.n_in
 
     def new_task(self, seeds: Sequence[int], k: int, data: SequenceData) -> LabelTask:
         return self.task(seeds, k, data).to(data.train_y.device)
 
     def train_batches(self, data: SequenceData, task: LabelTask):
-        return batches(data, task, self.batch_size)
+        return map(self._shaped, batches(data, task, self.batch_size))
 
     def test_batches(self, data: SequenceData, task: LabelTask, n_examples: int, chunk: int = 2000):
         """The first `n_examples` of the task's test set under its label map, `chunk` at a time."""
         for start in range(0, n_examples, chunk):
-            yield gather_examples(data, task, task.test_order[:, start:min(start + chunk, n_examples)], train=False)
+            yield self._shaped(gather_examples(data, task, task.test_order[:, start:min(start + chunk, n_examples)],
+                                               train=False))
 
     def probe_inputs(self, data: SequenceData, task: LabelTask, n_examples: int) -> Sequences:
         """Inputs for the task-start correlates: the task's first training examples."""
-        return gather_examples(data, task, task.order[:, :n_examples])[0]
+        return self._shaped(gather_examples(data, task, task.order[:, :n_examples]))[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +256,7 @@ class ReshuffleStream(EngineHooks):
     batch_size: int = 16
     source: str = "mnist"
     max_len: int = 64  # Tatoeba only: bytes kept per sentence
+    flat: bool = False  # MNIST only: images as 784-vectors (the MLP)
 
     def __post_init__(self):
         self._check()
@@ -291,6 +304,7 @@ class BinaryPairStream(EngineHooks):
     batch_size: int = 16
     source: str = "mnist"
     max_len: int = 64  # Tatoeba only: bytes kept per sentence
+    flat: bool = False  # MNIST only: images as 784-vectors (the MLP)
 
     def __post_init__(self):
         self._check()
