@@ -13,7 +13,8 @@
                                           added later are left out at their defaults
 
 The recurrent learner takes sequence batches (see `recurrent.Sequences`) and describes its
-hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`).
+hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`); continual backprop on those
+units is `recurrent_cbp.ContinualBackpropRecurrent`.
 """
 from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
