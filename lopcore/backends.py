@@ -109,6 +109,7 @@ def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retri
         import ray
     except ImportError:
         raise params.ParameterError("backend 'ray' needs Ray: pip install ray==2.60.0 (or lopcore[ray])") from None
+    ray_resources(device, 0.0, gpus_per_unit)  # bad options fail here, before connecting to a cluster
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=progress)

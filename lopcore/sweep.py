@@ -30,7 +30,7 @@ from .backends import BACKENDS, SweepError, run_local, run_ray
 from .engine import RunSpec, frame
 from .figures import SCALES, _spec
 from .learners import LEARNERS, make_learner
-from .store import Store
+from .store import Store, spec_key
 from .units import Unit, execute, pack
 
 SWEEP_KEYS = ("learner", "dataset", "scale", "seeds", "task_fraction")
@@ -70,8 +70,9 @@ def _option_value(kind: str, name: str, value, default):
     return value
 
 
-def learner_grid(kind: str, options: dict) -> list:
-    """Every learner of the grid (cartesian product of the list-valued options), validated."""
+def learner_grid(kind: str, options: dict) -> list[tuple[str, object]]:
+    """(label, learner) for every point of the grid (the cartesian product of the list-valued
+    options), validated; the label names the options that vary, e.g. "n=2, d_int=128"."""
     defaults = learner_defaults(kind)
     for name in options:
         if name not in defaults:
@@ -88,9 +89,12 @@ def learner_grid(kind: str, options: dict) -> list:
     for combo in itertools.product(*axes.values()):
         chosen = dict(zip(axes, combo))
         try:
-            learners.append(make_learner(kind, **chosen))
+            learner = make_learner(kind, **chosen)
         except (ValueError, TypeError) as err:
             raise params.ParameterError(f"learner {kind!r} with {chosen}: {err}") from None
+        label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in chosen.items() if len(axes[k]) > 1)
+        learners.append((label or kind, learner))
     return learners
 
 
@@ -104,6 +108,11 @@ def _datasets(value) -> tuple[str, ...]:
 
 def plan(spec: dict) -> list[RunSpec]:
     """The run specs of a sweep spec (see the module doc), grid point by grid point, seeds innermost."""
+    return [run for _, run in labeled_plan(spec)]
+
+
+def labeled_plan(spec: dict) -> list[tuple[str, RunSpec]]:
+    """(grid point label, run spec) for every run of a sweep spec; see `plan`."""
     if not isinstance(spec, dict):
         raise params.ParameterError(f"a sweep spec is a dict (a JSON object), got {type(spec).__name__}")
     if "learner" not in spec:
@@ -116,8 +125,8 @@ def plan(spec: dict) -> list[RunSpec]:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise params.ParameterError(f"task_fraction={fraction!r} is not valid; give a number in (0, 1]")
     options = {k: v for k, v in spec.items() if k not in SWEEP_KEYS}
-    return [_spec(learner, datasets, scale, seed, fraction)
-            for learner in learner_grid(kind, options) for seed in seeds]
+    return [(label, _spec(learner, datasets, scale, seed, fraction))
+            for label, learner in learner_grid(kind, options) for seed in seeds]
 
 
 def load_spec(path: str | Path) -> dict:
@@ -161,12 +170,15 @@ def run_specs(runs: Sequence[RunSpec], backend: str = "local", store: Store | No
 
 def run_sweep(spec: dict | str | Path, backend: str = "local", address: str | None = None,
               store: Store | None = None, **options) -> pd.DataFrame:
-    """Results of a sweep (a spec dict or a JSON file's path), computed on `backend` where missing.
+    """Results of a sweep (a spec dict or a JSON file's path), computed on `backend` where missing:
+    tidy, one row per run x task, with the grid point as `label` (the options that vary).
 
     `backend="ray"` runs each unit as a Ray task (on the cluster at `address`, see backends.run_ray);
     options: device, max_runs_per_unit, max_retries, progress, cpus_per_unit, gpus_per_unit.
     """
     spec = spec if isinstance(spec, dict) else load_spec(spec)
-    df = run_specs(plan(spec), backend, store, address=address, **options)
+    runs = labeled_plan(spec)
+    df = run_specs([run for _, run in runs], backend, store, address=address, **options)
+    df["label"] = df["run"].map({spec_key(run.to_dict()): label for label, run in runs})
     df["scale"] = spec.get("scale", "small")
     return df
