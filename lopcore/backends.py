@@ -20,7 +20,7 @@ from .units import Unit, UnitResult, execute
 
 BACKENDS = ("local", "ray")
 RAY_DEVICES = ("auto", "cpu", "cuda")  # a Ray task sees only the GPUs it was given, so no cuda:N
-Execute = Callable[..., UnitResult]  # (unit, device, checkpoint=None), as units.execute
+Execute = Callable[..., UnitResult]  # (unit, device, checkpoint=None, threads=1), as units.execute
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,25 @@ def _describe(err: BaseException) -> str:
     return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
 
 
+def threads_for(cpus_per_unit) -> int:
+    """Torch threads of a unit that may use `cpus_per_unit` CPUs (validated): the same on either backend."""
+    if isinstance(cpus_per_unit, bool) or not isinstance(cpus_per_unit, (int, float)) or cpus_per_unit <= 0:
+        raise params.ParameterError(f"cpus_per_unit={cpus_per_unit!r} is not valid; give a number > 0")
+    return max(1, int(cpus_per_unit))
+
+
 def run_local(units: Sequence[Unit], store: Store, device: str = "auto", max_retries: int = 2,
-              progress: bool = True, execute_unit: Execute = execute) -> list[Failure]:
-    """Compute units one after another in this process, with the group checkpoints of the engine."""
+              progress: bool = True, cpus_per_unit: float = 1, execute_unit: Execute = execute) -> list[Failure]:
+    """Compute units one after another in this process, with the group checkpoints of the engine,
+    each on `cpus_per_unit` torch threads."""
     params.device_name(device)
+    threads = threads_for(cpus_per_unit)
     failures = []
     for unit in tqdm(units, desc="units", unit="unit", disable=not progress):
         checkpoint = store.checkpoint_path([r.to_dict() for r in unit.runs])
         for attempt in range(max_retries + 1):
             try:
-                result = execute_unit(unit, device, checkpoint=checkpoint)
+                result = execute_unit(unit, device, checkpoint=checkpoint, threads=threads)
                 break
             except Exception as err:  # noqa: BLE001 - reported below with the unit's runs
                 error = err
@@ -74,8 +83,8 @@ def run_local(units: Sequence[Unit], store: Store, device: str = "auto", max_ret
     return failures
 
 
-def _call(execute_unit: Execute, unit: Unit, device: str) -> UnitResult:
-    return execute_unit(unit, device)
+def _call(execute_unit: Execute, unit: Unit, device: str, threads: int) -> UnitResult:
+    return execute_unit(unit, device, threads=threads)
 
 
 def ray_resources(device: str, cluster_gpus: float, gpus_per_unit: float | None) -> tuple[str, float]:
@@ -98,7 +107,8 @@ def ray_resources(device: str, cluster_gpus: float, gpus_per_unit: float | None)
 def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retries: int = 2,
             progress: bool = True, address: str | None = None, cpus_per_unit: float = 1,
             gpus_per_unit: float | None = None, execute_unit: Execute = execute) -> list[Failure]:
-    """Compute units as Ray tasks, each asking for `cpus_per_unit` CPUs and `gpus_per_unit` GPUs.
+    """Compute units as Ray tasks, each asking for `cpus_per_unit` CPUs (and using as many torch
+    threads, as `run_local` does) and `gpus_per_unit` GPUs.
 
     Uses the Ray runtime this process is already connected to, else connects to `address` ('auto'
     finds a cluster started with `ray start --head` on this machine; 'HOST:PORT' a remote one; None
@@ -110,14 +120,16 @@ def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retri
     except ImportError:
         raise params.ParameterError("backend 'ray' needs Ray: pip install ray==2.60.0 (or lopcore[ray])") from None
     ray_resources(device, 0.0, gpus_per_unit)  # bad options fail here, before connecting to a cluster
+    threads = threads_for(cpus_per_unit)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=progress)
+    pending: dict = {}
     try:
         worker_device, gpus = ray_resources(device, ray.cluster_resources().get("GPU", 0), gpus_per_unit)
         task = ray.remote(_call).options(num_cpus=cpus_per_unit, num_gpus=gpus, max_retries=max_retries,
                                          retry_exceptions=True)
-        pending = {task.remote(execute_unit, unit, worker_device): unit for unit in units}
+        pending = {task.remote(execute_unit, unit, worker_device, threads): unit for unit in units}
         failures = []
         with tqdm(total=len(units), desc="units", unit="unit", disable=not progress) as bar:
             while pending:
@@ -131,5 +143,7 @@ def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retri
                 bar.update()
         return failures
     finally:
+        for ref in pending:  # interrupted (Ctrl-C, a store error): stop what a shared cluster still runs
+            ray.cancel(ref)
         if started_here:
             ray.shutdown()

@@ -165,7 +165,9 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
                    help="most seeds of one run group computed together in one unit (default: 8)")
     p.add_argument("--max-retries", type=int, default=2, metavar="N",
                    help="retries of a failing unit before it is reported (default: 2)")
-    p.add_argument("--cpus-per-unit", type=float, default=1, metavar="C", help="CPUs a Ray task asks for (default: 1)")
+    p.add_argument("--cpus-per-unit", type=float, default=1, metavar="C",
+                   help="CPUs a Ray task asks for, and torch threads per unit on either backend: on CPU the "
+                        "result's bits depend on it, so keep it equal to compare backends (default: 1)")
     p.add_argument("--gpus-per-unit", type=float, metavar="G",
                    help="GPUs a Ray task asks for, e.g. 0.25 to pack 4 units on a GPU (default: 1 when the "
                         "device is cuda, or auto on a cluster with GPUs; else 0)")

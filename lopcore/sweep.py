@@ -142,6 +142,9 @@ def compute(runs: Sequence[RunSpec], backend: str = "local", store: Store | None
             cpus_per_unit: float = 1, gpus_per_unit: float | None = None, execute_unit=execute) -> list[Unit]:
     """Compute every run not yet in the store on `backend`; returns the units computed.
 
+    Units hold at most `max_runs_per_unit` seeds of one run group and use `cpus_per_unit` torch
+    threads on either backend (on CPU the bits depend on it), `gpus_per_unit` GPUs on Ray.
+
     Raises SweepError, after storing every other unit, when a unit still fails after `max_retries`.
     """
     params.choice("backend", backend, BACKENDS)
@@ -151,7 +154,7 @@ def compute(runs: Sequence[RunSpec], backend: str = "local", store: Store | None
     if not units:
         return []
     if backend == "local":
-        failures = run_local(units, store, device, max_retries, progress, execute_unit)
+        failures = run_local(units, store, device, max_retries, progress, cpus_per_unit, execute_unit)
     else:
         failures = run_ray(units, store, device, max_retries, progress, address, cpus_per_unit, gpus_per_unit,
                            execute_unit)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from . import params
 from .engine import RunSpec, resolve_device, run_group
 from .store import Store, provenance, spec_key
@@ -73,12 +75,24 @@ def pack(runs: Sequence[RunSpec], max_runs_per_unit: int = 8, store: Store | Non
             for group in group_runs(runs) for i in range(0, len(group), max_runs_per_unit)]
 
 
-def execute(unit: Unit, device: str = "cpu", checkpoint: Path | None = None) -> UnitResult:
-    """Compute a unit's runs with the engine's `run_group` on `device` (resolved where it runs)."""
+def execute(unit: Unit, device: str = "cpu", checkpoint: Path | None = None, threads: int = 1) -> UnitResult:
+    """Compute a unit's runs with the engine's `run_group` on `device` (resolved where it runs).
+
+    `threads` pins torch's CPU thread count for the unit: on CPU the bits of a result depend on it
+    (kernels split their reductions by thread), so both backends pin the same count (recorded in the
+    provenance) rather than inherit whatever the process, or a reused Ray worker, had.
+    """
     dev = resolve_device(device)
+    params.int_at_least("threads", threads, 1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     started = time.perf_counter()
-    metrics, wall, resumed = run_group(list(unit.runs), dev, progress=False, checkpoint=checkpoint)
+    try:
+        metrics, wall, resumed = run_group(list(unit.runs), dev, progress=False, checkpoint=checkpoint)
+    finally:
+        torch.set_num_threads(previous)
     prov = provenance(dev, wall, len(unit.runs))
+    prov["threads"] = threads
     prov["unit_wall_time_s"] = round(time.perf_counter() - started, 2)  # data loading included
     if resumed:
         prov["resumed_at_tasks"] = resumed

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lopcore import cli, sweep
-from lopcore.backends import SweepError, ray_resources
+from lopcore.backends import SweepError, ray_resources, threads_for
 from lopcore.figures import LR, SCALES, figure_runs
 from lopcore.params import ParameterError
 from lopcore.store import Store
@@ -105,18 +105,21 @@ def test_ray_device_and_gpu_options():
         ray_resources("cuda:1", 1, None)
     with pytest.raises(ParameterError, match="needs gpus_per_unit > 0"):
         ray_resources("cuda", 1, 0)
+    assert threads_for(2.5) == 2 and threads_for(0.5) == 1
+    with pytest.raises(ParameterError, match="cpus_per_unit=0 is not valid"):
+        threads_for(0)
 
 
 # --- local backend -------------------------------------------------------------------------
 
 def flaky(fail_seed: int, attempts_dir):
     """An executor that fails every attempt at the unit holding `fail_seed`, leaving a file per attempt."""
-    def execute_or_fail(unit, device, checkpoint=None):
+    def execute_or_fail(unit, device, **options):
         if any(r.seed == fail_seed for r in unit.runs):
             n = len(list(attempts_dir.glob("attempt-*")))
             (attempts_dir / f"attempt-{n}").touch()
             raise RuntimeError(f"injected failure at seed {fail_seed}")
-        return execute(unit, device)
+        return execute(unit, device, **options)
     return execute_or_fail
 
 
@@ -124,6 +127,7 @@ def test_local_sweep_returns_tidy_results_and_reports_failed_units(store, tmp_pa
     df = sweep.run_sweep({**SMOKE, "n": [1, 2], "d_int": 8}, store=store, progress=False)
     assert len(df) == 4 * SCALES["smoke"].n_tasks and set(df["label"]) == {"n=1", "n=2"}
     assert set(df["scale"]) == {"smoke"} and df["online_accuracy"].between(0, 1).all()
+    assert store.load(sweep.plan(SMOKE | {"n": 1, "d_int": 8})[0].to_dict())["provenance"]["threads"] == 1
     spec = {**SMOKE, "seeds": [7, 8], "n": 1, "d_int": 8}
     with pytest.raises(SweepError, match=r"(?s)1 unit\(s\) failed after 2 attempt.*seeds=\[8\].*"
                                          r"RuntimeError: injected failure at seed 8"):
@@ -189,3 +193,11 @@ def test_ray_retries_a_failing_unit_then_reports_it(ray_runtime, tmp_path):
     assert [r.seed for r in failure.unit.runs] == [4] and "injected failure at seed 4" in failure.error
     assert failure.unit.keys()[0] in str(failed.value)
     assert sorted(r.seed for r in sweep.plan(spec) if r.to_dict() in store) == [3, 5]
+
+
+def test_a_figure_runs_on_ray_from_the_command_line(ray_runtime, store, capsys):
+    args = ["run", "fig7", "--scale", "smoke", "--seeds", "1", "--quiet", "--device", "cpu"]
+    assert cli.main([*args, "--backend", "ray", "--max-runs-per-unit", "1"]) == 0
+    runs = [spec for _, spec in figure_runs("fig7", "smoke", 1)]
+    assert all(r.to_dict() in store for r in runs)
+    assert "persistent n=2" in capsys.readouterr().out
