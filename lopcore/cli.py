@@ -46,7 +46,9 @@ examples:
 
 Finished runs are read from the results store ($LOPCORE_RESULTS, default results/) and only missing
 ones are computed; interrupt at any time and rerun the same command to resume from the last task.
-With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation."""
+With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation. With --backend ray the
+missing runs are computed as Ray tasks in units of --max-runs-per-unit seeds (see `lopcore sweep
+--help`); the local backend computes each run group whole, as the notebooks do."""
 
 SWEEP_EPILOG = """\
 examples:
