@@ -1,7 +1,8 @@
 """Command line: the same jobs the notebooks do, plus building the book.
 
     python -m lopcore data fetch [--dataset mnist|fashion_mnist|all] [--route auto|online|registry]
-    python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --device auto
+    python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --device auto [--backend ray --address auto]
+    python -m lopcore sweep SPEC.json [--backend ray --address auto|HOST:PORT --max-runs-per-unit N]
     python -m lopcore figures
     python -m lopcore book
 
@@ -31,6 +32,7 @@ examples:
   python -m lopcore figures                               list figures and scales
   python -m lopcore run fig2 --scale smoke --seeds 1      a quick run (seconds)
   python -m lopcore run fig2 --scale small --n 2          fig2's baseline and n=2, 3 seeds
+  python -m lopcore sweep sweep.json --backend ray        a hyperparameter grid on a Ray cluster
   python -m lopcore data fetch                            find or download MNIST and Fashion-MNIST
   python -m lopcore book                                  build the book into _build/html
 
@@ -44,7 +46,23 @@ examples:
 
 Finished runs are read from the results store ($LOPCORE_RESULTS, default results/) and only missing
 ones are computed; interrupt at any time and rerun the same command to resume from the last task.
-With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation."""
+With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation. With --backend ray the
+missing runs are computed as Ray tasks in units of --max-runs-per-unit seeds (see `lopcore sweep
+--help`); the local backend computes each run group whole, as the notebooks do."""
+
+SWEEP_EPILOG = """\
+examples:
+  python -m lopcore sweep sweep.json --quiet
+  python -m lopcore sweep sweep.json --backend ray --address auto --max-runs-per-unit 16 --device cuda
+
+sweep.json is a grid, e.g.
+  {"learner": "persistent", "dataset": "fashion_mnist", "scale": "small", "seeds": 5,
+   "n": [1, 2, 4], "d_int": [128, 256], "lr": 0.05}
+every list-valued learner option is an axis (cartesian product). Runs that differ only in seed form a
+unit of work (split into units of at most --max-runs-per-unit seeds), computed in this process
+(--backend local) or as Ray tasks (--backend ray; `ray start --head` first, see book/scaling.md).
+Finished runs land in the results store ($LOPCORE_RESULTS, default results/) and are never recomputed.
+A unit that fails after its retries is listed with its runs and error, and the exit status is 1."""
 
 DATA_EPILOG = """\
 examples:
@@ -98,12 +116,28 @@ def figure_options(figure: str, args) -> dict:
     return options
 
 
+def backend_options(args) -> dict:
+    """The options of `sweep.compute` given on the command line."""
+    return {"device": args.device, "max_runs_per_unit": args.max_runs_per_unit, "max_retries": args.max_retries,
+            "progress": not args.quiet, "address": args.address, "cpus_per_unit": args.cpus_per_unit,
+            "gpus_per_unit": args.gpus_per_unit}
+
+
 def _run(args) -> int:
-    from .figures import DEFAULT_SEEDS, load_figure
+    import os
+    from .figures import DEFAULT_SEEDS, figure_runs, load_figure
     from .plotting import summary
     options = figure_options(args.figure, args)
     seeds = DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
-    df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=args.device, progress=not args.quiet,
+    device = args.device
+    if args.backend == "ray" and os.environ.get("LOPCORE_NO_COMPUTE") != "1":
+        from .sweep import compute
+        compute([spec for _, spec in figure_runs(args.figure, args.scale, seeds, **options)], "ray",
+                **backend_options(args))
+        device = "auto"  # everything is stored now; the driver itself may have no GPU
+    elif args.address is not None:
+        raise UsageError("--address applies to --backend ray only")
+    df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=device, progress=not args.quiet,
                      **options)
     print(summary(df).to_string())
     if "diverged" in df and df["diverged"].any():
@@ -111,6 +145,34 @@ def _run(args) -> int:
         print("diverged runs (label, seed: first task with a non-finite loss):",
               "; ".join(f"{label}, {seed}: {task}" for (label, seed), task in bad.items()))
     return 0
+
+
+def _sweep(args) -> int:
+    from .plotting import summary
+    from .sweep import run_sweep
+    if args.backend == "local" and args.address is not None:
+        raise UsageError("--address applies to --backend ray only")
+    df = run_sweep(args.spec, backend=args.backend, **backend_options(args))
+    print(summary(df).to_string())
+    return 0
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend and the options of units of work, shared by `run` and `sweep`."""
+    p.add_argument("--backend", default="local", choices=("local", "ray"),
+                   help="local: compute in this process; ray: one Ray task per unit of work (default: local)")
+    p.add_argument("--address", help="Ray cluster to use: auto (the one `ray start --head` started on this "
+                                     "machine) or HOST:PORT; default: a private local Ray runtime")
+    p.add_argument("--max-runs-per-unit", type=int, default=8, metavar="N",
+                   help="most seeds of one run group computed together in one unit (default: 8)")
+    p.add_argument("--max-retries", type=int, default=2, metavar="N",
+                   help="retries of a failing unit before it is reported (default: 2)")
+    p.add_argument("--cpus-per-unit", type=float, default=1, metavar="C",
+                   help="CPUs a Ray task asks for, and torch threads per unit on either backend: on CPU the "
+                        "result's bits depend on it, so keep it equal to compare backends (default: 1)")
+    p.add_argument("--gpus-per-unit", type=float, metavar="G",
+                   help="GPUs a Ray task asks for, e.g. 0.25 to pack 4 units on a GPU (default: 1 when the "
+                        "device is cuda, or auto on a cluster with GPUs; else 0)")
 
 
 def _figures(args) -> int:
@@ -183,7 +245,19 @@ def parser() -> argparse.ArgumentParser:
                         "one or more for fig3)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_options(r)
     r.set_defaults(func=_run)
+
+    w = sub.add_parser("sweep", help="compute (or load) the runs of a hyperparameter grid, locally or on Ray",
+                       formatter_class=fmt, epilog=SWEEP_EPILOG,
+                       description="Compute, or load from the results store, every run of a sweep spec (a JSON "
+                                   "grid of learner options) and print its summary table.")
+    w.add_argument("spec", help="the sweep spec, a JSON file")
+    w.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda (or cuda:N with "
+                                                    "--backend local); default: auto")
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_options(w)
+    w.set_defaults(func=_sweep)
 
     sub.add_parser("figures", help="list figures and scales", formatter_class=fmt,
                    description="List the figures lopcore reproduces and the scales they can run at.",
@@ -199,13 +273,14 @@ def main(argv=None) -> int:
     from .engine import MissingResultsError
     from .params import ParameterError
     from .store import IntegrityError  # corrupt results and checkpoints
+    from .backends import SweepError
     args = parser().parse_args(argv)
     try:
         return args.func(args)
     except (ParameterError, UsageError, ValueError) as err:
         print(f"lopcore: error: {err}", file=sys.stderr)
         return 2
-    except (MissingResultsError, IntegrityError, DataError) as err:
+    except (MissingResultsError, IntegrityError, DataError, SweepError, ConnectionError) as err:
         print(f"lopcore: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["figures"], ["book"]],
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["figures"], ["book"]],
                          ids=lambda a: " ".join(a) or "lopcore")
 def test_help_describes_the_command_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
