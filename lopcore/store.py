@@ -60,12 +60,15 @@ def git_commit() -> str:
         return "unknown"
 
 
-def provenance(device: str, wall_time_s: float, runs_in_group: int) -> dict:
-    """Where and how a result was computed."""
-    name = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else platform.processor() or "cpu"
+def provenance(device: str, wall_time_s: float, runs_in_group: int, threads: int | None = None) -> dict:
+    """Where and how a result was computed. On a CPU the last bits of a result depend on torch's
+    thread count (kernels split their reductions by thread), so it is recorded."""
+    cuda = str(device).startswith("cuda")
+    name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu"
+    cpu_threads = {} if cuda else {"threads": threads or torch.get_num_threads()}
     return {"lopcore": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(device), "device_name": name,
-            "wall_time_s": round(wall_time_s, 2), "runs_in_group": runs_in_group,
+            "wall_time_s": round(wall_time_s, 2), "runs_in_group": runs_in_group, **cpu_threads,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -91,8 +91,7 @@ def execute(unit: Unit, device: str = "cpu", checkpoint: Path | None = None, thr
         metrics, wall, resumed = run_group(list(unit.runs), dev, progress=False, checkpoint=checkpoint)
     finally:
         torch.set_num_threads(previous)
-    prov = provenance(dev, wall, len(unit.runs))
-    prov["threads"] = threads
+    prov = provenance(dev, wall, len(unit.runs), threads)
     prov["unit_wall_time_s"] = round(time.perf_counter() - started, 2)  # data loading included
     if resumed:
         prov["resumed_at_tasks"] = resumed
