@@ -108,3 +108,9 @@ def test_test_accuracy_ranking_ignores_near_ties_and_catches_reversals():
     assert verdicts(figure_claims("fig5", df))[claim] == "✓"  # n=1 and n=2 tie: no constraint between them
     df.loc[df.label == names[0], "test_accuracy"] = 0.99  # the falling baseline tests best: a reversal
     assert verdicts(figure_claims("fig5", df))[claim] == "✗"
+
+
+def test_ablation_claim_needs_the_state_to_differ_from_the_baseline():
+    df = labelled({"baseline": "steady", "persistent n=2": "steady", "zero state n=2": "steady"})
+    verdict = figure_claims("fig6", df)
+    assert list(verdict.verdict) == ["✗"] and "untestable" in verdict.evidence[0]
