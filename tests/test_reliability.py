@@ -54,11 +54,11 @@ CHILD = RESUME_SPECS + textwrap.dedent("""
     from lopcore.store import Store
     pause = float(sys.argv[2])
     if pause:  # slow each step down (numerics untouched) so that the parent can kill it mid-task
-        def slow_batches(*args, _batches=engine.batches, **kwargs):
-            for batch in _batches(*args, **kwargs):
+        def slow_batches(self, *args, _batches=PermutedStream.train_batches, **kwargs):
+            for batch in _batches(self, *args, **kwargs):
                 time.sleep(pause)
                 yield batch
-        engine.batches = slow_batches
+        PermutedStream.train_batches = slow_batches
     engine.run(SPECS, device="cpu", store=Store(sys.argv[1]), progress=False)
 """)
 
