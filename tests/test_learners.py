@@ -123,7 +123,7 @@ def test_runs_are_independent_of_their_batchmates(learner):
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
         alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
-        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # float32 sums regroup with the batch shape and thread count
 
 
 def test_state_head_never_changes_with_n_equal_one():

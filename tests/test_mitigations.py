@@ -240,7 +240,7 @@ def test_vectorized_runs_equal_separate_runs(learner):
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
         alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
-        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # float32 sums regroup with the batch shape and thread count
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -385,7 +385,7 @@ def test_online_norm_runs_are_independent_of_their_group(learner):
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
         alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
-        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # as above
 
 
 def test_stored_runs_with_tuple_options_become_tidy_rows():
