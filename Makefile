@@ -1,6 +1,6 @@
 # The two jobs a user runs (see README.md):
 #   make book   build the Jupyter Book into _build/html from the committed, executed notebooks
-#   make test   unit tests + nbval over the committed notebooks
+#   make test   unit tests + nbval over the committed notebooks (PYTEST_ARGS="-k ..." narrows it)
 # Both start from nothing: they create .venv, install the pinned requirements and obtain the data.
 
 PYTHON ?= python3
@@ -25,8 +25,10 @@ data: $(STAMP)
 
 # LOPCORE_NO_COMPUTE=1: the committed notebooks must find all their runs in results/ (a miss is an
 # error, never a long computation); tests that compute use their own scratch store.
+# pytest's exit code 5 (it collected no tests) means a broken suite here, not a pass.
 test: $(STAMP) data
-	LOPCORE_NO_COMPUTE=1 $(VENV)/bin/pytest
+	LOPCORE_NO_COMPUTE=1 $(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
 
 # ---- the book ---------------------------------------------------------------------------------
 # MathJax is served from a local copy, never a CDN (unreachable offline): the pinned npm tarball
