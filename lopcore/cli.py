@@ -2,6 +2,7 @@
 
     python -m lopcore data fetch [--dataset mnist|fashion_mnist|all] [--route auto|online|registry]
     python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --device auto [--backend ray --address auto]
+    python -m lopcore run rfig6 --scale small --seq-len 15 50 --hidden 64
     python -m lopcore sweep SPEC.json [--backend ray --address auto|HOST:PORT --max-runs-per-unit N]
     python -m lopcore figures
     python -m lopcore book
@@ -23,8 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, for `book` (a
 
 DESCRIPTION = """\
 lopcore: reproducible loss-of-plasticity experiments (Iqbal, Persistent internal state helps
-maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once in
-lopcore.figures; finished runs are kept in a results store (results/, or $LOPCORE_RESULTS) and
+maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once, in
+lopcore.figures (Iqbal's fig2-fig7) and lopcore.recurrent_figures (the recurrent report's rfig1-rfig6);
+finished runs are kept in a results store (results/, or $LOPCORE_RESULTS) and
 loaded instead of recomputed, and a run group in progress resumes from its last checkpoint."""
 
 EPILOG = """\
@@ -32,6 +34,7 @@ examples:
   python -m lopcore figures                               list figures and scales
   python -m lopcore run fig2 --scale smoke --seeds 1      a quick run (seconds)
   python -m lopcore run fig2 --scale small --n 2          fig2's baseline and n=2, 3 seeds
+  python -m lopcore run rfig1 --scale small               MLP vs LSTM on MNIST label reshuffles
   python -m lopcore sweep sweep.json --backend ray        a hyperparameter grid on a Ray cluster
   python -m lopcore data fetch                            find or download MNIST and Fashion-MNIST
   python -m lopcore book                                  build the book into _build/html
@@ -43,6 +46,7 @@ examples:
   python -m lopcore run fig2 --scale smoke --seeds 1 --quiet
   python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --d-int 128
   python -m lopcore run fig2 --scale paper --device cuda    (hours: GPU recommended)
+  python -m lopcore run rfig5 --scale small --seq-len 25    (GRU mitigations on 25-byte sentences)
 
 Finished runs are read from the results store ($LOPCORE_RESULTS, default results/) and only missing
 ones are computed; interrupt at any time and rerun the same command to resume from the last task.
@@ -100,19 +104,36 @@ def _data_fetch(args) -> int:
     return 0
 
 
+def figure_module(figure: str):
+    """The module defining `figure`: lopcore.figures (Iqbal's) or lopcore.recurrent_figures (rfig*)."""
+    from . import figures, recurrent_figures
+    return recurrent_figures if figure in recurrent_figures.FIGURES else figures
+
+
+def all_figures() -> dict:
+    from . import figures, recurrent_figures
+    return {**figures.FIGURES, **recurrent_figures.FIGURES}
+
+
+# command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
+FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"), "hidden": ("hidden",)}
+
+
 def figure_options(figure: str, args) -> dict:
     """The figure-specific options given on the command line; an error for one the figure lacks."""
-    from .figures import FIGURES
-    given = {"n": args.n, "d_int": args.d_int}
-    # one value is passed as a number (figures taking one value accept only that), several as a list
-    options = {k: (v[0] if len(v) == 1 else v) for k, v in given.items() if v is not None}
-    if figure in FIGURES:
-        accepted = inspect.signature(FIGURES[figure]).parameters
-        for name in options:
-            if name not in accepted:
-                flag = "--" + name.replace("_", "-")
-                valid = ", ".join("--" + p.replace("_", "-") for p in accepted) or "none"
-                raise UsageError(f"{flag} does not apply to figure {figure!r}; its options: {valid}")
+    accepted = inspect.signature(all_figures()[figure]).parameters
+    options = {}
+    for flag in FLAG_PARAMETERS:
+        values = getattr(args, flag, None)
+        if values is None:
+            continue
+        name = next((p for p in FLAG_PARAMETERS[flag] if p in accepted), None)
+        if name is None:
+            valid = ", ".join(sorted({"--" + f.replace("_", "-") for f, ps in FLAG_PARAMETERS.items()
+                                      for p in ps if p in accepted})) or "none"
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to figure {figure!r}; its options: {valid}")
+        # one value is passed as a number (figures taking one value accept only that), several as a list
+        options[name] = values[0] if len(values) == 1 else list(values)
     return options
 
 
@@ -125,10 +146,13 @@ def backend_options(args) -> dict:
 
 def _run(args) -> int:
     import os
-    from .figures import DEFAULT_SEEDS, figure_runs, load_figure
     from .plotting import summary
+    module = figure_module(args.figure)
+    figure_runs, load_figure = module.figure_runs, module.load_figure
+    if module.__name__.endswith("recurrent_figures"):
+        summary = module.summary  # ΔAccuracy, its robust variant, mean accuracy and IAA per learner
     options = figure_options(args.figure, args)
-    seeds = DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
+    seeds = module.DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
     device = args.device
     if args.backend == "ray" and os.environ.get("LOPCORE_NO_COMPUTE") != "1":
         from .sweep import compute
@@ -176,11 +200,16 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _figures(args) -> int:
-    from .figures import DEFAULT_SEEDS, FIGURES, SCALES
-    for name, fn in FIGURES.items():
-        summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
-        print(f"{name} ({DEFAULT_SEEDS[name]} seeds by default): {summary}")
-    print("scales:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)" for k, s in SCALES.items()))
+    from . import figures, recurrent_figures
+    for module in (figures, recurrent_figures):
+        for name, fn in module.FIGURES.items():
+            summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
+            print(f"{name} ({module.DEFAULT_SEEDS[name]} seeds by default): {summary}")
+    print("scales of fig*:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)"
+                                       for k, s in figures.SCALES.items()))
+    print("scales of rfig*:", ", ".join(
+        f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
+        for k, s in recurrent_figures.SCALES.items()))
     return 0
 
 
@@ -211,7 +240,8 @@ def _book(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .figures import FIGURES, SCALES
+    from .figures import SCALES
+    figure_names = sorted(all_figures())
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="lopcore", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -233,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, epilog=RUN_EPILOG,
                        description="Compute, or load from the results store, every run of a figure and print "
                                    "its summary table.")
-    r.add_argument("figure", choices=sorted(FIGURES), help="which figure: " + ", ".join(sorted(FIGURES)))
+    r.add_argument("figure", choices=figure_names, help="which figure: " + ", ".join(figure_names))
     r.add_argument("--scale", default="small", choices=sorted(SCALES),
                    help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
     r.add_argument("--seeds", type=int, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
@@ -243,6 +273,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--d-int", type=int, nargs="+", metavar="D",
                    help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
                         "one or more for fig3)")
+    r.add_argument("--seq-len", type=int, nargs="+", metavar="T",
+                   help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
+                        "rfig6)")
+    r.add_argument("--hidden", type=int, nargs="+", metavar="H", help="GRU width(s) of rfig6, each at least 1")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(r)

@@ -89,6 +89,25 @@ def test_an_option_the_figure_lacks_is_a_usage_error(monkeypatch):
     assert cli.figure_options("fig2", Namespace(n=[1, 2], d_int=None)) == {"n": [1, 2]}
 
 
+def test_recurrent_figure_options_map_to_their_parameters():
+    assert cli.figure_options("rfig3", Namespace(seq_len=[25])) == {"seq_len": 25}
+    assert cli.figure_options("rfig6", Namespace(seq_len=[15], hidden=[32, 64])) == {"seq_lens": 15,
+                                                                                     "hidden": [32, 64]}
+    with pytest.raises(cli.UsageError, match="--hidden does not apply to figure 'rfig5'; its options: --seq-len"):
+        cli.figure_options("rfig5", Namespace(hidden=[32]))
+    with pytest.raises(cli.UsageError, match="--n does not apply to figure 'rfig1'; its options: none"):
+        cli.figure_options("rfig1", Namespace(n=[2]))
+
+
+def test_run_of_a_recurrent_figure_prints_delta_accuracy(scratch, capsys):
+    assert cli.main(["run", "rfig6", "--scale", "smoke", "--seeds", "1", "--seq-len", "15", "--hidden", "32",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "T=15, H=32" in out and "delta_accuracy_robust" in out
+    assert cli.main(["run", "rfig3", "--scale", "smoke", "--seq-len", "15", "25", "--quiet"]) == 2
+    assert "seq_len=[15, 25] is not valid" in capsys.readouterr().err
+
+
 def test_missing_and_corrupt_results_exit_1_with_the_fix(scratch, monkeypatch, capsys):
     monkeypatch.setenv("LOPCORE_NO_COMPUTE", "1")
     assert cli.main(["run", "fig2", "--scale", "smoke", "--seeds", "1", "--n", "2", "--quiet"]) == 1
