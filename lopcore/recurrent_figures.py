@@ -172,3 +172,16 @@ def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "
         base = torch.tensor(out.loc[baseline, "mean_accuracy"])
         out["iaa"] = iaa(torch.tensor(out["mean_accuracy"].to_numpy()), base).numpy()
     return out
+
+
+def tatoeba_languages(seq_len: int = SEQ_LEN) -> pd.DataFrame:
+    """The language data the GRU figures use: per language, training and test sentences and the
+    share of sentences longer than `seq_len` bytes (cut there)."""
+    from .sequences import LANGUAGES, load_tatoeba
+    data = load_tatoeba(params.int_at_least("seq_len", seq_len, 1))
+    rows = []
+    for i, lang in enumerate(LANGUAGES):
+        train, test = data.train_y == i, data.test_y == i
+        rows.append({"language": lang, "train sentences": int(train.sum()), "test sentences": int(test.sum()),
+                     f"≥ {seq_len} bytes (cut)": f"{(data.train_len[train] == seq_len).float().mean().item():.0%}"})
+    return pd.DataFrame(rows).set_index("language")
