@@ -38,6 +38,15 @@ def test_per_seed_metrics_follow_the_reports_formulas():
     assert rc.seed_delta(df, "L2", 0.5) == pytest.approx([(0.7 - 0.5) / 0.7 * 100])
     assert rc.seed_iaa(df, "L2") == pytest.approx([(0.6 - 0.5) / 0.5 * 100])
     assert rc.late_gap(df, "L2", window=0.25) == pytest.approx([-0.1])
+    rising = frame({"GRU": [[0.2, 0.6, 0.8, 0.7, 0.4]]})
+    assert rc.seed_peak_drop(rising, "GRU", 0.2) == pytest.approx([50.0])  # the peak, not the first task
+
+
+def test_a_fall_after_learning_is_seen_from_the_peak_only():
+    rise_then_fall = [list(np.r_[np.linspace(0.4, 0.8, 10), np.linspace(0.8, 0.6, 10)] + 0.01 * s) for s in (-1, 0, 1)]
+    df = frame({"reshuffle": rise_then_fall, "binary": FLAT})
+    table = rc.figure_claims("rfig3", df).set_index("claim").verdict
+    assert list(table) == ["✗", "✗", "✓", "✗"]
 
 
 @pytest.mark.parametrize("mlp, lstm, claims", [
