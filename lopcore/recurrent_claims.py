@@ -26,6 +26,8 @@ from .metrics import delta_accuracy, iaa
 COLUMN = "test_accuracy"
 WINDOW = 0.1  # the robust ΔA's first/last fraction of tasks
 SEPARATION = 2.0  # standard errors over seeds a difference must exceed
+PEAK_MARGIN = 5.0  # percent: the best of many noisy stretches of tasks sits above their average, so a
+# flat but noisy curve shows a small "drop from the peak" by itself; only a larger one counts
 
 # The report's numbers (percent). Its Table 1 and its text disagree on which column is which:
 # the text gives the GRU L2 13.14 / CBP 15.56 / S&P −10.73 and the MLP S&P 36.69, the table
@@ -106,10 +108,11 @@ def loses_plasticity(df, label: str):
 
 
 def falls_from_peak(df, label: str):
-    """Beyond the report: A_k falls from its best stretch of tasks to the last, beyond SEPARATION s.e."""
+    """Beyond the report: A_k falls from its best stretch of tasks to the last by more than
+    PEAK_MARGIN percent, beyond SEPARATION standard errors."""
     d = seed_peak_drop(df, label)
     m, se = mean_se(d)
-    return m > SEPARATION * se and m > 0, f"{label}: drop from peak {_show(d)}"
+    return m - SEPARATION * se > PEAK_MARGIN, f"{label}: drop from peak {_show(d)}"
 
 
 def degrades_less(df, label: str, than: str):
@@ -181,11 +184,15 @@ CLAIMS: dict[str, list[Claim]] = {
         ("MNIST reshuffle: the MLP loses plasticity (report ΔA 60.83%)", loses_plasticity, ("MLP",)),
         ("MNIST reshuffle: the LSTM loses plasticity (report ΔA 27.47%)", loses_plasticity, ("LSTM",)),
         ("MNIST reshuffle: the LSTM degrades less than the MLP", degrades_less, ("LSTM", "MLP")),
+        ("(ours) MNIST reshuffle: the MLP's A_k falls from its peak to the last tasks", falls_from_peak, ("MLP",)),
+        ("(ours) MNIST reshuffle: the LSTM's A_k falls from its peak to the last tasks", falls_from_peak, ("LSTM",)),
     ],
     "rfig2": [
         ("MNIST binary pairs: the MLP loses plasticity", loses_plasticity, ("MLP",)),
         ("MNIST binary pairs: the LSTM loses plasticity", loses_plasticity, ("LSTM",)),
         ("MNIST binary pairs: the loss is less noticeable for the LSTM", degrades_less, ("LSTM", "MLP")),
+        ("(ours) MNIST binary pairs: the MLP's A_k falls from its peak to the last tasks", falls_from_peak, ("MLP",)),
+        ("(ours) MNIST binary pairs: the LSTM's A_k falls from its peak to the last tasks", falls_from_peak, ("LSTM",)),
     ],
     "rfig3": [
         ("Language reshuffle: the GRU loses plasticity (report ΔA 50.62%)", loses_plasticity, ("reshuffle",)),
@@ -229,7 +236,8 @@ def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
     out.attrs["definition"] = (f"A_k = test accuracy at the end of task k; robust ΔA from the first/last "
                                f"{WINDOW:.0%} of tasks; a difference counts beyond {SEPARATION:g} standard "
-                               f"errors over seeds; ± is one standard error")
+                               f"errors over seeds; ± is one standard error; a drop from the peak counts "
+                               f"above {PEAK_MARGIN:g}%")
     return out
 
 

@@ -161,8 +161,11 @@ Rerun it, or a variant, with
 papermill notebooks/{name}.ipynb out.ipynb {spec['cli']} -p scale small
 ```"""),
         code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
-        code(f"""from lopcore import params, plotting, recurrent_claims
-from lopcore.recurrent_figures import SCALES, figure_runs, load_figure
+        code(f"""import pandas as pd
+from lopcore import params, plotting, recurrent_claims
+from lopcore.recurrent_figures import figure_runs, load_figure
+
+pd.set_option("display.max_columns", None, "display.width", 200, "display.max_colwidth", None)
 
 runs = figure_runs("{name}", scale=scale, seeds=seeds{comma}{options})  # validates every parameter
 params.device_name(device)

@@ -58,7 +58,7 @@ def test_mnist_claims(mlp, lstm, claims):
     df = frame({"MLP": mlp, "LSTM": lstm})
     for figure in ("rfig1", "rfig2"):
         table = rc.figure_claims(figure, df)
-        assert list(table.verdict == "✓") == claims
+        assert list(table.verdict == "✓")[:3] == claims
 
 
 def test_language_claims():
@@ -110,3 +110,11 @@ def test_claims_of_absent_labels_are_skipped_and_tables_show_the_report():
     assert table.loc["L2", "report IAA %"] == 15.56 and table.loc["baseline", "IAA %"] == 0
     iaa = rc.iaa_table(df, df)
     assert list(iaa.columns) == ["L2"] and "report 36.69%" in iaa.loc["MLP", "L2"]
+
+
+def test_a_flat_noisy_curve_does_not_fall_from_its_peak():
+    """The best of many noisy stretches is above the average: that alone must not count as a fall."""
+    rng = np.random.default_rng(0)
+    noisy = [list(0.8 + 0.02 * rng.standard_normal(40)) for _ in range(3)]
+    assert 0 < rc.seed_peak_drop(frame({"MLP": noisy}), "MLP").mean() < rc.PEAK_MARGIN
+    assert not rc.falls_from_peak(frame({"MLP": noisy}), "MLP")[0]
