@@ -11,7 +11,12 @@ learners, batch 64, LSTM width 64, an MLP of three hidden layers of 100).
 
 Scales:
     paper  the protocol above (30 epochs per task)
-    small  CPU minutes per run: the same numbers of tasks, about one epoch per task or less
+    small  CPU minutes per run. MNIST: the report's 50 tasks, 6000 examples per task (a tenth of an
+           epoch of the reshuffle, half an epoch of a pair). Tatoeba: 40 tasks (not 100) of 2000
+           sentences each (a fifth of an epoch of the reshuffle, one epoch of a pair): measured on
+           the 2-core development machine, the GRU costs about 14 s per task for 3 seeds at 10000
+           sentences, so the report's 100 tasks x 10000 would take 23 minutes per learner and
+           Figure 6's twelve learners more than four hours.
     smoke  seconds: two tiny tasks, for tests
 """
 from __future__ import annotations
@@ -46,9 +51,9 @@ class Scale:
 
 SCALES = {
     "paper": Scale({"mnist": 50, "tatoeba": 100}, {k: EPOCHS * n for k, n in TRAIN_SIZE.items()}, 10000, 2000, 64),
-    "small": Scale({"mnist": 50, "tatoeba": 100},
+    "small": Scale({"mnist": 50, "tatoeba": 40},
                    {("mnist", "reshuffle"): 6000, ("mnist", "binary"): 6000,
-                    ("tatoeba", "reshuffle"): 10000, ("tatoeba", "binary"): 4000}, 2000, 500, 64),
+                    ("tatoeba", "reshuffle"): 2000, ("tatoeba", "binary"): 2000}, 2000, 500, 64),
     "smoke": Scale({"mnist": 2, "tatoeba": 2}, {k: 64 for k in TRAIN_SIZE}, 100, 32, 16),
 }
 STREAMS = {"reshuffle": ReshuffleStream, "binary": BinaryPairStream}
@@ -167,3 +172,16 @@ def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "
         base = torch.tensor(out.loc[baseline, "mean_accuracy"])
         out["iaa"] = iaa(torch.tensor(out["mean_accuracy"].to_numpy()), base).numpy()
     return out
+
+
+def tatoeba_languages(seq_len: int = SEQ_LEN) -> pd.DataFrame:
+    """The language data the GRU figures use: per language, training and test sentences and the
+    share of sentences longer than `seq_len` bytes (cut there)."""
+    from .sequences import LANGUAGES, load_tatoeba
+    data = load_tatoeba(params.int_at_least("seq_len", seq_len, 1))
+    rows = []
+    for i, lang in enumerate(LANGUAGES):
+        train, test = data.train_y == i, data.test_y == i
+        rows.append({"language": lang, "train sentences": int(train.sum()), "test sentences": int(test.sum()),
+                     f"≥ {seq_len} bytes (cut)": f"{(data.train_len[train] == seq_len).float().mean().item():.0%}"})
+    return pd.DataFrame(rows).set_index("language")
