@@ -118,3 +118,10 @@ def test_a_flat_noisy_curve_does_not_fall_from_its_peak():
     noisy = [list(0.8 + 0.02 * rng.standard_normal(40)) for _ in range(3)]
     assert 0 < rc.seed_peak_drop(frame({"MLP": noisy}), "MLP").mean() < rc.PEAK_MARGIN
     assert not rc.falls_from_peak(frame({"MLP": noisy}), "MLP")[0]
+
+
+def test_a_consistent_but_tiny_decline_is_not_a_loss_of_plasticity():
+    tiny = falling(0.980, 0.978, jitter=0.0001)  # ΔA ≈ 0.2%, the same in every seed
+    assert rc.seed_delta(frame({"MLP": tiny}), "MLP").mean() < rc.LOSS_MARGIN
+    assert not verdict(claim_of("rfig2", "MNIST binary pairs: the MLP"), frame({"MLP": tiny}))
+    assert verdict(claim_of("rfig2", "MNIST binary pairs: the MLP"), frame({"MLP": FALL}))
