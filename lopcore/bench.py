@@ -1,13 +1,15 @@
 """Side-by-side benchmark: a naive per-run PyTorch loop against the vectorized engine.
 
-    python -m lopcore.bench [--steps 300] [--runs 1 16 64] [--device auto] [--threads N]
+    python -m lopcore.bench [--steps 300] [--runs 1 16 64] [--device auto] [--threads N] [--save]
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
   naive   one run as a textbook loop: an `nn.Module`, autograd, `torch.optim.SGD`;
   engine  R runs stacked on the leading axis, one hand-written step for all of them.
 Both see batches of 8 random images (the data pipeline is the same for both and not timed). It
 prints a table, the projected wall time of the whole paper (every run of every figure at `paper`
-scale, 5 seeds) from the measured engine speed, and, as its last line, one JSON object.
+scale, 5 seeds) from the measured engine speed, and, as its last line, one JSON object. With
+--save the result is also kept in the results store (kind "bench", one file per device, thread
+count and configuration set, with provenance), where the book's Performance page reads it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import json
 import resource
 import time
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -116,6 +119,8 @@ def main(argv=None) -> dict:
     p.add_argument("--runs", type=int, nargs="+", help="engine run counts R (default 1 16 64, and 256 on GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--save", action="store_true", help="keep the result in the results store ($LOPCORE_RESULTS, "
+                                                      "default results/) for the book's Performance page")
     args = p.parse_args(argv)
     if args.steps < 1 or (args.runs and min(args.runs) < 1):
         p.error("--steps and every --runs value must be at least 1")
@@ -123,6 +128,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = args.runs or ([1, 16, 64, 256] if device.type == "cuda" else [1, 16, 64])
+    started = time.perf_counter()
     g = torch.Generator().manual_seed(0)
     xs = torch.rand(args.steps, BATCH, N_IN, generator=g).to(device)
     ys = torch.randint(0, N_OUT, (args.steps, BATCH), generator=g).to(device)
@@ -150,8 +156,65 @@ def main(argv=None) -> dict:
               f"{r['engine_us_per_run_step']:>20.1f}{r['speedup']:>9.2f}")
     print(f"projected wall time of every figure at paper scale, 5 seeds, at the best R: {hours:.1f} h")
     result = {"device": name, "steps": args.steps, "configurations": rows, "paper_projection_hours": round(hours, 2)}
+    if args.save:
+        path = save(result, runs, device, time.perf_counter() - started)
+        print(f"saved to {path}")
     print(json.dumps(result))
     return result
+
+
+COLUMNS = ("learner", "runs", "naive_us_per_run_step", "engine_us_per_run_step", "speedup", "peak_memory_mb")
+# The engine-speed targets: (device type, smallest R, learners, least speedup, most projected hours)
+TARGETS = {"cpu": (16, ("baseline", "persistent"), 7.0, None), "cuda": (64, ("baseline", "persistent"), 100.0, 10 / 60)}
+
+
+def saved_results(store=None) -> pd.DataFrame:
+    """Every saved benchmark (`--save`) as one tidy frame: a row per (benchmark, learner, R), with the
+    benchmark's device, thread count, timed steps, date, lopcore commit and paper projection."""
+    from .store import Store
+    rows = []
+    for record in (store or Store()).records("bench"):
+        metrics, prov = record["metrics"], record["provenance"]
+        about = {"device": record["spec"]["device"], "device_type": "cuda" if prov["device"].startswith("cuda") else "cpu",
+                 "steps": record["spec"]["steps"], "date": prov["date"][:10], "git_commit": prov["git_commit"][:12],
+                 "paper_projection_hours": metrics["paper_projection_hours"][0]}
+        rows += [{**about, **{c: metrics[c][i] for c in COLUMNS}} for i in range(len(metrics["learner"]))]
+    return pd.DataFrame(rows, columns=["device", "device_type", "steps", "date", "git_commit",
+                                       "paper_projection_hours", *COLUMNS])
+
+
+def target_verdicts(results: pd.DataFrame) -> pd.DataFrame:
+    """Per saved benchmark and learner, whether the engine-speed target for its device type holds:
+    CPU, speedup >= 7 at R = 16; GPU, speedup >= 100 at R >= 64 and the whole paper (5 seeds) in
+    <= 10 minutes."""
+    rows = []
+    for (device, date, steps, kind), group in results.groupby(["device", "date", "steps", "device_type"]):
+        least_r, learners, least_speedup, most_hours = TARGETS[kind]
+        for learner in learners:
+            at = group[(group.learner == learner) & (group.runs >= least_r)]
+            if at.empty:
+                continue
+            best = at.loc[at.speedup.idxmax()] if kind == "cuda" else at.loc[at.runs.idxmin()]
+            hours = best.paper_projection_hours
+            holds = best.speedup >= least_speedup and (most_hours is None or hours <= most_hours)
+            target = f"≥ {least_speedup:g}× at R {'≥' if kind == 'cuda' else '='} {least_r}" + (
+                f", paper ≤ {most_hours * 60:g} min" if most_hours else "")
+            rows.append({"device": device, "date": date, "steps": steps, "learner": learner, "target": target,
+                         "measured": f"{best.speedup:.2f}× at R = {best.runs}" + (
+                             f", paper {hours * 60:.0f} min" if most_hours else ""),
+                         "verdict": "✓" if holds else "✗"})
+    return pd.DataFrame(rows, columns=["device", "date", "steps", "learner", "target", "measured", "verdict"])
+
+
+def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float, store=None):
+    """Keep a benchmark result in the results store: the spec names what was measured (device,
+    threads, steps, run counts), the metrics are the table's columns."""
+    from .store import Store, provenance
+    spec = {"learner": {"kind": "bench"}, "device": result["device"], "steps": result["steps"], "runs": runs}
+    rows = result["configurations"]
+    metrics = {column: [row[column] for row in rows] for column in rows[0]}
+    metrics["paper_projection_hours"] = [result["paper_projection_hours"]]
+    return (store or Store()).save(spec, metrics, provenance(str(device), wall_time_s, runs_in_group=0))
 
 
 if __name__ == "__main__":

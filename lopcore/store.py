@@ -107,6 +107,22 @@ class Store:
             raise
         return path
 
+    def records(self, kind: str) -> list[dict]:
+        """Every stored record of one kind (a learner's, or "bench" for benchmark results), each
+        verified as `load` verifies it, in file-name order."""
+        out = []
+        for path in sorted((self.root / kind).glob("*.json")):
+            try:
+                spec = json.loads(path.read_text())["spec"]
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+                raise CorruptResultError(f"result file {path} is unreadable ({err}); delete it (rm {path}) "
+                                         f"and rerun to recompute it") from None
+            if self.path(spec) != path:
+                raise CorruptResultError(f"result file {path} holds a different run than its name says; "
+                                         f"delete it (rm {path}) and rerun to recompute it")
+            out.append(self.load(spec))
+        return out
+
     def load(self, spec: dict) -> dict:
         """The stored record of a run (spec, provenance, metrics); verifies its checksum."""
         path = self.path(spec)

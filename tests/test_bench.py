@@ -1,7 +1,10 @@
 """The benchmark in CI-sized form: it runs, and its last line is the JSON the issue asks for."""
 import json
 
+import pytest
+
 from lopcore import bench
+from lopcore.store import CorruptResultError, Store
 
 
 def test_benchmark_prints_a_table_and_ends_with_one_json_object(capsys):
@@ -33,3 +36,17 @@ def test_the_naive_loop_learns_like_the_engine():
     naive = F.cross_entropy(model(x)[0], y)
     learner.step(state, x[None], y[None])
     assert torch.allclose(state["loss_sum"][0], naive, atol=1e-6)
+
+
+def test_a_saved_benchmark_is_a_verified_record_in_the_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    result = bench.main(["--steps", "2", "--runs", "1", "--device", "cpu", "--save"])
+    assert "saved to" in capsys.readouterr().out
+    (record,) = Store(tmp_path).records("bench")
+    assert record["spec"]["device"] == result["device"] and record["provenance"]["threads"] >= 1
+    assert record["metrics"]["learner"] == ["baseline", "persistent"]
+    assert record["metrics"]["speedup"] == [c["speedup"] for c in result["configurations"]]
+    (path,) = (tmp_path / "bench").glob("*.json")
+    path.write_text(path.read_text().replace('"steps": 2', '"steps": 3'))  # edited by hand
+    with pytest.raises(CorruptResultError, match="different run than its name says"):
+        Store(tmp_path).records("bench")

@@ -28,6 +28,7 @@ def outputs(nb_path: Path) -> str:
 
 
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+PAGES = ("performance",)  # notebooks that show saved measurements, not a figure's runs: no scale
 
 
 @pytest.mark.slow
@@ -42,7 +43,7 @@ def test_fig2_runs_under_papermill_at_smoke_scale(scratch_store):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "fig2"])
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "fig2" and n not in PAGES])
 def test_every_notebook_runs_under_papermill_at_smoke_scale(scratch_store, name):
     out = scratch_store / "out.ipynb"
     parameters = dict(scale="smoke") if name == "claims" else dict(scale="smoke", seeds=1)
@@ -50,6 +51,19 @@ def test_every_notebook_runs_under_papermill_at_smoke_scale(scratch_store, name)
                                cwd=str(ROOT), progress_bar=False, kernel_name="python3")
     text = outputs(out)
     assert "scale 'smoke'" in text and ("✓" in text or "✗" in text or name == "cbp_sweep"), text[-2000:]
+
+
+@pytest.mark.slow
+def test_the_performance_page_shows_the_saved_benchmarks_and_verdicts(scratch_store):
+    out = scratch_store / "out.ipynb"
+    page = str(ROOT / "notebooks" / "performance.ipynb")
+    papermill.execute_notebook(page, str(out), cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    assert "No benchmark is saved in this results store" in outputs(out)
+    from lopcore import bench
+    bench.main(["--steps", "2", "--runs", "1", "16", "--device", "cpu", "--save"])
+    papermill.execute_notebook(page, str(out), cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    text = outputs(out)
+    assert "persistent" in text and "≥ 7× at R = 16" in text and "No GPU benchmark is saved yet" in text
 
 
 def test_the_toc_lists_every_notebook():
