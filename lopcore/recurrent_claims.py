@@ -222,6 +222,14 @@ CLAIMS: dict[str, list[Claim]] = {
         ("The shortest sequences (T = 15) degrade least", shortest_degrades_least, ()),
         ("Hypothesis left open by the report: ΔA grows with every step in T", longer_degrades_more, ()),
     ],
+    "rfig7": [
+        ("(ours) GRU: the persistent state with n = 2 improves on the baseline (IAA > 0)", improves_on_baseline,
+         ("state n=2",)),
+        ("(ours) GRU: the persistent state with n = 1 improves on the baseline (IAA > 0)", improves_on_baseline,
+         ("state n=1",)),
+        ("(ours) GRU: the persistent state's (n = 2) improvement lasts to the last tasks", improvement_lasts,
+         ("state n=2",)),
+    ],
 }
 NEEDS_BASELINE = (improves_on_baseline, worse_than_baseline, improvement_lasts, improvement_fades)
 

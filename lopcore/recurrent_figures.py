@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import params
 from .engine import RunSpec, run
-from .learners import Backprop, ContinualBackprop, ContinualBackpropRecurrent, Recurrent
+from .learners import Backprop, ContinualBackprop, ContinualBackpropRecurrent, PersistentRecurrent, Recurrent
 from .sequences import BinaryPairStream, ReshuffleStream
 from .store import Store, spec_key
 
@@ -114,8 +114,17 @@ def fig6(seq_lens=(15, 25, 50, 75), hidden=(32, 64, 128)) -> dict[str, tuple]:
     return {f"T={t}, H={h}": ("tatoeba", "reshuffle", {"max_len": t}, gru(hidden=h)) for t in seq_lens for h in widths}
 
 
+def fig7(n=(1, 2), d_int: int = WIDTH, seq_len: int = SEQ_LEN) -> dict[str, tuple]:
+    """Beyond the report: Iqbal's persistent internal state on the GRU, Tatoeba reshuffle."""
+    ns, d_int = params.int_list("n", n, 1), params.int_at_least("d_int", d_int, 1)
+    seq_len = params.int_at_least("seq_len", seq_len, 1)
+    learners = {"baseline": gru(), **{f"state n={k}": PersistentRecurrent(cell="gru", hidden=WIDTH, lr=LR, d_int=d_int, n=k)
+                                      for k in ns}}
+    return {label: ("tatoeba", "reshuffle", {"max_len": seq_len}, learner) for label, learner in learners.items()}
+
+
 FIGURES: dict[str, Callable[..., dict[str, tuple]]] = {
-    "rfig1": fig1, "rfig2": fig2, "rfig3": fig3, "rfig4": fig4, "rfig5": fig5, "rfig6": fig6}
+    "rfig1": fig1, "rfig2": fig2, "rfig3": fig3, "rfig4": fig4, "rfig5": fig5, "rfig6": fig6, "rfig7": fig7}
 DEFAULT_SEEDS = {name: 3 for name in FIGURES}
 
 

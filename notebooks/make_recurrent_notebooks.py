@@ -133,10 +133,56 @@ hidden: list = [32, 64, 128]      # GRU widths H, each at least 1''',
         options="seq_lens=seq_lens, hidden=hidden",
         plot='task_accuracy(df, title=f"Tatoeba reshuffle, GRU by length T and width H ({scale} scale)", panels="H")',
         bugs=("pad",), cli="-p hidden '[64]'"),
+    "rfig7": dict(
+        title="Beyond the report: the persistent internal state on a GRU", source="tatoeba",
+        claim_label="Beyond the report (and Iqbal's paper)",
+        claim="""Iqbal's persistent internal state kept an MLP plastic on permuted MNIST. Does it help a
+recurrent network? The GRU of [Figure 3](rfig3.ipynb) on the language reshuffle, with a state s of
+`d_int` values that enters the cell as an extra input at every time step (concat(x_t, s), so s @ W_sh
+adds to the input bias) and is updated once per batch by a state head on the batch mean of the final
+hidden states. Truncation every `n` batches as in Iqbal's learner; the gradient through earlier steps
+is the exact one, with the weights each earlier step ran with (`lopcore/learners/persistent_recurrent.py`).
+With `state="zero"` the learner is the plain GRU bit for bit (tested).""",
+        params="""n: list = [1, 2]    # truncation periods of the persistent state, each at least 1
+d_int: int = 64     # size of the persistent state, at least 1
+seq_len: int = 50   # sentences cut at this many bytes, at least 1""",
+        options="n=n, d_int=d_int, seq_len=seq_len",
+        plot='task_accuracy(df, title=f"Tatoeba reshuffle, GRU with a persistent state ({scale} scale)")',
+        bugs=("pad",), cli="-p n '[2, 4]'"),
 }
 
-# Where our numbers differ from the report's: written after reading the committed results.
-DIFFERENCES: dict[str, str] = {}
+# Where our numbers differ from the report's, written after reading the committed (small-scale)
+# results; the tables above carry the numbers.
+DIFFERENCES: dict[str, str] = {
+    "rfig1": """At `small` scale neither model shows the report's loss. The MLP's $A_k$ stays flat over
+the 50 tasks (robust ΔA around zero, the drop from its peak inside the 5% margin) where the report
+measured ΔA = 60.83%. The LSTM reads each image as 28 steps and at a tenth of an epoch per task is still
+learning MNIST over the first tasks: its $A_k$ rises (ΔA strongly negative) and its seeds differ widely,
+so the report's ordering (the LSTM degrades less than the MLP) cannot be tested here. The report trains
+30 epochs of 60000 images per task, 300 times our budget; as in Iqbal's figures, where our small-scale
+baseline does not collapse either, the loss may need that much training per task. The paper-scale runs
+(on a GPU) decide.""",
+    "rfig2": """The MLP's $A_k$ on binary pairs stays flat near its ceiling: its robust ΔA is consistent over
+seeds but far below the 1% margin, so we see no loss of plasticity where the report saw one. The LSTM's
+$A_k$ rises over the first tasks. With two *distinct* classes per task our curves have none of the
+report's spikes.""",
+    "rfig3": """At `small` scale (40 tasks of a fifth of an epoch) the GRU's $A_k$ on the language reshuffle
+first rises, the first tasks still learning the languages, then falls back for some seeds. The drop from
+the peak is large for one seed and small for the others, so it does not count beyond two standard errors.
+The report's ΔA = 50.62% comes from 100 tasks of 30 epochs each, which we have not run. On binary
+language pairs we see no loss either.""",
+    "rfig4": """Since our small-scale MLP keeps its accuracy over the 50 reshuffles, there is little for a
+mitigation to recover: the IAA of all three is close to zero, against the report's 28-49%. The ranking
+differs too: CBP gives the largest and most consistent gain here, L2 a small loss.""",
+    "rfig5": """With 3 seeds and GRU curves that depend strongly on the seed, no mitigation separates from the
+baseline by two standard errors: the IAAs are small, of either sign, with seed spreads larger than the
+effects. Neither the report's gains for L2 and CBP nor its loss for shrink and perturb are reproduced at
+this scale.""",
+    "rfig6": """At this scale $A_k$ *rises* for every length and width (ΔA negative: the first tasks are still
+learning), so ΔA here measures how much a setting learns over the run rather than what it loses, and it
+does not order by sequence length: T = 15 is not the least-changed once the widths are averaged, and the
+longer lengths are not in order. Wider GRUs reach a higher mean accuracy at every length.""",
+}
 
 
 def notebook(name: str, spec: dict) -> nbf.NotebookNode:
@@ -147,7 +193,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
     cells = [
         md(f"""# {spec['title']}
 
-**The report's claim** ({{cite}}`khan2024recurrent`). {spec['claim']}
+**{spec.get('claim_label', "The report's claim")}** ({{cite}}`khan2024recurrent`). {spec['claim']}
 
 {setup}
 
@@ -215,6 +261,7 @@ plotting.provenance(df)""")]
 
 
 if __name__ == "__main__":
-    for name, spec in FIGURES.items():
+    # python notebooks/make_recurrent_notebooks.py [NAME ...]: only the named notebooks (default: all)
+    for name, spec in ((name, FIGURES[name]) for name in sys.argv[1:] or FIGURES):
         nbf.write(notebook(name, spec), HERE / f"{name}.ipynb")
         print("wrote", HERE / f"{name}.ipynb")

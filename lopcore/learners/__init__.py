@@ -14,16 +14,18 @@
 
 The recurrent learner takes sequence batches (see `recurrent.Sequences`) and describes its
 hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`); continual backprop on those
-units is `recurrent_cbp.ContinualBackpropRecurrent`.
+units is `recurrent_cbp.ContinualBackpropRecurrent`, and the persistent internal state on an LSTM/GRU
+`persistent_recurrent.PersistentRecurrent`.
 """
 from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
 from .persistent import PersistentState
+from .persistent_recurrent import PersistentRecurrent
 from .recurrent import Recurrent
 from .recurrent_cbp import ContinualBackpropRecurrent
 
 LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP,
-                                          Recurrent, ContinualBackpropRecurrent)}
+                                          Recurrent, ContinualBackpropRecurrent, PersistentRecurrent)}
 
 
 def make_learner(kind: str, **options):
@@ -33,4 +35,4 @@ def make_learner(kind: str, **options):
     return LEARNERS[kind](**options)
 
 
-__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "ContinualBackpropRecurrent", "LEARNERS", "make_learner"]
+__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "ContinualBackpropRecurrent", "PersistentRecurrent", "LEARNERS", "make_learner"]

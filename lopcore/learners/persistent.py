@@ -33,6 +33,24 @@ STATE_MODES = ("learned", "zero", "random")
 THROUGH_STATE = ("current_weights", "forward_weights")
 
 
+def check_state_options(d_int, n, state) -> None:
+    """The persistent state's options, shared by the MLP and the recurrent learner."""
+    if not isinstance(d_int, int) or isinstance(d_int, bool) or d_int <= 0:
+        raise ValueError(f"d_int must be a positive integer, got {d_int!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n (truncation period) must be an integer >= 1, got {n!r}")
+    if state not in STATE_MODES:
+        raise ValueError(f"state must be one of {STATE_MODES}, got {state!r}")
+
+
+def random_state_like(h_next: Tensor, generators) -> Tensor:
+    """The `random` ablation's state: a random direction per run (R, 1, d_int), scaled to the norm
+    the learned update h_next would have had."""
+    direction = torch.stack([torch.randn(1, h_next.shape[-1], generator=g, device=h_next.device)
+                             for g in generators])
+    return direction * (h_next.norm(dim=-1, keepdim=True) / direction.norm(dim=-1, keepdim=True))
+
+
 @dataclass(frozen=True)
 class PersistentState:
     """MLP with a persistent internal state h (Iqbal). Defaults: d_int 128, n 2, lr 0.05."""
@@ -48,12 +66,7 @@ class PersistentState:
     init: str = "pytorch"
 
     def __post_init__(self):
-        if not isinstance(self.d_int, int) or isinstance(self.d_int, bool) or self.d_int <= 0:
-            raise ValueError(f"d_int must be a positive integer, got {self.d_int!r}")
-        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
-            raise ValueError(f"n (truncation period) must be an integer >= 1, got {self.n!r}")
-        if self.state not in STATE_MODES:
-            raise ValueError(f"state must be one of {STATE_MODES}, got {self.state!r}")
+        check_state_options(self.d_int, self.n, self.state)
         if self.through_state not in THROUGH_STATE:
             raise ValueError(f"through_state must be one of {THROUGH_STATE}, got {self.through_state!r}")
 
@@ -111,10 +124,7 @@ class PersistentState:
         if self.state == "learned":
             state["h"] = h_next
         elif self.state == "random":
-            direction = torch.stack([torch.randn(1, self.d_int, generator=g, device=h.device)
-                                     for g in state["noise"]])
-            state["h"] = direction * (h_next.norm(dim=-1, keepdim=True)
-                                      / direction.norm(dim=-1, keepdim=True))
+            state["h"] = random_state_like(h_next, state["noise"])
         state["t"] += 1
         return acts[1:]
 

@@ -208,13 +208,19 @@ class Recurrent:
 
     def step(self, state: dict, x, y: Tensor) -> list[Tensor]:
         """One online step on batch (x, y (R, B)) for all R runs, in place. Returns [final hidden state]."""
-        params = state["params"]
-        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+        leaves = {name: p.detach().requires_grad_() for name, p in state["params"].items()}
         with torch.enable_grad():
             logits, h = forward(leaves, self.cell, as_sequences(x))
             d_logits, loss, correct = cross_entropy(logits.detach(), y)
             grads = torch.autograd.grad(logits, list(leaves.values()), d_logits)
         accumulate_(state, loss, correct)
+        self._update_(state, grads)
+        return [h.detach()]
+
+    def _update_(self, state: dict, grads: Sequence[Tensor]) -> None:
+        """The optimizer step on every parameter, given its gradient (in `state["params"]` order),
+        with L2 / Shrink & Perturb when set."""
+        params = state["params"]
         decay = self.weight_decay + self.shrink
         with torch.no_grad():
             for (name, p), g in zip(params.items(), grads):
@@ -226,7 +232,6 @@ class Recurrent:
                     adam_(p, g, state["adam"][name], self.lr, self.betas, self.eps)
             if self.noise_std:
                 perturb_(list(params.values()), state["noise_rng"], self.noise_std)
-        return [h.detach()]
 
     def logits(self, state: dict, x) -> Tensor:
         with torch.no_grad():
