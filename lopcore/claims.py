@@ -228,19 +228,24 @@ def _labels(args) -> set[str]:
     return out
 
 
-def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
-    """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds."""
+def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), definition: str | None = None
+             ) -> pd.DataFrame:
+    """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
+    predicates in `needs_baseline` (by default Iqbal's that compare with it) also need the label
+    "baseline". `definition` (default: Iqbal's terms) is kept in the table's attrs."""
+    needs_baseline = needs_baseline or (collapses_later, slower_weight_growth)
     present = set(df.label)
     rows = []
     for text, predicate, args in claims:
-        needed = _labels(args) | ({"baseline"} if predicate in (collapses_later, slower_weight_growth) else set())
+        needed = _labels(args) | ({"baseline"} if predicate in needs_baseline else set())
         if needed - present:
             continue
         holds, evidence = predicate(df, *args)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
     out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
-    out.attrs["definition"] = (f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
-                               f"{COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the same' = within {SAME}")
+    out.attrs["definition"] = definition or (f"collapse = first task whose {WINDOW}-task sliding online accuracy "
+                                             f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
+                                             f"same' = within {SAME}")
     return out
 
 

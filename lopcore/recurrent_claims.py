@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .claims import evaluate as claims_evaluate
 from .metrics import delta_accuracy, iaa
 
 COLUMN = "test_accuracy"
@@ -234,22 +235,14 @@ CLAIMS: dict[str, list[Claim]] = {
 NEEDS_BASELINE = (improves_on_baseline, worse_than_baseline, improvement_lasts, improvement_fades)
 
 
+DEFINITION = (f"A_k = test accuracy at the end of task k; robust ΔA from the first/last {WINDOW:.0%} of tasks; "
+              f"a difference counts beyond {SEPARATION:g} standard errors over seeds; ± is one standard error; "
+              f"a loss counts above {LOSS_MARGIN:g}% and a drop from the peak above {PEAK_MARGIN:g}%")
+
+
 def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds."""
-    present = set(df.label)
-    rows = []
-    for text, predicate, args in claims:
-        needed = set(args) | ({"baseline"} if predicate in NEEDS_BASELINE else set())
-        if needed - present:
-            continue
-        holds, evidence = predicate(df, *args)
-        rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
-    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
-    out.attrs["definition"] = (f"A_k = test accuracy at the end of task k; robust ΔA from the first/last "
-                               f"{WINDOW:.0%} of tasks; a difference counts beyond {SEPARATION:g} standard "
-                               f"errors over seeds; ± is one standard error; a loss counts above "
-                               f"{LOSS_MARGIN:g}% and a drop from the peak above {PEAK_MARGIN:g}%")
-    return out
+    return claims_evaluate(claims, df, needs_baseline=NEEDS_BASELINE, definition=DEFINITION)
 
 
 def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:

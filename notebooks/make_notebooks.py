@@ -37,6 +37,20 @@ COMMON_PARAMS = [("scale: str = \"small\"", "\"paper\", \"small\" or \"smoke\"")
                  ("device: str = \"auto\"", "\"auto\", \"cpu\", \"cuda\", \"cuda:N\"")]
 
 
+def new_notebook(cells: list) -> nbf.NotebookNode:
+    """A notebook of these cells with the Python 3 kernel every page runs on."""
+    return nbf.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+
+
+def provenance_cells() -> list:
+    """The closing cells of a figure page: where and when its runs were computed (from `df`)."""
+    return [md("Where and when these runs were computed:"),
+            code("""# NBVAL_IGNORE_OUTPUT
+plotting.provenance(df)""")]
+
+
 def parameters_cell(specific: str, seeds: int) -> str:
     """The figure's own parameters, then scale, seeds and device, comments aligned."""
     lines = [tuple(line.split("  # ", 1)) for line in specific.splitlines() if line.strip()]
@@ -182,12 +196,7 @@ the rule picks from these results."""),
 chosen, late = claims.choose_cbp_rate(df)
 print(late.round(4).to_string())
 print(f"rule picks {chosen:g}; the figures use CBP_RATE = {CBP_RATE:g}:", "agree" if chosen == CBP_RATE else "DISAGREE")""")]
-    cells += [md("Where and when these runs were computed:"),
-              code("""# NBVAL_IGNORE_OUTPUT
-plotting.provenance(df)""")]
-    return nbf.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    return new_notebook(cells + provenance_cells())
 
 
 SCOREBOARD_INTRO = """# Claims scoreboard
@@ -222,9 +231,7 @@ board.set_index(["figure", "claim"])"""
 
 def scoreboard() -> nbf.NotebookNode:
     cells = [md(SCOREBOARD_INTRO), code(SCOREBOARD_PARAMS, metadata={"tags": ["parameters"]}), code(SCOREBOARD_CODE)]
-    return nbf.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    return new_notebook(cells)
 
 
 PERFORMANCE_INTRO = """# Performance
@@ -295,9 +302,7 @@ def performance() -> nbf.NotebookNode:
     """The Performance page: every saved benchmark and the engine-speed targets' verdicts."""
     cells = [md(PERFORMANCE_INTRO), code(PERFORMANCE_CODE), md(PERFORMANCE_TARGETS), code(PERFORMANCE_VERDICTS),
              md(PERFORMANCE_OUTRO)]
-    return nbf.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    return new_notebook(cells)
 
 
 if __name__ == "__main__":

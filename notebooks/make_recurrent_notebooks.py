@@ -16,7 +16,7 @@ import nbformat as nbf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lopcore.recurrent_figures import DEFAULT_SEEDS  # noqa: E402
 
-from make_notebooks import parameters_cell  # noqa: E402  (the same aligned parameters cell)
+from make_notebooks import new_notebook, parameters_cell, provenance_cells  # noqa: E402  (shared cells)
 
 HERE = Path(__file__).resolve().parent
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
@@ -252,12 +252,7 @@ print(verdict.attrs["definition"], f"(scale {{scale!r}}, seeds {{sorted(set(df.s
 verdict.set_index("claim")""")]
     if name in DIFFERENCES:
         cells.append(md("## Where we differ from the report\n\n" + DIFFERENCES[name]))
-    cells += [md("Where and when these runs were computed:"),
-              code("""# NBVAL_IGNORE_OUTPUT
-plotting.provenance(df)""")]
-    return nbf.v4.new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    return new_notebook(cells + provenance_cells())
 
 
 if __name__ == "__main__":
