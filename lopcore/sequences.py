@@ -119,13 +119,19 @@ def locate_tatoeba() -> Path:
     raise DataError(f"Tatoeba language data not found. {_how_to_fix()}")
 
 
-def read_verified(path: Path) -> list[tuple[str, str, str]]:
-    """(id, lang, text) rows of a Tatoeba file after checking its pinned sha256."""
-    raw = path.read_bytes()
-    actual, expected = hashlib.sha256(raw).hexdigest(), TATOEBA_SHA256[path.name]
+def read_verified(path: Path, pins: dict[str, str] = TATOEBA_SHA256) -> list[tuple[str, str, str]]:
+    """(id, lang, text) rows of a Tatoeba file after checking its pinned sha256 (`pins`: the tatodet
+    copy's, or a fetched export's manifest)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing. {_how_to_fix(path.parent)}") from None
+    actual, expected = hashlib.sha256(raw).hexdigest(), pins[path.name]
     if actual != expected:
+        fix = (_how_to_fix(path.parent) if pins is TATOEBA_SHA256 else
+               f"Delete {path.parent} and fetch it again: `python -m lopcore data fetch --dataset tatoeba_report`.")
         raise DataError(f"sha256 mismatch for {path}: expected {expected}, got {actual}; the file is corrupt "
-                        f"or not the tatodet copy. {_how_to_fix(path.parent)}")
+                        f"or not the one its manifest names. {fix}")
     return [tuple(line.split("\t", 2)) for line in raw.decode("utf-8").splitlines() if line]
 
 
@@ -143,25 +149,36 @@ def encode_bytes(texts: Sequence[str], max_len: int) -> tuple[Tensor, Tensor]:
 
 
 @functools.lru_cache(maxsize=None)
-def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] = LANGUAGES) -> SequenceData:
+def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, source: str = "tatoeba"
+                 ) -> SequenceData:
     """Tatoeba language identification, byte-level: train on the 1000-sentence files, test on
-    `testset.csv` without the sentences that also occur in training (they would test recall)."""
+    `testset.csv` without the sentences that also occur in training (they would test recall).
+    `source`: "tatoeba", the local tatodet copy (LANGUAGES); "tatoeba_report", the report's languages
+    fetched from the official export (see `lopcore.tatoeba_export`). `languages`: a subset (default all)."""
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len!r}")
-    unknown = set(languages) - set(LANGUAGES)
-    if unknown or len(set(languages)) != len(languages) or len(languages) < 2:
-        raise ValueError(f"languages must be >= 2 distinct of {LANGUAGES}, got {languages!r}")
-    folder = locate_tatoeba()
-    train = [row for lang in languages for row in read_verified(folder / f"{lang}_1000.csv")]
+    if source == "tatoeba_report":
+        from . import tatoeba_export
+        folder, known = tatoeba_export.folder(), tatoeba_export.REPORT_LANGUAGES
+        pins = tatoeba_export.pinned_sha256(folder)
+    elif source == "tatoeba":
+        folder, known, pins = locate_tatoeba(), LANGUAGES, TATOEBA_SHA256
+    else:
+        raise ValueError(f"source must be 'tatoeba' or 'tatoeba_report', got {source!r}")
+    languages = known if languages is None else languages
+    if set(languages) - set(known) or len(set(languages)) != len(languages) or len(languages) < 2:
+        raise ValueError(f"languages must be >= 2 distinct of {known}, got {languages!r}")
+    train = [row for lang in languages for row in read_verified(folder / f"{lang}_1000.csv", pins)]
     seen = {text for _, _, text in train}
-    test = [row for row in read_verified(folder / TATOEBA_TEST) if row[1] in languages and row[2] not in seen]
+    test = [row for row in read_verified(folder / TATOEBA_TEST, pins)
+            if row[1] in languages and row[2] not in seen]
     label = {lang: i for i, lang in enumerate(languages)}
 
     def split(rows):
         tokens, lengths = encode_bytes([text for _, _, text in rows], max_len)
         return tokens, lengths, torch.tensor([label[lang] for _, lang, _ in rows])
 
-    return SequenceData(f"tatoeba{max_len}", *split(train), *split(test), len(languages), VOCABULARY)
+    return SequenceData(f"{source}{max_len}", *split(train), *split(test), len(languages), VOCABULARY)
 
 
 # --- task streams ---
@@ -187,12 +204,13 @@ def repeated_shuffles(pool: Tensor, count: int, g: torch.Generator) -> Tensor:
     return torch.cat([pool[torch.randperm(len(pool), generator=g)] for _ in range(epochs)])[:count]
 
 
-SOURCES = ("mnist", "fashion_mnist", "tatoeba")
+SOURCES = ("mnist", "fashion_mnist", "tatoeba", "tatoeba_report")
 
 
 def load_source(source: str, max_len: int) -> SequenceData:
-    """A stream's data: MNIST / Fashion-MNIST rows as steps, or Tatoeba bytes cut to `max_len`."""
-    return load_tatoeba(max_len) if source == "tatoeba" else mnist_sequences(source)
+    """A stream's data: MNIST / Fashion-MNIST rows as steps, or Tatoeba bytes cut to `max_len` (the
+    local copy, or the report's languages from the official export)."""
+    return load_tatoeba(max_len, source=source) if source.startswith("tatoeba") else mnist_sequences(source)
 
 
 class EngineHooks:
@@ -205,7 +223,7 @@ class EngineHooks:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if not isinstance(self.max_len, int) or isinstance(self.max_len, bool) or self.max_len < 1:
             raise ValueError(f"max_len must be an integer >= 1, got {self.max_len!r}")
-        if self.flat and self.source == "tatoeba":
+        if self.flat and self.source.startswith("tatoeba"):
             raise ValueError("flat=True is for MNIST sources: sentences are token sequences")
 
     def _shaped(self, examples: tuple[Sequences, Tensor]) -> tuple[Sequences | Tensor, Tensor]:

@@ -36,7 +36,10 @@ a pad id; no tokenizer download), cut at `seq_len` bytes. The GRU (64 units, tor
 the bytes one per step and classifies from the hidden state after each sentence's **last real byte**:
 padded steps never reach the state. Adam, step size 0.01, batches of 64, as in the authors' configs.
 (The authors' configs list other languages, `spa por ita fra ron deu cmn rus hin ara`, with a word-level
-vocabulary of 10000; the report does not say which it used.)"""
+vocabulary of 10000; the report does not say which it used. With internet access,
+`python -m lopcore data fetch --dataset tatoeba_report` draws 1000 training and 200 test sentences of
+each of those languages from Tatoeba's official export, and [Figure 3](rfig3.ipynb) runs on them with
+`-p data report`.)"""
 
 SMALL_SCALE = {
     "mnist": """**Scale of this page.** At `small` scale a task is 6000 training images (the report: 30 epochs
@@ -104,8 +107,10 @@ repeated pairs.""",
 identification on Tatoeba sentences, with the language labels reshuffled every task, or a binary task
 between two random languages every task (100 tasks). The GRU loses plasticity in both; ΔA = 50.62% on
 the reshuffle.""",
-        params="seq_len: int = 50  # sentences cut at this many bytes, at least 1",
-        options="seq_len=seq_len", plot='task_accuracy(df, title=f"Tatoeba, GRU ({scale} scale)", panels="label")',
+        params="""seq_len: int = 50    # sentences cut at this many bytes, at least 1
+data: str = "local"  # "local" (the tatodet copy) or "report" (the report's languages, fetched online)""",
+        options="seq_len=seq_len, data=data",
+        plot='task_accuracy(df, title=f"Tatoeba, GRU ({scale} scale)", panels="label")',
         bugs=("binary", "pad"), cli="-p seq_len 25"),
     "rfig4": dict(
         title="Recurrent Figure 4: mitigations on the MLP", source="mnist",
@@ -223,7 +228,7 @@ print(f"scale {{scale!r}}: {{spec.n_tasks}} tasks x {{spec.stream.examples_per_t
         cells += [md("The language data at this sequence length (the share of training sentences cut):"),
                   code("""from lopcore.recurrent_figures import tatoeba_languages
 
-tatoeba_languages(seq_len)""")]
+tatoeba_languages(seq_len, data)""")]
     cells += [
         code(f"""# NBVAL_IGNORE_OUTPUT
 # Finished runs come from the results store; only missing ones are computed (and stored).

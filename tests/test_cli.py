@@ -91,10 +91,13 @@ def test_an_option_the_figure_lacks_is_a_usage_error(monkeypatch):
 
 def test_recurrent_figure_options_map_to_their_parameters():
     assert cli.figure_options("rfig3", Namespace(seq_len=[25])) == {"seq_len": 25}
+    assert cli.figure_options("rfig3", Namespace(data=["report"])) == {"data": "report"}
     assert cli.figure_options("rfig6", Namespace(seq_len=[15], hidden=[32, 64])) == {"seq_lens": 15,
                                                                                      "hidden": [32, 64]}
     with pytest.raises(cli.UsageError, match="--hidden does not apply to figure 'rfig5'; its options: --seq-len"):
         cli.figure_options("rfig5", Namespace(hidden=[32]))
+    with pytest.raises(cli.UsageError, match="--data does not apply to figure 'rfig6'"):
+        cli.figure_options("rfig6", Namespace(data=["report"]))
     with pytest.raises(cli.UsageError, match="--n does not apply to figure 'rfig1'; its options: none"):
         cli.figure_options("rfig1", Namespace(n=[2]))
 
