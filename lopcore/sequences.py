@@ -55,6 +55,7 @@ TATOEBA_SHA256 = {  # of the files in the Tatoeba/tatodet data folder this proje
     "spa_1000.csv": "b7120b1d256c1bdc890a6090810f24cb63ea045d46b9a890b18623ff60b0fe88",
     TATOEBA_TEST: "3b7f69a00f9e68e4280194231fab0093ae02ba00e827c45488064246ea682330",
 }
+VENDORED_TATOEBA = Path(__file__).resolve().parent / "vendored" / TATOEBA_FOLDER
 VOCABULARY = PAD + 1  # 256 byte values and the pad id
 MNIST_SIDE = 28
 
@@ -94,10 +95,12 @@ def mnist_sequences(name: str = "mnist") -> SequenceData:
 # --- Tatoeba: find, verify, read ---
 
 def tatoeba_search_paths() -> list[Path]:
-    """Folders that may hold the Tatoeba files, in the order `lopcore.data` searches for images."""
+    """Folders that may hold the Tatoeba files, in the order `lopcore.data` searches for images, then
+    the copy shipped with the package (no registry ships these sentences; see its ATTRIBUTION.md)."""
     paths = [Path(os.environ["LOPCORE_DATA"]).expanduser() / TATOEBA_FOLDER] if os.environ.get("LOPCORE_DATA") else []
     paths.append(image_data.cache_dir() / "data" / TATOEBA_FOLDER)
-    return paths + ([image_data._SHARED / TATOEBA_FOLDER] if image_data._SHARED.is_dir() else [])
+    paths += [image_data._SHARED / TATOEBA_FOLDER] if image_data._SHARED.is_dir() else []
+    return paths + [VENDORED_TATOEBA]
 
 
 def _how_to_fix(folder: Path | None = None) -> str:
@@ -157,17 +160,18 @@ def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, so
     fetched from the official export (see `lopcore.tatoeba_export`). `languages`: a subset (default all)."""
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len!r}")
-    if source == "tatoeba_report":
-        from . import tatoeba_export
-        folder, known = tatoeba_export.folder(), tatoeba_export.REPORT_LANGUAGES
-        pins = tatoeba_export.pinned_sha256(folder)
-    elif source == "tatoeba":
-        folder, known, pins = locate_tatoeba(), LANGUAGES, TATOEBA_SHA256
-    else:
+    from . import tatoeba_export
+    known = {"tatoeba": LANGUAGES, "tatoeba_report": tatoeba_export.REPORT_LANGUAGES}.get(source)
+    if known is None:
         raise ValueError(f"source must be 'tatoeba' or 'tatoeba_report', got {source!r}")
     languages = known if languages is None else languages
     if set(languages) - set(known) or len(set(languages)) != len(languages) or len(languages) < 2:
         raise ValueError(f"languages must be >= 2 distinct of {known}, got {languages!r}")
+    if source == "tatoeba_report":
+        folder = tatoeba_export.folder()
+        pins = tatoeba_export.pinned_sha256(folder)
+    else:
+        folder, pins = locate_tatoeba(), TATOEBA_SHA256
     train = [row for lang in languages for row in read_verified(folder / f"{lang}_1000.csv", pins)]
     seen = {text for _, _, text in train}
     test = [row for row in read_verified(folder / TATOEBA_TEST, pins)

@@ -103,3 +103,16 @@ def test_extensions_are_jupyter_books_without_thebe():
     ours = CONFIG["sphinx"]["config"]["extensions"]
     assert "sphinx_thebe" in defaults and "sphinx_thebe" not in ours
     assert ours == [e for e in defaults if e != "sphinx_thebe"] + ["sphinxcontrib.bibtex"]
+
+
+def test_book_prose_holds_no_control_characters():
+    """A backslash escape written through a Python string (\\b in \\bar, \\t in \\text) turns into a
+    control character that MathJax then fails on: it happened twice, so it is checked."""
+    import json
+    control = re.compile(r"[\x00-\x09\x0b-\x1f]")
+    texts = {p: p.read_text() for p in [*ROOT.glob("book/*.md"), ROOT / "README.md"]}
+    for nb in ROOT.glob("notebooks/*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        texts[nb] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    bad = {str(p.relative_to(ROOT)): repr(control.search(t).group()) for p, t in texts.items() if control.search(t)}
+    assert not bad, f"control characters in: {bad}"

@@ -10,9 +10,7 @@ from lopcore.learners.recurrent import Recurrent
 from lopcore.sequences import (PAD, BinaryPairStream, ReshuffleStream, SequenceData, Sequences, batches,
                                class_pairs, encode_bytes, load_tatoeba, task_test_set)
 
-SHARED_TATOEBA = data._SHARED / sequences.TATOEBA_FOLDER
-needs_tatoeba = pytest.mark.skipif(not (SHARED_TATOEBA / "testset.csv").is_file(),
-                                   reason="no local copy of the Tatoeba sample")
+SHARED_TATOEBA = sequences.VENDORED_TATOEBA  # the copy shipped with the package: always there
 
 
 def toy_data(n_classes=10, per_class=30, T=5, n_in=3) -> SequenceData:
@@ -118,12 +116,12 @@ def fresh_tatoeba(monkeypatch, tmp_path):
     monkeypatch.setenv("LOPCORE_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("LOPCORE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(data, "_SHARED", tmp_path / "no-shared")
+    monkeypatch.setattr(sequences, "VENDORED_TATOEBA", tmp_path / "no-vendored")
     load_tatoeba.cache_clear()
     yield tmp_path / "env" / sequences.TATOEBA_FOLDER
     load_tatoeba.cache_clear()
 
 
-@needs_tatoeba
 def test_tatoeba_tokens_lengths_and_split():
     d = load_tatoeba(max_len=48)
     assert d.train_x.shape == (10000, 48) and d.n_in == PAD + 1 and d.n_classes == 10
@@ -140,7 +138,6 @@ def test_tatoeba_tokens_lengths_and_split():
     assert len(d.test_y) == len(test_texts) < 2000  # training sentences are left out of the test set
 
 
-@needs_tatoeba
 @pytest.mark.parametrize("stream", [ReshuffleStream(examples_per_task=64, batch_size=8),
                                     BinaryPairStream(examples_per_task=64, batch_size=8)])
 def test_language_streams_feed_the_recurrent_learner(stream):
@@ -156,7 +153,6 @@ def test_language_streams_feed_the_recurrent_learner(stream):
     assert learner.logits(state, test_x).shape == (2, test_y.shape[1], stream.n_outputs(d))
 
 
-@needs_tatoeba
 def test_corrupt_language_file_is_named(fresh_tatoeba):
     shutil.copytree(SHARED_TATOEBA, fresh_tatoeba)
     target = fresh_tatoeba / "glg_1000.csv"
@@ -168,12 +164,19 @@ def test_corrupt_language_file_is_named(fresh_tatoeba):
         load_tatoeba()
 
 
-@needs_tatoeba
 def test_missing_language_file_is_named(fresh_tatoeba):
     shutil.copytree(SHARED_TATOEBA, fresh_tatoeba)
     (fresh_tatoeba / "kor_1000.csv").unlink()
     with pytest.raises(DataError, match="missing kor_1000.csv"):
         load_tatoeba()
+
+
+def test_the_copy_shipped_with_the_package_is_found_last(fresh_tatoeba, monkeypatch):
+    monkeypatch.setattr(sequences, "VENDORED_TATOEBA", SHARED_TATOEBA)
+    assert sequences.locate_tatoeba() == SHARED_TATOEBA
+    assert load_tatoeba(max_len=8).train_x.shape == (10000, 8)  # every file passes its sha256 pin
+    shutil.copytree(SHARED_TATOEBA, fresh_tatoeba)  # a copy in $LOPCORE_DATA comes first
+    assert sequences.locate_tatoeba() == fresh_tatoeba
 
 
 def test_no_language_data_says_where_to_put_it(fresh_tatoeba):
