@@ -281,4 +281,17 @@ def markdown_table(table: pd.DataFrame) -> str:
     header = ["", *map(str, table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([str(i), *map(str, row)]) + " |" for i, row in zip(table.index, table.to_numpy())]
-    return "\n".join(lines)
+    return "\n".join(lines).replace("|W|", "\\|W\\|")  # a bare pipe would split the cell
+
+
+def comparison_tables(scale: str = "small", device: str = "auto") -> dict[str, str]:
+    """The book's comparison of Iqbal's learners with Dohare's through the thesis's correlates, as
+    Markdown tables from the results store: "iqbal" (Fig. 2's baseline, CBP and persistent state,
+    n = 2, with their default seeds) and "dohare" (the methods figure's backprop, Shrink & Perturb
+    and CBP). book/dohare_correlates.md quotes them; a test checks that it quotes them as they are."""
+    from . import dohare_figures, figures  # late: the figures sit on the engine
+    iqbal = dohare_figures.network_correlates(figures.load_figure(
+        "fig2", scale=scale, seeds=figures.DEFAULT_SEEDS["fig2"], device=device, n=2, combined=False, progress=False))
+    dohare = dohare_figures.load_figure("dfig_methods", scale=scale, seeds=dohare_figures.DEFAULT_SEEDS["dfig_methods"],
+                                        device=device, methods=["backprop", "Shrink & Perturb", "CBP"], progress=False)
+    return {"iqbal": markdown_table(correlate_changes(iqbal)), "dohare": markdown_table(correlate_changes(dohare))}

@@ -138,6 +138,12 @@ def changerate(scale: Scale, change_every=None) -> dict[str, Run]:
     return {f"change every {n:,}": Run(mlp(scale.width), scale.change_examples // n, n) for n in change_every}
 
 
+def correlates(scale: Scale, step_sizes=STEP_SIZES) -> dict[str, Run]:
+    """Thesis Figs. 4.5-4.7: dead units, weight magnitude and effective rank of Fig. 4.2's runs (the
+    same runs: nothing is trained for this figure that Fig. 4.2 has not)."""
+    return stepsize(scale, step_sizes)
+
+
 def methods(scale: Scale, methods=tuple(METHODS)) -> dict[str, Run]:
     """Thesis Figs. 4.8-4.9 (and the Nature paper's Extended Data Fig. 4, which adds CBP): backprop and
     each mitigation on the main network, with the settings documented in this module's docstring."""
@@ -149,7 +155,7 @@ FIGURES: dict[str, Callable[..., dict[str, Run]]] = {
     "dfig_stepsize": stepsize,
     "dfig_width": width,
     "dfig_changerate": changerate,
-    "dfig_correlates": stepsize,  # Figs. 4.5-4.7: the correlates of Fig. 4.2's runs
+    "dfig_correlates": correlates,
     "dfig_methods": methods,
 }
 DEFAULT_SEEDS = {name: 3 for name in FIGURES}  # the committed results' seeds (the thesis: 30)
