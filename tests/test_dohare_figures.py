@@ -201,7 +201,8 @@ def test_trend_predicates_need_every_seed():
     assert dohare_claims.falls(df, ("down",), column="dead_percent")[0]
 
 
-def test_smoke_figures_evaluate_every_claim(tmp_path):
+def test_smoke_figures_evaluate_every_claim(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)  # `make test` sets it; this computes in a scratch store
     store = Store(tmp_path)
     expected = {"dfig_stepsize": 7, "dfig_width": 4, "dfig_changerate": 4, "dfig_correlates": 6, "dfig_methods": 17}
     for figure, n_claims in expected.items():
@@ -213,3 +214,32 @@ def test_smoke_figures_evaluate_every_claim(tmp_path):
     df = dfig.load_figure("dfig_methods", "smoke", seeds=1, device="cpu", store=store, progress=False,
                           methods=["backprop", "CBP"])
     assert len(dohare_claims.figure_claims("dfig_methods", df)) == 4  # CBP: no drop, best, few dead; rank falls
+
+
+# --- the book page and the command line ---------------------------------------------------------------
+
+def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
+    """book/dohare_correlates.md quotes tables computed from the committed small-scale results."""
+    monkeypatch.setenv("LOPCORE_NO_COMPUTE", "1")
+    monkeypatch.delenv("LOPCORE_RESULTS", raising=False)
+    page = (REPO_ROOT / "book" / "dohare_correlates.md").read_text()
+    tables = dohare_claims.comparison_tables("small", device="cpu")
+    for name, table in tables.items():
+        assert table in page, (f"the {name} table of book/dohare_correlates.md is stale; regenerate it with "
+                               f"lopcore.dohare_claims.comparison_tables():\n{table}")
+
+
+def test_the_command_line_runs_dohare_figures(tmp_path, monkeypatch, capsys):
+    from argparse import Namespace
+
+    from lopcore import cli
+    assert cli.figure_options("dfig_width", Namespace(hidden=[8, 16])) == {"widths": [8, 16]}
+    assert cli.figure_options("dfig_methods", Namespace(methods=["CBP"])) == {"methods": "CBP"}
+    with pytest.raises(cli.UsageError, match="--n does not apply to figure 'dfig_width'; its options: --hidden"):
+        cli.figure_options("dfig_width", Namespace(n=[2]))
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
+    assert cli.main(["run", "dfig_methods", "--scale", "smoke", "--seeds", "1", "--methods", "backprop", "CBP",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "CBP" in out and "dead %, late" in out and "Adam" not in out
