@@ -127,8 +127,8 @@ rate $10^{-4}$, decay 0.99, maturity 100.""",
 [correlates page](dfig_correlates.ipynb); the effective rank here is the last hidden layer's, as in Fig. 4.9).""",
         cli="-p methods '[\"backprop\", \"CBP\"]'",
         reading="""**Reading the verdict at `small` scale.** L2 and Shrink & Perturb act through a decay of every weight
-by $1 - \alpha\lambda = 1 - 3\cdot 10^{-7}$ per step. Over the `small` scale's 250 thousand steps that
-compounds to a factor $e^{-0.075} \approx 0.93$; over the thesis's 48 million steps to $e^{-14}$. At this
+by $1 - \\alpha\\lambda = 1 - 3\\cdot 10^{-7}$ per step. Over the `small` scale's 250 thousand steps that
+compounds to a factor $e^{-0.075} \\approx 0.93$; over the thesis's 48 million steps to $e^{-14}$. At this
 scale the two methods have had little time to act, so claims that they beat backprop throughout, or stop the
 weights and dead units from growing, are not yet a fair test here; likewise the claims that online
 normalisation and Adam fall behind backprop concern the later part of an 800-task run. CBP replaces the same
