@@ -25,7 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, for `book` (a
 DESCRIPTION = """\
 lopcore: reproducible loss-of-plasticity experiments (Iqbal, Persistent internal state helps
 maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once, in
-lopcore.figures (Iqbal's fig2-fig7) and lopcore.recurrent_figures (the recurrent report's rfig1-rfig6);
+lopcore.figures (Iqbal's fig2-fig7), lopcore.recurrent_figures (the recurrent report's rfig1-rfig6)
+and lopcore.dohare_figures (Dohare's permuted MNIST study, dfig_*);
 finished runs are kept in a results store (results/, or $LOPCORE_RESULTS) and
 loaded instead of recomputed, and a run group in progress resumes from its last checkpoint."""
 
@@ -35,6 +36,7 @@ examples:
   python -m lopcore run fig2 --scale smoke --seeds 1      a quick run (seconds)
   python -m lopcore run fig2 --scale small --n 2          fig2's baseline and n=2, 3 seeds
   python -m lopcore run rfig1 --scale small               MLP vs LSTM on MNIST label reshuffles
+  python -m lopcore run dfig_methods --methods backprop CBP   Dohare's permuted MNIST, two methods
   python -m lopcore sweep sweep.json --backend ray        a hyperparameter grid on a Ray cluster
   python -m lopcore data fetch                            find or download MNIST and Fashion-MNIST
   python -m lopcore book                                  build the book into _build/html
@@ -114,20 +116,25 @@ def _data_fetch(args) -> int:
     return 0
 
 
+def figure_modules() -> tuple:
+    """The figure-spec modules: Iqbal's (fig*), the recurrent report's (rfig*), Dohare's (dfig_*)."""
+    from . import dohare_figures, figures, recurrent_figures
+    return figures, recurrent_figures, dohare_figures
+
+
 def figure_module(figure: str):
-    """The module defining `figure`: lopcore.figures (Iqbal's) or lopcore.recurrent_figures (rfig*)."""
-    from . import figures, recurrent_figures
-    return recurrent_figures if figure in recurrent_figures.FIGURES else figures
+    """The module defining `figure`."""
+    return next(m for m in figure_modules() if figure in m.FIGURES)
 
 
 def all_figures() -> dict:
-    from . import figures, recurrent_figures
-    return {**figures.FIGURES, **recurrent_figures.FIGURES}
+    return {name: fn for module in figure_modules() for name, fn in module.FIGURES.items()}
 
 
 # command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
-FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"), "hidden": ("hidden",),
-                   "data": ("data",)}
+FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"),
+                   "hidden": ("hidden", "widths"), "step_sizes": ("step_sizes",),
+                   "change_every": ("change_every",), "methods": ("methods",), "data": ("data",)}
 
 
 def figure_options(figure: str, args) -> dict:
@@ -162,6 +169,8 @@ def _run(args) -> int:
     figure_runs, load_figure = module.figure_runs, module.load_figure
     if module.__name__.endswith("recurrent_figures"):
         summary = module.summary  # ΔAccuracy, its robust variant, mean accuracy and IAA per learner
+    if module.__name__.endswith("dohare_figures"):
+        from .dohare_claims import summary  # accuracy peak, late and drop, and the correlates late
     options = figure_options(args.figure, args)
     seeds = module.DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
     device = args.device
@@ -211,8 +220,8 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _figures(args) -> int:
-    from . import figures, recurrent_figures
-    for module in (figures, recurrent_figures):
+    from . import dohare_figures, figures, recurrent_figures
+    for module in figure_modules():
         for name, fn in module.FIGURES.items():
             summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
             print(f"{name} ({module.DEFAULT_SEEDS[name]} seeds by default): {summary}")
@@ -221,6 +230,8 @@ def _figures(args) -> int:
     print("scales of rfig*:", ", ".join(
         f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
         for k, s in recurrent_figures.SCALES.items()))
+    print("scales of dfig_*:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images, width {s.width}, "
+                                         f"batch 1)" for k, s in dohare_figures.SCALES.items()))
     return 0
 
 
@@ -289,10 +300,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seq-len", type=int, nargs="+", metavar="T",
                    help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
                         "rfig6)")
-    r.add_argument("--hidden", type=int, nargs="+", metavar="H", help="GRU width(s) of rfig6, each at least 1")
+    r.add_argument("--hidden", type=int, nargs="+", metavar="H",
+                   help="GRU width(s) of rfig6, or the hidden widths of dfig_width, each at least 1")
     r.add_argument("--data", nargs=1, choices=("local", "report"),
                    help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
                         "after `lopcore data fetch --dataset tatoeba_report`)")
+    r.add_argument("--step-sizes", type=float, nargs="+", metavar="A",
+                   help="SGD step size(s) of dfig_stepsize and dfig_correlates, each in (0, 1)")
+    r.add_argument("--change-every", type=int, nargs="+", metavar="N",
+                   help="examples per permutation in dfig_changerate, each at least 1")
+    r.add_argument("--methods", nargs="+", metavar="M",
+                   help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(r)

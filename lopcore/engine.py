@@ -57,6 +57,9 @@ class RunSpec:
     # at most this many, since a binary pair's test set may be smaller)
     probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
     seed: int = 0
+    dormant_tau: float | None = None  # also record each layer's τ-dormant fraction at task start
+    # (Sokar et al.); None: not recorded, and left out of the store key (results stored before it
+    # existed keep their keys)
 
     def __post_init__(self):
         positive = {"n_tasks": self.n_tasks, "test_examples": self.test_examples,
@@ -66,6 +69,9 @@ class RunSpec:
                 raise ValueError(f"{name}={value!r} is not valid; it must be an integer >= 1")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
+        if self.dormant_tau is not None and (isinstance(self.dormant_tau, bool) or not isinstance(
+                self.dormant_tau, (int, float)) or not 0.0 <= self.dormant_tau < 1.0):
+            raise ValueError(f"dormant_tau={self.dormant_tau!r} is not valid; give None or a number in [0, 1)")
         if self.probe_examples > self.stream.examples_per_task:
             raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
                              f"{self.stream.examples_per_task} examples to probe with")
@@ -74,9 +80,10 @@ class RunSpec:
                 raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it "
                                  f"must be at least the batch size ({self.stream.batch_size})")
             return  # a sequence stream checks its own fields
-        if not self.stream.batch_size <= self.stream.examples_per_task <= 60000:
+        if self.stream.examples_per_task < self.stream.batch_size:
             raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
-                             f"lie between the batch size ({self.stream.batch_size}) and 60000")
+                             f"be at least the batch size ({self.stream.batch_size}); beyond the 60000 training "
+                             f"images a task takes further passes")
         if not self.stream.datasets:
             raise ValueError(f"stream.datasets={self.stream.datasets!r} is not valid; name at least one data set")
         for name in self.stream.datasets:
@@ -87,9 +94,10 @@ class RunSpec:
         learner = {"kind": self.learner.kind, "version": self.learner.version, **self.learner.to_dict()}
         # Permuted-image streams store their bare fields (their keys predate sequence streams).
         stream = self.stream.to_dict() if hasattr(self.stream, "to_dict") else asdict(self.stream)
+        extra = {} if self.dormant_tau is None else {"dormant_tau": float(self.dormant_tau)}
         return {"learner": learner, "stream": stream, "n_tasks": self.n_tasks,
                 "test_examples": self.test_examples, "probe_examples": self.probe_examples,
-                "seed": self.seed, "metrics_version": METRICS_VERSION}
+                "seed": self.seed, "metrics_version": METRICS_VERSION, **extra}
 
     def group_key(self) -> str:
         """Runs with the same group key differ only in seed and can share kernels."""
@@ -128,15 +136,20 @@ def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000, 
     return correct / n_examples
 
 
-def correlates(learner, state, dataset, task, n_examples: int, stream=None) -> dict[str, torch.Tensor]:
-    """Dead-unit fraction, effective rank and srank of every hidden layer at task start (the
-    recurrent learner: of its final hidden state). Arguments as for `evaluate`."""
+def correlates(learner, state, dataset, task, n_examples: int, stream=None, dormant_tau: float | None = None
+               ) -> dict[str, torch.Tensor]:
+    """Dead-unit fraction, effective rank and srank (δ = 0.01) of every hidden layer at task start
+    (the recurrent learner: of its final hidden state), and with `dormant_tau` the τ-dormant
+    fraction. Arguments as for `evaluate`. (Weight magnitudes are recorded at each task's end,
+    which is the next task's start: nothing updates the weights in between.)"""
     x = stream.probe_inputs(dataset, task, n_examples) if stream else gather_examples(dataset, task, 0, n_examples)[0]
     out = {}
     for i, acts in enumerate(learner.hidden_activations(state, x), start=1):
         out[f"dead_fraction_l{i}"] = metrics.dead_fraction(acts)
         out[f"effective_rank_l{i}"] = metrics.effective_rank(acts)
         out[f"stable_rank_l{i}"] = metrics.stable_rank(acts)
+        if dormant_tau is not None:
+            out[f"dormant_fraction_l{i}"] = metrics.dormant_fraction(acts, dormant_tau)
     return out
 
 
@@ -186,7 +199,8 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
               leave=False) as bar:
         for k in range(first_task, spec.n_tasks):
             task = stream.new_task(seeds, k, source)
-            found = correlates(learner, state, source, task, spec.probe_examples, stream=stream)
+            found = correlates(learner, state, source, task, spec.probe_examples, stream=stream,
+                               dormant_tau=spec.dormant_tau)
             state["correct"].zero_()
             state["loss_sum"].zero_()
             for x, y in stream.train_batches(source, task):
@@ -273,7 +287,8 @@ def frame(record: dict) -> pd.DataFrame:
         options.update({"stream": spec["stream"]["kind"], "source": spec["stream"]["source"],
                         "max_len": spec["stream"]["max_len"], "flat": spec["stream"].get("flat", False)})
     for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
-                 "examples_per_task": spec["stream"]["examples_per_task"], "run": record["key"], **prov}.items():
+                 "examples_per_task": spec["stream"]["examples_per_task"], "probe_examples": spec["probe_examples"],
+                 "run": record["key"], **prov}.items():
         df[k] = v
     return df
 

@@ -141,7 +141,13 @@ def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto"
     there is an error naming the missing files, not a multi-hour run).
     """
     params.device_name(device)
-    runs = figure_runs(figure, scale, seeds, **options)
+    return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+
+
+def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """The tidy results of (label, run spec) pairs at `scale`, labelled; computes only runs missing
+    from the store, and none where $LOPCORE_NO_COMPUTE=1, nor at paper scale where $CI is set."""
     compute = not (os.environ.get("LOPCORE_NO_COMPUTE") == "1" or (scale == "paper" and os.environ.get("CI")))
     df = run([spec for _, spec in runs], device=device, store=store, progress=progress, compute=compute)
     df["label"] = df["run"].map({spec_key(spec.to_dict()): label for label, spec in runs})

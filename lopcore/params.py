@@ -23,6 +23,16 @@ def choice(name: str, value, choices: Iterable[str]) -> str:
     return value
 
 
+def choice_list(name: str, value, choices: Iterable[str]) -> tuple[str, ...]:
+    """A choice or a non-empty list of choices, as a tuple without duplicates (in the order given)."""
+    choices = tuple(choices)
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) and v in choices
+                                                                          for v in values):
+        raise ParameterError(f"{name}={value!r} is not valid; give one or a list of: {', '.join(map(repr, choices))}")
+    return tuple(dict.fromkeys(values))
+
+
 def int_at_least(name: str, value, minimum: int) -> int:
     if not _is_int(value) or value < minimum:
         raise ParameterError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")

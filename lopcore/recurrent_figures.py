@@ -21,17 +21,17 @@ Scales:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
 
 from . import params
-from .engine import RunSpec, run
+from .engine import RunSpec
+from .figures import load_runs
 from .learners import Backprop, ContinualBackprop, ContinualBackpropRecurrent, PersistentRecurrent, Recurrent
 from .sequences import BinaryPairStream, ReshuffleStream
-from .store import Store, spec_key
+from .store import Store
 
 EPOCHS = 30
 # Training examples of one task: MNIST 60000 images (a pair of classes ≈ 12000), Tatoeba 10 × 1000
@@ -154,12 +154,7 @@ def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto"
     """The figure's tidy results (one row per run x task), computing only runs missing from the
     store; paper scale is never computed where $CI is set or $LOPCORE_NO_COMPUTE=1."""
     params.device_name(device)
-    runs = figure_runs(figure, scale, seeds, **options)
-    compute = not (os.environ.get("LOPCORE_NO_COMPUTE") == "1" or (scale == "paper" and os.environ.get("CI")))
-    df = run([spec for _, spec in runs], device=device, store=store, progress=progress, compute=compute)
-    df["label"] = df["run"].map({spec_key(spec.to_dict()): label for label, spec in runs})
-    df["scale"] = scale
-    return df
+    return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
 
 
 def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "test_accuracy",

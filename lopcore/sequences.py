@@ -27,7 +27,7 @@ import torch
 
 from . import data as image_data
 from .data import DataError
-from .tasks import generator
+from .tasks import generator, repeated_shuffles
 
 Tensor = torch.Tensor
 PAD = 256  # token id of padding after the 256 byte values; padded steps never reach the state
@@ -200,12 +200,6 @@ class LabelTask:
 
     def to(self, device) -> "LabelTask":
         return LabelTask(self.index, self.label_map.to(device), self.order.to(device), self.test_order.to(device))
-
-
-def repeated_shuffles(pool: Tensor, count: int, g: torch.Generator) -> Tensor:
-    """`count` indices from `pool`: fresh shuffles of the whole pool back to back (epochs)."""
-    epochs = -(-count // len(pool))
-    return torch.cat([pool[torch.randperm(len(pool), generator=g)] for _ in range(epochs)])[:count]
 
 
 SOURCES = ("mnist", "fashion_mnist", "tatoeba", "tatoeba_report")

@@ -31,6 +31,13 @@ def generator(*parts: object) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(*parts))
 
 
+def repeated_shuffles(pool: torch.Tensor, count: int, g: torch.Generator) -> torch.Tensor:
+    """`count` indices from `pool`: fresh shuffles of the whole pool back to back (epochs). The
+    first `len(pool)` are exactly `pool[randperm(len(pool), generator=g)]`."""
+    epochs = -(-count // len(pool))
+    return torch.cat([pool[torch.randperm(len(pool), generator=g)] for _ in range(epochs)])[:count]
+
+
 @dataclass(frozen=True)
 class Task:
     """One task for R runs: `permutation` (R, 784) and `order` (R, examples) index tensors."""
@@ -49,6 +56,11 @@ class PermutedStream:
     """Online permuted-image tasks: every task is a fresh pixel permutation and a fresh pass
     over (the first `examples_per_task` of a fresh shuffle of) the 60000 training images.
 
+    A task longer than the training set (Dohare's change-rate study switches the permutation only
+    every 100k or 1M examples) is several passes, each a fresh shuffle, under the same permutation;
+    its first pass is the order a shorter task would have, so shorter tasks' numbers are unchanged.
+    `batch_size` 1 is the fully online protocol (one SGD step per example).
+
     `datasets` cycles per task: ("mnist",) is permuted MNIST; ("fashion_mnist", "mnist")
     alternates the two (Iqbal's Figure 7).
     """
@@ -62,7 +74,7 @@ class PermutedStream:
 
     def task(self, seeds: Sequence[int], k: int, n_train: int = 60000) -> Task:
         perms = [torch.randperm(N_PIXELS, generator=generator(s, k, "permutation")) for s in seeds]
-        orders = [torch.randperm(n_train, generator=generator(s, k, "order"))[: self.examples_per_task]
+        orders = [repeated_shuffles(torch.arange(n_train), self.examples_per_task, generator(s, k, "order"))
                   for s in seeds]
         return Task(k, self.dataset_of(k), torch.stack(perms), torch.stack(orders))
 
