@@ -37,6 +37,15 @@ COMMON_PARAMS = [("scale: str = \"small\"", "\"paper\", \"small\" or \"smoke\"")
                  ("device: str = \"auto\"", "\"auto\", \"cpu\", \"cuda\", \"cuda:N\"")]
 
 
+def rerun(name: str, cli: str) -> str:
+    """The page's opening instruction: the papermill command that reruns it (or a variant)."""
+    return f"""Rerun it, or a variant, with
+
+```bash
+papermill notebooks/{name}.ipynb out.ipynb {cli} -p scale small
+```"""
+
+
 def new_notebook(cells: list) -> nbf.NotebookNode:
     """A notebook of these cells with the Python 3 kernel every page runs on."""
     return nbf.v4.new_notebook(cells=cells, metadata={
@@ -144,11 +153,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
 
 **What this page shows.** The experiment computed by `lopcore` and read from the results store; the scale
 and seeds are printed below the parameters, and the verdict, computed from the results, closes the page.
-Rerun it, or a variant, with
-
-```bash
-papermill notebooks/{name}.ipynb out.ipynb {spec['cli']} -p scale small
-```"""),
+{rerun(name, spec['cli'])}"""),
         code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
         code(f"""from lopcore import claims, plotting
 from lopcore.figures import SCALES, figure_runs, load_figure

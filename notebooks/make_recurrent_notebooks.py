@@ -16,7 +16,7 @@ import nbformat as nbf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lopcore.recurrent_figures import DEFAULT_SEEDS  # noqa: E402
 
-from make_notebooks import new_notebook, parameters_cell, provenance_cells  # noqa: E402  (shared cells)
+from make_notebooks import new_notebook, parameters_cell, provenance_cells, rerun  # noqa: E402  (shared cells)
 
 HERE = Path(__file__).resolve().parent
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
@@ -214,11 +214,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
 
 {bugs}
 
-Rerun it, or a variant, with
-
-```bash
-papermill notebooks/{name}.ipynb out.ipynb {spec['cli']} -p scale small
-```"""),
+{rerun(name, spec['cli'])}"""),
         code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
         code(f"""import pandas as pd
 from lopcore import params, plotting, recurrent_claims
