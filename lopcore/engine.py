@@ -18,6 +18,7 @@ exactly 0, so its dead fraction is mostly 0 by construction.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -34,6 +35,7 @@ from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offli
 from . import checkpoint as ckpt
 from . import data, metrics
 from .learners import LEARNERS, Backprop, PersistentState, Recurrent
+from .params import ParameterError
 from .sequences import BinaryPairStream, ReshuffleStream
 from .store import Store, provenance
 from .tasks import PermutedStream, gather_examples, test_batches
@@ -158,14 +160,17 @@ class DivergenceWarning(RuntimeWarning):
 
 
 def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = True,
-              checkpoint: Path | None = None) -> tuple[list[dict[str, list]], float, list[int]]:
+              checkpoint: Path | None = None, checkpoint_every_s: float = 0.0
+              ) -> tuple[list[dict[str, list]], float, list[int]]:
     """Train the runs of one group together.
 
     Returns per-run metric columns, the wall time spent on them (over all sessions, if resumed) and
     the tasks at which the group was resumed from a checkpoint (empty if it ran through).
 
     With `checkpoint` (a file path, see lopcore.checkpoint) the group's state is saved there after
-    every task, and a matching checkpoint found there is resumed from: the results are then
+    every task (or, with `checkpoint_every_s` > 0, after the first task that ends at least that many
+    seconds after the last save: for paper-scale runs of many short tasks, where writing the state
+    after every task would cost more than the tasks), and a matching checkpoint found there is resumed from: the results are then
     bit-identical to an uninterrupted run on the same kind of device. The caller deletes the file
     once the results are stored. Runs are independent: one whose loss turns non-finite (it
     diverged) is reported with a DivergenceWarning and keeps going; the others' numbers are
@@ -194,7 +199,7 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
             tqdm.write(f"resuming {label} at task {first_task} from {checkpoint}", file=sys.stderr)
     diverged = set() if not rows else set(
         (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist())
-    started = time.perf_counter()
+    started = last_saved = time.perf_counter()
     with tqdm(total=spec.n_tasks, initial=first_task, desc=label, unit="task", disable=not progress,
               leave=False) as bar:
         for k in range(first_task, spec.n_tasks):
@@ -216,7 +221,9 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
                     diverged.add(r)
                     warnings.warn(f"{label}: run seed={seeds[r]} diverged at task {k} (non-finite loss); its "
                                   f"results are kept, flagged `diverged`", DivergenceWarning, stacklevel=2)
-            if checkpoint is not None and k + 1 < spec.n_tasks:
+            due = time.perf_counter() - last_saved >= checkpoint_every_s
+            if checkpoint is not None and k + 1 < spec.n_tasks and due:
+                last_saved = time.perf_counter()
                 ckpt.save(checkpoint, {
                     "format": ckpt.FORMAT, "specs": spec_dicts, "device_type": device.type,
                     "torch": str(torch.__version__), "task": k + 1, "columns": columns,
@@ -242,14 +249,30 @@ def _restore(state: dict, saved: dict, checkpoint: Path) -> None:
             f"(rm {checkpoint}) and rerun: the group restarts from its first task") from None
 
 
+def checkpoint_interval() -> float:
+    """Seconds between checkpoints of a group in progress: $LOPCORE_CHECKPOINT_EVERY_S, default 0
+    (after every task)."""
+    raw = os.environ.get("LOPCORE_CHECKPOINT_EVERY_S", "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise ParameterError(f"LOPCORE_CHECKPOINT_EVERY_S={raw!r} is not valid; give seconds >= 0 "
+                             f"(0, the default: after every task)")
+    return value
+
+
 def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
         progress: bool = True, compute: bool = True) -> pd.DataFrame:
     """Results of every run in `specs`, computing (and storing) only those not yet stored.
 
     Returns a tidy DataFrame, one row per run x task, with the learner's options as columns.
-    With compute=False a missing run is a MissingResultsError instead of a computation.
+    With compute=False a missing run is a MissingResultsError instead of a computation. A group in
+    progress checkpoints after every task, or at most every $LOPCORE_CHECKPOINT_EVERY_S seconds.
     """
     store = store or Store()
+    every = checkpoint_interval()
     missing = [s for s in specs if s.to_dict() not in store]
     if missing and not compute:
         paths = "\n  ".join(str(store.path(s.to_dict())) for s in missing[:5])
@@ -262,7 +285,7 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
     for group in tqdm(list(groups.values()), desc="run groups", unit="group",
                       disable=not progress or len(groups) < 2):
         checkpoint = store.checkpoint_path([s.to_dict() for s in group])
-        results, wall, resumed = run_group(group, dev, progress, checkpoint=checkpoint)
+        results, wall, resumed = run_group(group, dev, progress, checkpoint=checkpoint, checkpoint_every_s=every)
         prov = provenance(dev, wall, len(group))
         if resumed:
             prov["resumed_at_tasks"] = resumed

@@ -27,6 +27,7 @@ from lopcore.checkpoint import CheckpointWarning, CorruptCheckpointError
 from lopcore.engine import DivergenceWarning, RunSpec, correlates, evaluate, frame, run, run_group
 from lopcore.learners import Backprop, PersistentState, PersistentStateCBP
 from lopcore.metrics import weight_stats
+from lopcore.params import ParameterError
 from lopcore.store import Store, canonical
 from lopcore.tasks import PermutedStream, batches
 
@@ -139,6 +140,14 @@ def tiny(learner, seeds=(0, 1), n_tasks=3):
 
 def interrupt(monkeypatch, specs, store: Store, at_task: int) -> Path:
     """Run the group until `at_task` raises KeyboardInterrupt (a Ctrl-C); returns its checkpoint."""
+    stop_at(monkeypatch, specs, store, at_task)
+    path = store.checkpoint_path([s.to_dict() for s in specs])
+    assert ckpt.read_header(path)["task"] == at_task and not any(s.to_dict() in store for s in specs)
+    return path
+
+
+def stop_at(monkeypatch, specs, store: Store, at_task: int) -> None:
+    """Run the group until task `at_task` raises KeyboardInterrupt (a Ctrl-C) in its evaluation."""
     calls = []
 
     def evaluate_then_stop(*args, **kwargs):
@@ -151,9 +160,6 @@ def interrupt(monkeypatch, specs, store: Store, at_task: int) -> Path:
         m.setattr(engine, "evaluate", evaluate_then_stop)
         with pytest.raises(KeyboardInterrupt):
             run(specs, device="cpu", store=store, progress=False)
-    path = store.checkpoint_path([s.to_dict() for s in specs])
-    assert ckpt.read_header(path)["task"] == at_task and not any(s.to_dict() in store for s in specs)
-    return path
 
 
 @pytest.mark.parametrize("learner", [PersistentState(d_int=8, n=3),
@@ -167,6 +173,26 @@ def test_interrupted_group_resumes_and_then_deletes_its_checkpoint(tmp_path, mon
     assert metrics_of(Store(tmp_path / "a"), specs) == metrics_of(Store(tmp_path / "b"), specs)
     assert Store(tmp_path / "a").load(specs[0].to_dict())["provenance"]["resumed_at_tasks"] == [2]
     assert not path.exists()
+
+
+def test_a_checkpoint_interval_skips_task_boundaries_and_the_rerun_is_still_exact(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOPCORE_CHECKPOINT_EVERY_S", "3600")  # no task of this group ends that late
+    specs, store = tiny(Backprop()), Store(tmp_path / "a")
+    stop_at(monkeypatch, specs, store, at_task=2)
+    assert not store.checkpoint_path([s.to_dict() for s in specs]).exists()  # two tasks ended, none saved
+    run(specs, device="cpu", store=store, progress=False)
+    monkeypatch.delenv("LOPCORE_CHECKPOINT_EVERY_S")
+    run(specs, device="cpu", store=Store(tmp_path / "b"), progress=False)
+    assert metrics_of(store, specs) == metrics_of(Store(tmp_path / "b"), specs)
+    assert "resumed_at_tasks" not in store.load(specs[0].to_dict())["provenance"]
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_a_bad_checkpoint_interval_is_refused_before_any_work(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LOPCORE_CHECKPOINT_EVERY_S", value)
+    with pytest.raises(ParameterError, match=f"LOPCORE_CHECKPOINT_EVERY_S='{value}' is not valid; give seconds >= 0"):
+        run(tiny(Backprop()), device="cpu", store=Store(tmp_path), progress=False)
+    assert not (tmp_path / "backprop").exists()
 
 
 def test_checkpoint_of_other_runs_is_ignored_with_a_warning(tmp_path, monkeypatch):
