@@ -127,6 +127,15 @@ def figure_module(figure: str):
     return next(m for m in figure_modules() if figure in m.FIGURES)
 
 
+def figure_summary(module):
+    """The table `run` prints for a figure of `module`: Iqbal's sliding accuracies and collapse
+    tasks; the recurrent report's ΔAccuracy, its robust variant, mean accuracy and IAA; Dohare's
+    accuracy peak, late value and drop with the late correlates."""
+    from . import dohare_claims, dohare_figures, plotting, recurrent_figures
+    return {recurrent_figures: recurrent_figures.summary, dohare_figures: dohare_claims.summary}.get(
+        module, plotting.summary)
+
+
 def all_figures() -> dict:
     return {name: fn for module in figure_modules() for name, fn in module.FIGURES.items()}
 
@@ -164,13 +173,8 @@ def backend_options(args) -> dict:
 
 def _run(args) -> int:
     import os
-    from .plotting import summary
     module = figure_module(args.figure)
-    figure_runs, load_figure = module.figure_runs, module.load_figure
-    if module.__name__.endswith("recurrent_figures"):
-        summary = module.summary  # ΔAccuracy, its robust variant, mean accuracy and IAA per learner
-    if module.__name__.endswith("dohare_figures"):
-        from .dohare_claims import summary  # accuracy peak, late and drop, and the correlates late
+    figure_runs, load_figure, summary = module.figure_runs, module.load_figure, figure_summary(module)
     options = figure_options(args.figure, args)
     seeds = module.DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
     device = args.device

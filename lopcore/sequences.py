@@ -26,6 +26,7 @@ from typing import ClassVar, Iterator, NamedTuple, Sequence
 import torch
 
 from . import data as image_data
+from . import tatoeba_export
 from .data import DataError
 from .tasks import generator, repeated_shuffles
 
@@ -160,7 +161,6 @@ def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, so
     fetched from the official export (see `lopcore.tatoeba_export`). `languages`: a subset (default all)."""
     if max_len < 1:
         raise ValueError(f"max_len must be >= 1, got {max_len!r}")
-    from . import tatoeba_export
     known = {"tatoeba": LANGUAGES, "tatoeba_report": tatoeba_export.REPORT_LANGUAGES}.get(source)
     if known is None:
         raise ValueError(f"source must be 'tatoeba' or 'tatoeba_report', got {source!r}")
@@ -211,10 +211,25 @@ def load_source(source: str, max_len: int) -> SequenceData:
     return load_tatoeba(max_len, source=source) if source.startswith("tatoeba") else mnist_sequences(source)
 
 
+@dataclasses.dataclass(frozen=True)
 class EngineHooks:
-    """What the engine asks of a sequence stream (see engine.run_group), shared by both streams.
-    A stream names its `source` (one of SOURCES) and, for Tatoeba, the sequence length `max_len`;
-    with `flat` (MNIST only) every image is one 784-vector instead of 28 steps, for the MLP."""
+    """What the engine asks of a sequence stream (see engine.run_group), and the fields both streams
+    share. A stream names its `source` (one of SOURCES) and, for Tatoeba, the sequence length
+    `max_len`; with `flat` (MNIST only) every image is one 784-vector instead of 28 steps, for the MLP.
+    Each stream sets its own default `examples_per_task`; the field order is the stored specs'."""
+
+    examples_per_task: int = 60000
+    batch_size: int = 16
+    source: str = "mnist"
+    max_len: int = 64  # Tatoeba only: bytes kept per sentence
+    flat: bool = False  # MNIST only: images as 784-vectors (the MLP)
+
+    def __post_init__(self):
+        self._check()
+
+    @property
+    def steps_per_task(self) -> int:
+        return self.examples_per_task // self.batch_size
 
     def _check(self):
         if self.source not in SOURCES:
@@ -269,13 +284,6 @@ class ReshuffleStream(EngineHooks):
 
     kind: ClassVar[str] = "reshuffle"
     examples_per_task: int = 60000
-    batch_size: int = 16
-    source: str = "mnist"
-    max_len: int = 64  # Tatoeba only: bytes kept per sentence
-    flat: bool = False  # MNIST only: images as 784-vectors (the MLP)
-
-    def __post_init__(self):
-        self._check()
 
     def n_outputs(self, data: SequenceData) -> int:
         """Size of the learner's head: every class keeps a label."""
@@ -291,11 +299,6 @@ class ReshuffleStream(EngineHooks):
         orders = [repeated_shuffles(all_train, self.examples_per_task, generator(s, k, "order")) for s in seeds]
         test = torch.arange(len(data.test_y)).expand(len(seeds), -1)
         return LabelTask(k, torch.stack(maps), torch.stack(orders), test)
-
-    @property
-    def steps_per_task(self) -> int:
-        return self.examples_per_task // self.batch_size
-
 
 def class_pairs(n_classes: int) -> list[tuple[int, int]]:
     """The C·(C-1)/2 unordered pairs of distinct classes."""
@@ -317,13 +320,6 @@ class BinaryPairStream(EngineHooks):
 
     kind: ClassVar[str] = "binary"
     examples_per_task: int = 10000
-    batch_size: int = 16
-    source: str = "mnist"
-    max_len: int = 64  # Tatoeba only: bytes kept per sentence
-    flat: bool = False  # MNIST only: images as 784-vectors (the MLP)
-
-    def __post_init__(self):
-        self._check()
 
     def n_outputs(self, data: SequenceData) -> int:
         """Size of the learner's head: two labels, whatever the number of source classes."""
@@ -353,10 +349,6 @@ class BinaryPairStream(EngineHooks):
             orders.append(repeated_shuffles(train_pool, self.examples_per_task, generator(s, k, "order")))
             tests.append(test_pool[torch.randperm(len(test_pool), generator=generator(s, k, "test"))[:n_test]])
         return LabelTask(k, torch.stack(maps), torch.stack(orders), torch.stack(tests))
-
-    @property
-    def steps_per_task(self) -> int:
-        return self.examples_per_task // self.batch_size
 
 
 # --- batches ---

@@ -112,29 +112,37 @@ class Store:
         verified as `load` verifies it, in file-name order."""
         out = []
         for path in sorted((self.root / kind).glob("*.json")):
-            try:
-                spec = json.loads(path.read_text())["spec"]
-            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-                raise CorruptResultError(f"result file {path} is unreadable ({err}); delete it (rm {path}) "
-                                         f"and rerun to recompute it") from None
-            if self.path(spec) != path:
+            body, sha256 = _read(path)
+            if self.path(body["spec"]) != path:
                 raise CorruptResultError(f"result file {path} holds a different run than its name says; "
-                                         f"delete it (rm {path}) and rerun to recompute it")
-            out.append(self.load(spec))
+                                         f"{_fix(path)}")
+            out.append(_checked(path, body, sha256))
         return out
 
     def load(self, spec: dict) -> dict:
         """The stored record of a run (spec, provenance, metrics); verifies its checksum."""
         path = self.path(spec)
-        fix = f"delete it (rm {path}) and rerun to recompute it"
-        try:
-            record = json.loads(path.read_text())
-            body = {k: record[k] for k in ("format", "key", "spec", "provenance", "metrics")}
-            expected = record["sha256"]
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
-            raise CorruptResultError(f"result file {path} is unreadable ({err}); {fix}") from None
-        if hashlib.sha256(canonical(body).encode()).hexdigest() != expected:
-            raise CorruptResultError(f"result file {path} fails its checksum (truncated or edited); {fix}")
+        body = _checked(path, *_read(path))
         if canonical(body["spec"]) != canonical(spec):
-            raise CorruptResultError(f"result file {path} holds a different run than its name says; {fix}")
+            raise CorruptResultError(f"result file {path} holds a different run than its name says; {_fix(path)}")
         return body
+
+
+def _fix(path: Path) -> str:
+    return f"delete it (rm {path}) and rerun to recompute it"
+
+
+def _read(path: Path) -> tuple[dict, str]:
+    """A result file's body (format, key, spec, provenance, metrics) and its recorded sha256."""
+    try:
+        record = json.loads(path.read_text())
+        return {k: record[k] for k in ("format", "key", "spec", "provenance", "metrics")}, record["sha256"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise CorruptResultError(f"result file {path} is unreadable ({err}); {_fix(path)}") from None
+
+
+def _checked(path: Path, body: dict, sha256: str) -> dict:
+    """`body` if it hashes to the recorded `sha256`; an error naming the file otherwise."""
+    if hashlib.sha256(canonical(body).encode()).hexdigest() != sha256:
+        raise CorruptResultError(f"result file {path} fails its checksum (truncated or edited); {_fix(path)}")
+    return body

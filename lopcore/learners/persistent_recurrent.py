@@ -115,7 +115,7 @@ class PersistentRecurrent(Recurrent):
             offset += len(step_leaves)
         with torch.no_grad():
             h = h.detach()
-            s_next = self._state_head(params, h)
+            s_next = self._state_head(params, h) if self.state != "zero" else None
             if self.state == "learned" and (state["t"] + 1) % self.n != 0:  # the next step reaches this one
                 if not state["chain"]:
                     state["chain_start"] = s.detach()
