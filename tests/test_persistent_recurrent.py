@@ -12,7 +12,7 @@ from lopcore import checkpoint as ckpt
 from lopcore.learners import PersistentRecurrent, Recurrent
 from lopcore.sequences import Sequences
 
-from test_recurrent import BATCH, CELL_NAMES, HIDDEN, N_IN, N_OUT, T, sequence_batches
+from test_recurrent import BATCH, CELL_NAMES, HIDDEN, N_IN, N_OUT, T, sequence_batches, together_and_alone, trained
 
 D_INT, LR = 4, 0.2
 
@@ -79,13 +79,9 @@ def test_matches_the_textbook_loop_through_the_truncated_graph(cell, n):
 
 def test_the_zero_state_is_the_plain_recurrent_learner_bit_for_bit():
     xs, lengths, ys = sequence_batches(2, steps=10, runs=2)
-    losses = []
-    for learner in (Recurrent(cell="gru", hidden=HIDDEN), PersistentRecurrent(cell="gru", hidden=HIDDEN, state="zero")):
-        state = learner.init_state([3, 4], N_IN, N_OUT, "cpu")
-        for x, length, y in zip(xs, lengths, ys):
-            learner.step(state, Sequences(x, length), y)
-        losses.append(state["loss_sum"])
-    assert torch.equal(*losses)
+    plain, zero = (trained(learner, [3, 4], xs, lengths, ys)["loss_sum"] for learner in
+                   (Recurrent(cell="gru", hidden=HIDDEN), PersistentRecurrent(cell="gru", hidden=HIDDEN, state="zero")))
+    assert torch.equal(plain, zero)
 
 
 def test_with_n_1_the_state_head_never_learns_but_the_state_input_does():
@@ -102,14 +98,8 @@ def test_with_n_1_the_state_head_never_learns_but_the_state_input_does():
 @pytest.mark.parametrize("mode", ["learned", "random"])
 def test_runs_together_equal_runs_alone(mode):
     learner = PersistentRecurrent(cell="gru", hidden=HIDDEN, d_int=D_INT, n=2, state=mode)
-    xs, lengths, ys = sequence_batches(4, steps=7, runs=3)
-    together = learner.init_state([5, 6, 7], N_IN, N_OUT, "cpu")
-    for x, length, y in zip(xs, lengths, ys):
-        learner.step(together, Sequences(x, length), y)
-    for r, seed in enumerate([5, 6, 7]):
-        alone = learner.init_state([seed], N_IN, N_OUT, "cpu")
-        for x, length, y in zip(xs, lengths, ys):
-            learner.step(alone, Sequences(x[r:r + 1], length[r:r + 1]), y[r:r + 1])
+    together, each = together_and_alone(learner, [5, 6, 7], *sequence_batches(4, steps=7, runs=3))
+    for r, alone in enumerate(each):
         torch.testing.assert_close(together["loss_sum"][r:r + 1], alone["loss_sum"], rtol=0, atol=1e-5)
 
 

@@ -95,18 +95,26 @@ def test_loss_trajectory_matches_autograd_loop(cell, optimizer):
     torch.testing.assert_close(state["params"]["w_hh"][0], model.rnn.weight_hh_l0.detach().T, atol=1e-5, rtol=0)
 
 
+def trained(learner, seeds, xs, lengths, ys) -> dict:
+    """The state of runs `seeds` after one step on each batch (steps, runs, ...)."""
+    state = learner.init_state(seeds, N_IN, N_OUT, "cpu")
+    for x, n, y in zip(xs, lengths, ys):
+        learner.step(state, Sequences(x, n), y)
+    return state
+
+
+def together_and_alone(learner, seeds, xs, lengths, ys) -> tuple[dict, list[dict]]:
+    """The runs trained together, and each trained alone on its own slice of the same batches."""
+    alone = [trained(learner, [seed], xs[:, r:r + 1], lengths[:, r:r + 1], ys[:, r:r + 1])
+             for r, seed in enumerate(seeds)]
+    return trained(learner, seeds, xs, lengths, ys), alone
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_runs_are_independent(optimizer):
     learner = Recurrent(cell="lstm", hidden=HIDDEN, optimizer=optimizer, lr=0.05)
-    seeds = [11, 12, 13]
-    xs, lengths, ys = sequence_batches(2, 20, runs=3)
-    together = learner.init_state(seeds, N_IN, N_OUT, "cpu")
-    for x, n, y in zip(xs, lengths, ys):
-        learner.step(together, Sequences(x, n), y)
-    for r, seed in enumerate(seeds):
-        alone = learner.init_state([seed], N_IN, N_OUT, "cpu")
-        for x, n, y in zip(xs, lengths, ys):
-            learner.step(alone, Sequences(x[r:r + 1], n[r:r + 1]), y[r:r + 1])
+    together, each = together_and_alone(learner, [11, 12, 13], *sequence_batches(2, 20, runs=3))
+    for r, alone in enumerate(each):
         for name, p in alone["params"].items():
             torch.testing.assert_close(together["params"][name][r], p[0], atol=1e-6, rtol=0)
         assert together["correct"][r] == alone["correct"][0]

@@ -7,7 +7,7 @@ from lopcore.learners.mlp import run_generators
 from lopcore.learners.recurrent_cbp import generate_and_test_recurrent_, outgoing_magnitude
 from lopcore.sequences import Sequences
 from lopcore.store import spec_key
-from test_recurrent import CELL_NAMES, N_IN, N_OUT, sequence_batches
+from test_recurrent import CELL_NAMES, N_IN, N_OUT, sequence_batches, together_and_alone
 
 H = 6
 
@@ -77,15 +77,8 @@ def test_replaced_units_are_protected_until_mature():
 def test_runs_together_equal_runs_alone(optimizer):
     learner = ContinualBackpropRecurrent(cell="lstm", hidden=H, optimizer=optimizer, lr=0.02, replacement_rate=0.3,
                                          maturity=3, noise_std=1e-3)
-    seeds = [5, 6, 7]
-    xs, lengths, ys = sequence_batches(3, 25, runs=3)
-    together = learner.init_state(seeds, N_IN, N_OUT, "cpu")
-    for x, n, y in zip(xs, lengths, ys):
-        learner.step(together, Sequences(x, n), y)
-    for r, seed in enumerate(seeds):
-        alone = learner.init_state([seed], N_IN, N_OUT, "cpu")
-        for x, n, y in zip(xs, lengths, ys):
-            learner.step(alone, Sequences(x[r:r + 1], n[r:r + 1]), y[r:r + 1])
+    together, each = together_and_alone(learner, [5, 6, 7], *sequence_batches(3, 25, runs=3))
+    for r, alone in enumerate(each):
         assert torch.equal(together["gnt"]["birth"][0][r], alone["gnt"]["birth"][0][0])
         for name, p in alone["params"].items():
             torch.testing.assert_close(together["params"][name][r], p[0], atol=1e-6, rtol=0)

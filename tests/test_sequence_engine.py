@@ -78,21 +78,11 @@ def test_a_sequence_stream_rejects_an_unknown_source():
 
 
 def test_an_interrupted_recurrent_group_resumes_bit_identically(tmp_path, monkeypatch):
-    from lopcore import engine
+    from test_reliability import stop_at
     specs = [tiny(seed=s, n_tasks=3) for s in (0, 1)]
     whole = run(specs, device="cpu", store=Store(tmp_path / "whole"), progress=False)
-    store, calls = Store(tmp_path / "resumed"), []
-
-    def evaluate_then_stop(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(engine, "evaluate", evaluate_then_stop)
-        with pytest.raises(KeyboardInterrupt):
-            run(specs, device="cpu", store=store, progress=False)
+    store = Store(tmp_path / "resumed")
+    stop_at(monkeypatch, specs, store, at_task=1)
     resumed = run(specs, device="cpu", store=store, progress=False)
     metrics = [c for c in whole if c.endswith(("accuracy", "loss", "norm", "_l1"))]
     assert resumed[metrics].equals(whole[metrics])
