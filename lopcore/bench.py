@@ -1,11 +1,14 @@
 """Side-by-side benchmark: a naive per-run PyTorch loop against the vectorized engine.
 
-    python -m lopcore.bench [--steps 300] [--runs 1 16 64] [--device auto] [--threads N] [--save]
+    python -m lopcore.bench [--steps 300] [--runs 1 16 64] [--device auto] [--threads N] [--sharing G] [--save]
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
   naive   one run as a textbook loop: an `nn.Module`, autograd, `torch.optim.SGD`;
-  engine  R runs stacked on the leading axis, one hand-written step for all of them.
-Both see batches of 8 random images (the data pipeline is the same for both and not timed). It
+  engine  R runs stacked on the leading axis, one hand-written step for all of them, trained as the
+          engine trains (lopcore.blocks: blocks of steps, replayed as CUDA graphs on a GPU).
+Both gather and permute their batches of 8 from the same random uint8 images on the device, and both
+times include that. On a GPU it also times the engine without graphs, checks that the graphs leave
+exactly the eager steps' weights, and times G groups of 5 runs sharing the device. It
 prints a table, the projected wall time of the whole paper (every run of every figure at `paper`
 scale, 5 seeds) from the measured engine speed, and, as its last line, one JSON object. With
 --save the result is also kept in the results store (kind "bench", one file per device, thread
@@ -23,10 +26,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .blocks import BlockTrainer
+from .data import Dataset
 from .engine import resolve_device
 from .learners import Backprop, PersistentState
+from .tasks import PermutedStream
 
 N_IN, N_OUT, BATCH, LR = 784, 10, 8, 0.05
+SEEDS = 5  # runs per group in the figures (their seeds): what groups sharing a device hold
+LEARNERS_TIMED = {"baseline": Backprop(lr=LR), "persistent": PersistentState(lr=LR, d_int=128, n=2)}
 
 
 class NaiveMLP(nn.Module):
@@ -46,16 +54,30 @@ class NaiveMLP(nn.Module):
         return self.head(a), (self.state_head(a.mean(0)) if self.state_head is not None else None)
 
 
-def naive_seconds_per_step(learner, xs, ys, device) -> float:
+def bench_data(steps: int, device, seed: int = 0) -> Dataset:
+    """Random uint8 images and labels on the device, one example per timed or warm-up step and slot."""
+    g = torch.Generator().manual_seed(seed)
+    n = steps * BATCH
+    images = torch.randint(0, 256, (n, N_IN), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, N_OUT, (n,), generator=g)
+    return Dataset("mnist", images, labels, images[:BATCH], labels[:BATCH]).to(device)
+
+
+def naive_seconds_per_step(learner, source: Dataset, device) -> float:
     """Wall seconds per step of one run trained by the textbook loop (the paper's semantics for n > 1:
-    in-place updates, backprop through the earlier step with the current weights)."""
+    in-place updates, backprop through the earlier step with the current weights), each batch
+    gathered and permuted from the device-resident uint8 images as the engine does."""
     d_int = getattr(learner, "d_int", 0)
     n = getattr(learner, "n", 1)
     model = NaiveMLP(d_int).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     h = torch.zeros(d_int, device=device) if d_int else None
+    permutation = torch.randperm(N_IN, generator=torch.Generator().manual_seed(1)).to(device)
+    steps = source.train_x.shape[0] // BATCH
 
-    def step(t, x, y, h):
+    def step(t, h):
+        batch = slice(t * BATCH, (t + 1) * BATCH)
+        x, y = source.train_x[batch][:, permutation].float().div_(255.0), source.train_y[batch]
         if h is not None and t % n == 0:
             h = h.detach()
         logits, h_next = model(x, h)
@@ -69,29 +91,83 @@ def naive_seconds_per_step(learner, xs, ys, device) -> float:
         return h_next
 
     for t in range(10):  # warm-up
-        h = step(t, xs[t % len(xs)], ys[t % len(ys)], h)
+        h = step(t, h)
     _sync(device)
     start = time.perf_counter()
-    for t in range(len(xs)):
-        h = step(t, xs[t], ys[t], h)
+    for t in range(steps):
+        h = step(t, h)
     _sync(device)
-    del opt
-    return (time.perf_counter() - start) / len(xs)
+    return (time.perf_counter() - start) / steps
 
 
-def engine_seconds_per_step(learner, runs: int, xs, ys, device) -> float:
-    """Wall seconds per step of the engine advancing `runs` runs together."""
-    state = learner.init_state(list(range(runs)), N_IN, N_OUT, device)
-    xs = xs[:, None].expand(-1, runs, -1, -1).contiguous()
-    ys = ys[:, None].expand(-1, runs, -1).contiguous()
-    for t in range(10):  # warm-up
-        learner.step(state, xs[t % len(xs)], ys[t % len(ys)])
+def engine_seconds_per_step(learner, runs: int, source: Dataset, device, graphs: bool = True,
+                            state: dict | None = None) -> float:
+    """Wall seconds per step of the engine advancing `runs` runs together over one task of the
+    source's examples, as the engine trains (lopcore.blocks: CUDA graphs on a GPU where the learner
+    allows and `graphs`). A first, untimed task warms up (and records the graphs). `state`, if
+    given, is trained (to compare paths)."""
+    stream = PermutedStream(examples_per_task=source.train_x.shape[0], batch_size=BATCH)
+    seeds = list(range(runs))
+    state = state if state is not None else learner.init_state(seeds, N_IN, N_OUT, device)
+    capture = graphs and device.type == "cuda" and learner.block_period() is not None
+    trainer = BlockTrainer(learner, state, stream, {"mnist": source}, capture=capture) if (
+        learner.block_period() is not None) else None
+    tasks = [stream.task(seeds, k, source.train_x.shape[0]).to(device) for k in range(2)]
+
+    def train(task):
+        if trainer is not None:
+            trainer.train(task)
+        else:
+            for x, y in stream.train_batches({"mnist": source}, task):
+                learner.step(state, x, y)
+
+    train(tasks[0])
     _sync(device)
     start = time.perf_counter()
-    for t in range(len(xs)):
-        learner.step(state, xs[t], ys[t])
+    train(tasks[1])
     _sync(device)
-    return (time.perf_counter() - start) / len(xs)
+    return (time.perf_counter() - start) / stream.steps_per_task
+
+
+def graphs_match_eager(learner, runs: int, source: Dataset, device) -> bool:
+    """Whether two tasks trained with CUDA graphs leave exactly the weights the eager steps leave."""
+    states = [learner.init_state(list(range(runs)), N_IN, N_OUT, device) for _ in range(2)]
+    for state, graphs in zip(states, (True, False)):
+        engine_seconds_per_step(learner, runs, source, device, graphs=graphs, state=state)
+    return all(torch.equal(a, b) for a, b in zip(*(learner.parameters(s)[0] for s in states)))
+
+
+def sharing_us_per_run_step(groups: int, runs: int, source: Dataset, device) -> dict[str, float]:
+    """How groups that cannot share kernels best share one device, per run-step: `groups` groups of
+    `runs` runs (baseline and persistent n = 2 alternating) one after another ("sequential") or at
+    once, each in a thread on a CUDA stream of its own ("streams"); and, for comparison, the same
+    number of baseline runs as one concatenated group ("concatenated", possible only where the
+    groups' learners are the same)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .engine import own_stream
+    learners = [LEARNERS_TIMED[name] for name in ("baseline", "persistent")]
+
+    def one(g):
+        with own_stream(device):
+            return engine_seconds_per_step(learners[g % 2], runs, source, device)
+
+    start = time.perf_counter()
+    for g in range(groups):
+        one(g)
+    sequential = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(groups) as pool:
+        list(pool.map(one, range(groups)))
+    streams = time.perf_counter() - start
+    start = time.perf_counter()
+    with own_stream(device):
+        engine_seconds_per_step(learners[0], groups * runs, source, device)
+    concatenated = time.perf_counter() - start
+    # whole wall times, each group's warm-up task (and graph recording) included: 2 tasks per group
+    run_steps = 2 * (source.train_x.shape[0] // BATCH) * groups * runs
+    return {way: round(wall / run_steps * 1e6, 2) for way, wall in
+            (("sequential", sequential), ("streams", streams), ("concatenated", concatenated))}
 
 
 def _sync(device):
@@ -119,34 +195,38 @@ def main(argv=None) -> dict:
     p.add_argument("--runs", type=int, nargs="+", help="engine run counts R (default 1 16 64, and 256 on GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--sharing", type=int, metavar="G", help=f"also time G groups of {SEEDS} runs sharing the device: "
+                   f"one after another, on CUDA streams at once, concatenated (default: 8 on a GPU, none on a CPU)")
     p.add_argument("--save", action="store_true", help="keep the result in the results store ($LOPCORE_RESULTS, "
                                                       "default results/) for the book's Performance page")
     args = p.parse_args(argv)
-    if args.steps < 1 or (args.runs and min(args.runs) < 1):
-        p.error("--steps and every --runs value must be at least 1")
+    if args.steps < 1 or (args.runs and min(args.runs) < 1) or (args.sharing is not None and args.sharing < 1):
+        p.error("--steps, every --runs value and --sharing must be at least 1")
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = args.runs or ([1, 16, 64, 256] if device.type == "cuda" else [1, 16, 64])
     started = time.perf_counter()
-    g = torch.Generator().manual_seed(0)
-    xs = torch.rand(args.steps, BATCH, N_IN, generator=g).to(device)
-    ys = torch.randint(0, N_OUT, (args.steps, BATCH), generator=g).to(device)
-    learners = {"baseline": Backprop(lr=LR), "persistent": PersistentState(lr=LR, d_int=128, n=2)}
+    source = bench_data(args.steps, device)
     rows = []
-    for name, learner in learners.items():
-        naive = naive_seconds_per_step(learner, xs, ys, device) * 1e6
+    for name, learner in LEARNERS_TIMED.items():
+        naive = naive_seconds_per_step(learner, source, device) * 1e6
         for r in runs:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            engine = engine_seconds_per_step(learner, r, xs, ys, device) * 1e6 / r
+            engine = engine_seconds_per_step(learner, r, source, device) * 1e6 / r
             # GPU: peak allocated by this configuration; CPU: the process's peak resident set so far
             peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                     else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2 ** 20
-            rows.append({"learner": name, "runs": r, "naive_us_per_run_step": round(naive, 1),
-                         "engine_us_per_run_step": round(engine, 1), "speedup": round(naive / engine, 2),
-                         "peak_memory_mb": round(peak, 1)})
-    best = {name: min(r["engine_us_per_run_step"] for r in rows if r["learner"] == name) for name in learners}
+            row = {"learner": name, "runs": r, "naive_us_per_run_step": round(naive, 1),
+                   "engine_us_per_run_step": round(engine, 1), "speedup": round(naive / engine, 2),
+                   "peak_memory_mb": round(peak, 1)}
+            if device.type == "cuda":  # what the CUDA graphs bring, and that they change no number
+                eager = engine_seconds_per_step(learner, r, source, device, graphs=False) * 1e6 / r
+                row.update(engine_eager_us_per_run_step=round(eager, 1),
+                           graphs_match_eager=graphs_match_eager(learner, r, source, device))
+            rows.append(row)
+    best = {name: min(r["engine_us_per_run_step"] for r in rows if r["learner"] == name) for name in LEARNERS_TIMED}
     hours = paper_projection(best)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {args.steps} timed steps per configuration, batch {BATCH}")
@@ -156,6 +236,12 @@ def main(argv=None) -> dict:
               f"{r['engine_us_per_run_step']:>20.1f}{r['speedup']:>9.2f}")
     print(f"projected wall time of every figure at paper scale, 5 seeds, at the best R: {hours:.1f} h")
     result = {"device": name, "steps": args.steps, "configurations": rows, "paper_projection_hours": round(hours, 2)}
+    sharing = args.sharing if args.sharing is not None else (8 if device.type == "cuda" else 0)
+    if sharing:
+        result["sharing_groups"] = sharing
+        result["sharing_us_per_run_step"] = sharing_us_per_run_step(sharing, SEEDS, source, device)
+        print(f"{sharing} groups of {SEEDS} runs sharing the device, µs per run-step (warm-up included): " +
+              ", ".join(f"{way} {us:.1f}" for way, us in result["sharing_us_per_run_step"].items()))
     if args.save:
         path = save(result, runs, device, time.perf_counter() - started)
         print(f"saved to {path}")
@@ -214,6 +300,8 @@ def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float
     rows = result["configurations"]
     metrics = {column: [row[column] for row in rows] for column in rows[0]}
     metrics["paper_projection_hours"] = [result["paper_projection_hours"]]
+    for way, us in result.get("sharing_us_per_run_step", {}).items():
+        metrics[f"sharing_{way}_us_per_run_step"] = [us]
     return (store or Store()).save(spec, metrics, provenance(str(device), wall_time_s, runs_in_group=0))
 
 

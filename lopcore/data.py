@@ -154,6 +154,16 @@ def load(name: str) -> Dataset:
     return Dataset(name, images(tx), labels(ty), images(sx), labels(sy))
 
 
+def on_device(name: str, device: str) -> Dataset:
+    """`load(name)` on `device`: one copy per device, however many run groups train on it at once."""
+    return load(name) if torch.device(device).type == "cpu" else _copied(name, device)
+
+
+@functools.lru_cache(maxsize=None)
+def _copied(name: str, device: str) -> Dataset:
+    return load(name).to(device)
+
+
 def fetch(name: str, route: str = "auto") -> Path:
     """Download ``name`` into ``cache_dir()/data/<Folder>`` and verify it; returns that folder.
 

@@ -18,11 +18,13 @@ exactly 0, so its dead fraction is mostly 0 by construction.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import warnings
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +34,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offline book)
 
+from . import blocks
 from . import checkpoint as ckpt
 from . import data, metrics
 from .learners import LEARNERS, Backprop, PersistentState, Recurrent
@@ -197,6 +200,8 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
         rows, resumed = list(saved["rows"].unbind(1)), [*saved["resumed_at"], first_task]
         if progress:
             tqdm.write(f"resuming {label} at task {first_task} from {checkpoint}", file=sys.stderr)
+    trainer = blocks.BlockTrainer(learner, state, stream, source, capture=True) if blocks.usable(
+        learner, stream, device) else None  # on a GPU: blocks of steps replayed as CUDA graphs
     diverged = set() if not rows else set(
         (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist())
     started = last_saved = time.perf_counter()
@@ -208,8 +213,11 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
                                dormant_tau=spec.dormant_tau)
             state["correct"].zero_()
             state["loss_sum"].zero_()
-            for x, y in stream.train_batches(source, task):
-                learner.step(state, x, y)
+            if trainer is not None:
+                trainer.train(task)
+            else:
+                for x, y in stream.train_batches(source, task):
+                    learner.step(state, x, y)
             found["online_accuracy"] = state["correct"] / (steps * stream.batch_size)
             found["online_loss"] = state["loss_sum"] / steps
             found["test_accuracy"] = evaluate(learner, state, source, task, n_test, stream=stream)
@@ -263,16 +271,36 @@ def checkpoint_interval() -> float:
     return value
 
 
+def concurrent_groups() -> int:
+    """Run groups that train at once: $LOPCORE_CONCURRENT_GROUPS, default 1 (one after another)."""
+    raw = os.environ.get("LOPCORE_CONCURRENT_GROUPS", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ParameterError(f"LOPCORE_CONCURRENT_GROUPS={raw!r} is not valid; give an integer >= 1 (default 1)")
+    return int(raw)
+
+
+def own_stream(device: torch.device):
+    """On a GPU, a CUDA stream of this thread's own (groups that train at once overlap their kernels);
+    elsewhere nothing."""
+    return torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
-        progress: bool = True, compute: bool = True) -> pd.DataFrame:
+        progress: bool = True, compute: bool = True, concurrent: int | None = None) -> pd.DataFrame:
     """Results of every run in `specs`, computing (and storing) only those not yet stored.
 
     Returns a tidy DataFrame, one row per run x task, with the learner's options as columns.
     With compute=False a missing run is a MissingResultsError instead of a computation. A group in
     progress checkpoints after every task, or at most every $LOPCORE_CHECKPOINT_EVERY_S seconds.
+    `concurrent` groups (default $LOPCORE_CONCURRENT_GROUPS, 1) train at once, each in a thread of
+    its own and, on a GPU, on a CUDA stream of its own: groups of different learners cannot share
+    kernels, but a GPU runs their small kernels side by side. Their numbers do not change.
     """
     store = store or Store()
     every = checkpoint_interval()
+    concurrent = concurrent_groups() if concurrent is None else concurrent
+    if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
+        raise ValueError(f"concurrent={concurrent!r} is not valid; give an integer >= 1")
     missing = [s for s in specs if s.to_dict() not in store]
     if missing and not compute:
         paths = "\n  ".join(str(store.path(s.to_dict())) for s in missing[:5])
@@ -282,16 +310,28 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
     groups: dict[str, list[RunSpec]] = defaultdict(list)
     for s in missing:
         groups[s.group_key()].append(s)
-    for group in tqdm(list(groups.values()), desc="run groups", unit="group",
-                      disable=not progress or len(groups) < 2):
+
+    def compute_group(group: list[RunSpec]) -> None:
         checkpoint = store.checkpoint_path([s.to_dict() for s in group])
-        results, wall, resumed = run_group(group, dev, progress, checkpoint=checkpoint, checkpoint_every_s=every)
+        with own_stream(dev):
+            results, wall, resumed = run_group(group, dev, progress, checkpoint=checkpoint, checkpoint_every_s=every)
         prov = provenance(dev, wall, len(group))
         if resumed:
             prov["resumed_at_tasks"] = resumed
         for s, cols in zip(group, results):
             store.save(s.to_dict(), cols, prov)
         ckpt.remove(checkpoint)  # only once every run of the group is stored
+
+    with tqdm(total=len(groups), desc="run groups", unit="group", disable=not progress or len(groups) < 2) as bar:
+        if concurrent == 1 or len(groups) < 2:
+            for group in groups.values():
+                compute_group(group)
+                bar.update()
+        else:
+            with ThreadPoolExecutor(concurrent) as pool:
+                for done in as_completed([pool.submit(compute_group, g) for g in groups.values()]):
+                    done.result()  # a group's error surfaces here; finished groups are already stored
+                    bar.update()
     return pd.concat([frame(store.load(s.to_dict())) for s in specs], ignore_index=True)
 
 

@@ -87,7 +87,7 @@ class PermutedStream:
     def load(self, device) -> dict[str, "Dataset"]:
         """The stream's data sets by name, on `device`."""
         from . import data  # late: data pulls in the download machinery
-        return {name: data.load(name).to(device) for name in set(self.datasets)}
+        return {name: data.on_device(name, str(device)) for name in set(self.datasets)}
 
     def n_inputs(self, data: dict) -> int:
         return N_PIXELS

@@ -50,3 +50,16 @@ def test_a_saved_benchmark_is_a_verified_record_in_the_store(tmp_path, monkeypat
     path.write_text(path.read_text().replace('"steps": 2', '"steps": 3'))  # edited by hand
     with pytest.raises(CorruptResultError, match="different run than its name says"):
         Store(tmp_path).records("bench")
+
+
+def test_the_sharing_measurement_times_every_way_and_is_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    result = bench.main(["--steps", "2", "--runs", "1", "--device", "cpu", "--sharing", "2", "--save"])
+    assert result["sharing_groups"] == 2
+    assert set(result["sharing_us_per_run_step"]) == {"sequential", "streams", "concatenated"}
+    assert all(us > 0 for us in result["sharing_us_per_run_step"].values())
+    assert "2 groups of 5 runs sharing the device" in capsys.readouterr().out
+    (record,) = Store(tmp_path).records("bench")
+    assert record["metrics"]["sharing_streams_us_per_run_step"] == [result["sharing_us_per_run_step"]["streams"]]
+    with pytest.raises(SystemExit):
+        bench.main(["--steps", "2", "--sharing", "0"])

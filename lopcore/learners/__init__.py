@@ -11,6 +11,9 @@
     parameters(state)                     (weight matrices, biases) for the weight metrics
     to_dict()                             options as stored in a run spec (its store key); options
                                           added later are left out at their defaults
+    block_period()                        (permuted-image MLPs) after how many steps the step's
+                                          kernels repeat, or None: whether a GPU may record blocks of
+                                          steps as CUDA graphs (lopcore.blocks)
 
 The recurrent learner takes sequence batches (see `recurrent.Sequences`) and describes its
 hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`); continual backprop on those

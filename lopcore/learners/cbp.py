@@ -170,6 +170,11 @@ class GenerateAndTest:
         state["gnt"] = init_gnt(seeds, self.hidden, device)
         return state
 
+    def block_period(self) -> None:
+        """None: which steps replace units is decided on the host, and new weights come from per-run
+        generators, so its steps run eagerly (see lopcore.blocks)."""
+        return None
+
     def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
         acts = super().step(state, x, y)
         moments = self.optimizer_units(state) if hasattr(self, "optimizer_units") else None

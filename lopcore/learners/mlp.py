@@ -394,6 +394,13 @@ class Backprop:
             perturb_(interleave(w, b) + extra, state["noise_rng"], self.noise_std)
         return acts[1:]
 
+    def block_period(self) -> int | None:
+        """1: every plain-SGD step runs the same kernels (lopcore.blocks may record them as a CUDA
+        graph). None with dropout or Shrink & Perturb (per-run generators), Adam (its bias correction
+        is a host constant that changes every step) or online normalization (not yet checked on a GPU)."""
+        plain = self.optimizer == "sgd" and not self.dropout and not self.noise_std and not self.online_norm
+        return 1 if plain else None
+
     def hidden_units(self, state: dict) -> list[tuple]:
         """Per hidden layer, the wiring of its units: (W_in, b_in, [(W_out, b_out)]), views into the state."""
         w, b = state["weights"], state["biases"]

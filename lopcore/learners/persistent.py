@@ -128,6 +128,12 @@ class PersistentState:
         state["t"] += 1
         return acts[1:]
 
+    def block_period(self) -> int | None:
+        """n: the truncation repeats every n steps, so a block of a multiple of n steps that starts
+        where the graph through h is cut always runs the same kernels. None for the random-state
+        ablation, which draws from per-run generators."""
+        return None if self.state == "random" else self.n
+
     def hidden_units(self, state: dict) -> list[tuple]:
         """Per hidden layer, the wiring of its units: (W_in, b_in, [(W_out, b_out), ...]). The first
         layer's incoming weights are the whole first layer (x and h parts); the last layer feeds both
