@@ -29,6 +29,7 @@ from .params import ParameterError
 from .tasks import PermutedStream, Task, permuted
 
 BLOCK_STEPS = 64  # at most this many steps per replay (a whole number of periods dividing into it)
+EAGER_BLOCK_STEPS = 8  # without a graph: a block's gathered batches then stay in the CPU's cache
 
 
 def block_steps(period: int, most: int = BLOCK_STEPS) -> int:
@@ -58,13 +59,14 @@ class BlockTrainer:
     `state` is the learner's (already restored, if resuming); `data` the stream's data sets by
     name (on the device). With `capture` each data set's block is recorded once as a CUDA graph
     (after one eager block that warms up the libraries' workspaces) and replayed after that.
+    A block is at most `most_steps` steps (default 64 with graphs, 8 without).
     """
 
     def __init__(self, learner, state: dict, stream: PermutedStream, data: dict, capture: bool,
-                 most_steps: int = BLOCK_STEPS):
+                 most_steps: int | None = None):
         self.learner, self.state, self.stream, self.data, self.capture = learner, state, stream, data, capture
         self.period = learner.block_period()
-        self.steps = block_steps(self.period, most_steps)
+        self.steps = block_steps(self.period, most_steps or (BLOCK_STEPS if capture else EAGER_BLOCK_STEPS))
         runs, batch = state["correct"].shape[0], stream.batch_size
         device = state["correct"].device
         # The recorded block reads only these buffers; the host fills them before each replay.

@@ -262,13 +262,16 @@ with the same runs one at a time.
 
 ## The benchmark
 
-`python -m lopcore.bench` times, in one process and on the same batches, the textbook loop (one run)
-and the engine at R ∈ {1, 16, 64} (and 256 on a GPU), for the no-mitigation baseline and the persistent
-state with n = 2, and projects the wall time of every Iqbal figure at paper scale with 5 seeds from the
-engine's best per-run speed. `--save` keeps its result in the results store; this page shows every
-saved benchmark. On a CPU, `peak_memory_mb` is the process's peak resident set so far, including the
-benchmark's own pre-generated batches (1000 steps × 64 runs of 8 images take 1.6 GB); on a GPU, the
-peak memory allocated by that configuration."""
+`python -m lopcore.bench` times, in one process, the textbook loop (one run) and the engine at
+R ∈ {1, 16, 64} (and 256 on a GPU), for the no-mitigation baseline and the persistent state with n = 2,
+and projects the wall time of every Iqbal figure at paper scale with 5 seeds from the engine's best
+per-run speed. Both sides gather and permute their batches from the same uint8 images on the device, and
+both timings include that (benchmarks saved before 2026-11-23 timed pre-made float batches instead,
+which flattered both sides by the same few µs). The engine is timed as it trains (`lopcore.blocks`:
+blocks of 8 steps on a CPU, whose gathered batches stay in cache; blocks replayed as CUDA graphs on a
+GPU). `--save` keeps its result in the results store; this page shows every saved benchmark. On a CPU,
+`peak_memory_mb` is the process's peak resident set so far; on a GPU, the peak memory allocated by that
+configuration."""
 
 PERFORMANCE_CODE = """import pandas as pd
 from lopcore import bench
@@ -291,6 +294,43 @@ if not (results.device_type == "cuda").any():
     print("No GPU benchmark is saved yet: the GPU targets are not measured.")
 verdicts"""
 
+PERFORMANCE_GPU = """## On a GPU
+
+A step of a few small runs is some sixty kernels of a few microseconds each, and on a GPU launching them
+costs more than running them. The GPU path (`lopcore/blocks.py`) removes the launches:
+
+* **data on the device, once**: each data set is copied to the GPU once as uint8 (47 MB for MNIST),
+  however many run groups train on it; a block of steps gathers and permutes its own batches there;
+* **CUDA graphs**: a block of K steps (64, rounded down to a whole number of truncation periods n, so
+  that every block starts where the graph through h is cut) is recorded once per data set, after one
+  eager warm-up block, and replayed with one launch. Between replays the host only copies the next
+  block's example indices into the graph's input buffer and advances the step counter: no host sync
+  inside a task. Steps outside whole blocks run eagerly through the same code;
+* **who may be recorded**: a learner whose steps always run the same kernels with the same constants
+  says so with `block_period()`: plain SGD (1) and the persistent state (n; learned or zero state).
+  Dropout, Shrink & Perturb and the random-state ablation draw from per-run generators, Adam's bias
+  correction is a host constant that changes every step, and continual backprop decides on the host
+  when to replace units; these run eagerly, still without host syncs;
+* **groups sharing the GPU**: runs of different learners cannot share kernels, so their groups can
+  train at once, each in a thread on a CUDA stream of its own (`LOPCORE_CONCURRENT_GROUPS=8`);
+  concatenation is what the engine already does with the seeds of one learner. The benchmark times
+  both (`--sharing`), to choose between them with numbers.
+
+Replays run exactly the kernels of the eager steps, in the same order. On the CPU the same blocks run
+eagerly and the tests pin them to the per-batch loop bit for bit (all learners with a period,
+n ∈ {1, 2, 3, 4}, tasks that start off the period, alternating data sets). On a GPU,
+`tests/test_blocks.py` also checks replayed graphs against eager steps, and `python -m lopcore.bench`
+reports `graphs_match_eager` for every configuration.
+
+**Not measured yet.** No GPU has been lent to this project so far, so the GPU table and the GPU
+verdicts above are empty and the GPU path has run only in its eager CPU form. On a GPU machine:
+
+```bash
+pytest tests/test_blocks.py                      # the graph tests that skip on a CPU
+python -m lopcore.bench --steps 2000 --save      # GPU table, graphs vs eager, sharing
+papermill notebooks/performance.ipynb notebooks/performance.ipynb --cwd .
+```"""
+
 PERFORMANCE_OUTRO = """## Regenerate
 
 ```bash
@@ -306,7 +346,7 @@ percent from one run to the next."""
 def performance() -> nbf.NotebookNode:
     """The Performance page: every saved benchmark and the engine-speed targets' verdicts."""
     cells = [md(PERFORMANCE_INTRO), code(PERFORMANCE_CODE), md(PERFORMANCE_TARGETS), code(PERFORMANCE_VERDICTS),
-             md(PERFORMANCE_OUTRO)]
+             md(PERFORMANCE_GPU), md(PERFORMANCE_OUTRO)]
     return new_notebook(cells)
 
 
