@@ -153,3 +153,43 @@ def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto",
     df["label"] = df["run"].map({spec_key(spec.to_dict()): label for label, spec in runs})
     df["scale"] = scale
     return df
+
+
+PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
+
+
+def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS) -> pd.DataFrame:
+    """Every line of every Iqbal figure at `paper` scale: how many of its seeds are stored, and
+    where, how long and at which commit they were computed. A line shared by several figures
+    (e.g. the baseline) is listed under each."""
+    store = store or Store()
+    rows = []
+    for figure in FIGURES:
+        lines: dict[str, list[RunSpec]] = {}
+        for label, spec in figure_runs(figure, "paper", seeds):
+            lines.setdefault(label, []).append(spec)
+        for label, specs in lines.items():
+            records = [store.load(s.to_dict()) for s in specs if s.to_dict() in store]
+            prov = [r["provenance"] for r in records]
+            rows.append({"figure": figure, "label": label, "seeds_stored": f"{len(records)}/{len(specs)}",
+                         "device": ", ".join(sorted({p["device_name"] for p in prov})),
+                         "wall_time_h": round(max(p["wall_time_s"] for p in prov) / 3600, 2) if prov else None,
+                         "git_commit": ", ".join(sorted({p["git_commit"][:12] for p in prov})),
+                         "date": max((p["date"][:10] for p in prov), default="")})
+    return pd.DataFrame(rows)
+
+
+def stored_paper_lines(figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS,
+                       progress: bool = False) -> pd.DataFrame:
+    """The tidy paper-scale results of the figure's lines whose seeds are all stored (nothing is
+    computed); empty if none is complete yet."""
+    store = store or Store()
+    runs = figure_runs(figure, "paper", seeds)
+    complete = {label for label, _ in runs} - {label for label, s in runs if s.to_dict() not in store}
+    chosen = [(label, s) for label, s in runs if label in complete]
+    if not chosen:
+        return pd.DataFrame()
+    df = run([s for _, s in chosen], store=store, progress=progress, compute=False)
+    df["label"] = df["run"].map({spec_key(s.to_dict()): label for label, s in chosen})
+    df["scale"] = "paper"
+    return df

@@ -350,10 +350,63 @@ def performance() -> nbf.NotebookNode:
     return new_notebook(cells)
 
 
+PAPER_INTRO = """# Paper scale: progress
+
+Every figure in this book is computed at `small` scale: Iqbal's 600 tasks with a tenth of the images per
+task. At `paper` scale (600 tasks × 60000 images, batch 8, lr 0.05, 5 seeds per line) each run is
+4.5 million SGD steps. Those runs were meant for a GPU (see *Performance*); none has been lent to this
+project yet, so they run on this project's 2-core CPU, one line (5 seeds together) at a time, and each
+finished line is committed to the results store. On one core a line takes 45 to 75 minutes.
+
+This page shows what is stored so far, and the lines of Figure 2 whose five seeds are all in. The
+figure pages switch to paper scale once all of a figure's lines are stored. To continue on any machine
+(finished runs are read, a group in progress resumes from its checkpoint):
+
+```bash
+lopcore run fig2 --scale paper --seeds 5                                  # and fig3, fig4, fig6, fig7, cbp_sweep
+LOPCORE_CONCURRENT_GROUPS=8 lopcore run fig3 --scale paper --seeds 5      # on a GPU: groups side by side
+```"""
+
+PAPER_PROGRESS = """import pandas as pd
+from lopcore import plotting
+from lopcore.figures import paper_progress, stored_paper_lines
+
+progress = paper_progress()
+print(f"paper-scale lines with all 5 seeds stored: {(progress.seeds_stored == '5/5').sum()} of {len(progress)} "
+      f"(figure lines; fig5 and fig6 share lines with fig2 and fig3)")
+with pd.option_context("display.width", 200, "display.max_rows", 100):
+    print(progress.fillna("").to_string(index=False))"""
+
+PAPER_FIG2_MD = """## Figure 2 at paper scale, so far
+
+Online accuracy on permuted MNIST, sliding average over tasks with a band over the seeds, for the lines
+of Figure 2 whose five seeds are stored. Compare with the same lines at `small` scale on the Figure 2
+page; the claims scoreboard speaks for paper scale only once every line of a figure is in."""
+
+PAPER_FIG2 = """# NBVAL_IGNORE_OUTPUT
+df = stored_paper_lines("fig2")
+if df.empty:
+    print("No line of Figure 2 has all five seeds stored at paper scale yet.")
+else:
+    fig = plotting.accuracy_and_weight_norm(df, title="Online permuted MNIST (paper scale, lines stored so far)")"""
+
+PAPER_FIG2_SUMMARY = 'plotting.summary(df) if not df.empty else "no complete line yet"'
+
+PAPER_FIG2_PROVENANCE = '# NBVAL_IGNORE_OUTPUT\nplotting.provenance(df) if not df.empty else "no complete line yet"'
+
+
+def paper_scale() -> nbf.NotebookNode:
+    """The paper-scale progress page: what is stored, and Figure 2's complete lines."""
+    cells = [md(PAPER_INTRO), code(PAPER_PROGRESS), md(PAPER_FIG2_MD), code(PAPER_FIG2), code(PAPER_FIG2_SUMMARY),
+             code(PAPER_FIG2_PROVENANCE)]
+    return new_notebook(cells)
+
+
 if __name__ == "__main__":
     # python notebooks/make_notebooks.py [NAME ...]: only the named notebooks (default: all of them)
     writers = {**{name: (lambda spec=spec, name=name: notebook(name, spec)) for name, spec in FIGURES.items()},
-               "claims": scoreboard, "performance": performance}
+               "claims": scoreboard, "performance": performance,
+               "paper_scale": paper_scale}
     for name in sys.argv[1:] or writers:
         nbf.write(writers[name](), HERE / f"{name}.ipynb")
         print("wrote", HERE / f"{name}.ipynb")

@@ -176,3 +176,22 @@ def test_the_sweep_runs_a_third_of_the_tasks_and_contains_the_chosen_rate():
     runs = figure_runs("cbp_sweep", scale="small", seeds=1)
     assert {s.n_tasks for _, s in runs} == {200}
     assert CBP_RATE in {s.learner.replacement_rate for _, s in runs}
+
+
+def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
+    from lopcore.figures import paper_progress, stored_paper_lines
+    from lopcore.store import provenance
+    store = Store(tmp_path)
+    baseline = [s for label, s in figure_runs("fig2", "paper", 5) if label == "baseline"]
+    for spec in baseline[:4]:  # four of five seeds: the line is not complete
+        store.save(spec.to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.9]},
+                   provenance("cpu", 7200.0, 5))
+    progress = paper_progress(store).set_index(["figure", "label"])
+    assert progress.loc[("fig2", "baseline"), "seeds_stored"] == "4/5"
+    assert progress.loc[("fig6", "baseline"), "seeds_stored"] == "4/5"  # the same runs
+    assert progress.loc[("fig2", "CBP"), "seeds_stored"] == "0/5" and progress.loc[("fig2", "baseline"), "wall_time_h"] == 2.0
+    assert stored_paper_lines("fig2", store).empty
+    store.save(baseline[4].to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.8]},
+               provenance("cpu", 7200.0, 5))
+    df = stored_paper_lines("fig2", store)
+    assert set(df.label) == {"baseline"} and sorted(df.seed) == [0, 1, 2, 3, 4] and set(df.scale) == {"paper"}

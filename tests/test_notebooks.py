@@ -28,7 +28,7 @@ def outputs(nb_path: Path) -> str:
 
 
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-PAGES = ("performance",)  # notebooks that show saved measurements, not a figure's runs: no scale
+PAGES = ("performance", "paper_scale")  # notebooks that show what is stored, not a figure's runs: no scale
 
 
 @pytest.mark.slow
@@ -64,6 +64,15 @@ def test_the_performance_page_shows_the_saved_benchmarks_and_verdicts(scratch_st
     papermill.execute_notebook(page, str(out), cwd=str(ROOT), progress_bar=False, kernel_name="python3")
     text = outputs(out)
     assert "persistent" in text and "≥ 7× at R = 16" in text and "No GPU benchmark is saved yet" in text
+
+
+@pytest.mark.slow
+def test_the_paper_scale_page_runs_on_an_empty_store(scratch_store):
+    out = scratch_store / "out.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "paper_scale.ipynb"), str(out), cwd=str(ROOT),
+                               progress_bar=False, kernel_name="python3")
+    text = outputs(out)
+    assert "all 5 seeds stored: 0 of 33" in text and "No line of Figure 2 has all five seeds stored" in text
 
 
 def test_the_toc_lists_every_notebook():
