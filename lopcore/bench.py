@@ -178,13 +178,10 @@ def _sync(device):
 def paper_projection(us_per_run_step: dict[str, float], seeds: int = 5) -> float:
     """Hours to compute every run of every figure at `paper` scale with `seeds` seeds, at the
     measured per-run-step times (persistent-state timing for persistent learners, baseline otherwise)."""
-    from .figures import FIGURES, figure_runs
-    runs = {}
-    for figure in FIGURES:
-        for _, spec in figure_runs(figure, scale="paper", seeds=seeds):
-            runs[repr(spec)] = spec
-    steps = sum(s.n_tasks * s.stream.steps_per_task for s in runs.values() if "persistent" in s.learner.kind)
-    other = sum(s.n_tasks * s.stream.steps_per_task for s in runs.values() if "persistent" not in s.learner.kind)
+    from .figures import paper_runs
+    runs = paper_runs(seeds)
+    steps = sum(s.n_tasks * s.stream.steps_per_task for s in runs if "persistent" in s.learner.kind)
+    other = sum(s.n_tasks * s.stream.steps_per_task for s in runs if "persistent" not in s.learner.kind)
     return (steps * us_per_run_step["persistent"] + other * us_per_run_step["baseline"]) / 3.6e9
 
 

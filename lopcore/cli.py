@@ -239,6 +239,17 @@ def _figures(args) -> int:
     return 0
 
 
+def _paper(args) -> int:
+    from .engine import run
+    from .figures import paper_progress, paper_runs
+    if args.seeds < 1 or (args.concurrent is not None and args.concurrent < 1):
+        raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")
+    if not args.status:
+        run(paper_runs(args.seeds), device=args.device, progress=not args.quiet, concurrent=args.concurrent)
+    print(paper_progress(seeds=args.seeds).fillna("").to_string(index=False))
+    return 0
+
+
 def book_command(root: Path = REPO_ROOT) -> list[str]:
     """The build command `make book` runs, with the jupyter-book next to this Python."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -330,6 +341,20 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(w)
     w.set_defaults(func=_sweep)
+
+    pp = sub.add_parser("paper", help="compute every Iqbal figure's runs at paper scale (resumable), or show progress",
+                        formatter_class=fmt, description="Compute (or load) every run of every Iqbal figure at paper "
+                        "scale, each run once, and print what is stored per figure line. Interrupt it at any "
+                        "time: finished runs are stored and a group in progress resumes from its checkpoint.",
+                        epilog="examples:\n  python -m lopcore paper --status\n"
+                               "  LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8")
+    pp.add_argument("--seeds", type=int, default=5, help="seeds per line (default 5, the paper-scale results')")
+    pp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    pp.add_argument("--concurrent", type=int, help="run groups that train at once (default: "
+                                                   "$LOPCORE_CONCURRENT_GROUPS, else 1); on a GPU try 8")
+    pp.add_argument("--status", action="store_true", help="compute nothing; only print what is stored")
+    pp.add_argument("--quiet", action="store_true", help="no progress bars")
+    pp.set_defaults(func=_paper)
 
     sub.add_parser("figures", help="list figures and scales", formatter_class=fmt,
                    description="List the figures lopcore reproduces and the scales they can run at.",

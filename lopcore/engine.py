@@ -301,7 +301,8 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
     concurrent = concurrent_groups() if concurrent is None else concurrent
     if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
         raise ValueError(f"concurrent={concurrent!r} is not valid; give an integer >= 1")
-    missing = [s for s in specs if s.to_dict() not in store]
+    # each missing run once, even where several figures' lines share it (the baseline, Fig. 5)
+    missing = list({store.path(s.to_dict()): s for s in specs if s.to_dict() not in store}.values())
     if missing and not compute:
         paths = "\n  ".join(str(store.path(s.to_dict())) for s in missing[:5])
         raise MissingResultsError(f"{len(missing)} run(s) are not in the results store {store.root}, "

@@ -158,6 +158,12 @@ def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto",
 PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
 
 
+def paper_runs(seeds: int = PAPER_SEEDS) -> list[RunSpec]:
+    """Every run of every Iqbal figure at `paper` scale, each once (figures share lines)."""
+    unique = {spec_key(s.to_dict()): s for figure in FIGURES for _, s in figure_runs(figure, "paper", seeds)}
+    return list(unique.values())
+
+
 def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS) -> pd.DataFrame:
     """Every line of every Iqbal figure at `paper` scale: how many of its seeds are stored, and
     where, how long and at which commit they were computed. A line shared by several figures

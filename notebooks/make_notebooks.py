@@ -363,8 +363,9 @@ figure pages switch to paper scale once all of a figure's lines are stored. To c
 (finished runs are read, a group in progress resumes from its checkpoint):
 
 ```bash
-lopcore run fig2 --scale paper --seeds 5                                  # and fig3, fig4, fig6, fig7, cbp_sweep
-LOPCORE_CONCURRENT_GROUPS=8 lopcore run fig3 --scale paper --seeds 5      # on a GPU: groups side by side
+python -m lopcore paper --status                                   # this page's table
+python -m lopcore paper                                            # every missing run, each once
+LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8   # on a GPU
 ```"""
 
 PAPER_PROGRESS = """import pandas as pd

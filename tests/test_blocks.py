@@ -126,3 +126,9 @@ def test_the_engine_on_a_gpu_gives_the_same_numbers_with_and_without_graphs(monk
     eager = run(specs, device="cuda", store=Store(tmp_path / "eager"), progress=False)
     columns = [c for c in graphed if c not in ("wall_time_s", "date", "runs_in_group")]
     assert graphed[columns].equals(eager[columns])
+
+
+def test_a_run_asked_for_twice_is_computed_once(tmp_path):
+    specs = two_groups(seeds=(0,))
+    df = run(specs + specs, device="cpu", store=Store(tmp_path), progress=False)
+    assert len(list(tmp_path.rglob("*.json"))) == 2 and len(df) == 2 * 2 * specs[0].n_tasks

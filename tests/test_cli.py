@@ -26,7 +26,7 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["figures"], ["book"]],
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["paper"], ["figures"], ["book"]],
                          ids=lambda a: " ".join(a) or "lopcore")
 def test_help_describes_the_command_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -159,3 +159,19 @@ def test_book_builds_with_jupyter_book(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 7)
     assert cli.main(["book"]) == 7  # jupyter-book's exit status
     assert calls == [(cli.book_command(tmp_path), tmp_path)]
+
+
+def test_paper_computes_every_iqbal_run_once_and_shows_progress(scratch, monkeypatch, capsys):
+    asked = {}
+    monkeypatch.setattr("lopcore.engine.run", lambda specs, **kw: asked.update(specs=specs, **kw))
+    assert cli.main(["paper", "--device", "cpu", "--concurrent", "3", "--quiet"]) == 0
+    # 19 lines (fig5 repeats fig2 and fig3; fig4, fig6, fig7 share some), 5 seeds each
+    assert len(asked["specs"]) == 95 == len({repr(s.to_dict()) for s in asked["specs"]})
+    assert asked["concurrent"] == 3 and asked["device"] == "cpu"
+    assert {s.n_tasks for s in asked["specs"]} == {600, 200} and {s.stream.examples_per_task for s in asked["specs"]} == {60000}
+    out = capsys.readouterr().out
+    assert "seeds_stored" in out and "0/5" in out
+    asked.clear()
+    assert cli.main(["paper", "--status"]) == 0 and not asked  # --status computes nothing
+    assert cli.main(["paper", "--seeds", "0"]) == 2
+    assert "--seeds and --concurrent must be at least 1" in capsys.readouterr().err
