@@ -138,12 +138,13 @@ class BlockTrainer:
         recording (step counters, the persistent state's chain of saved steps) is put back, and the
         counters' advance is replayed by hand."""
         host = {k: (list(v) if isinstance(v, list) else v) for k, v in self.state.items()
-                if not isinstance(v, (torch.Tensor, dict))}
+                if isinstance(v, (int, list))}
         self._home()
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
-        pool = next(iter(self.graphs.values())).pool() if self.graphs else None
-        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):  # other groups' threads go on
+        # a memory pool of its own (alternating data sets replay their graphs in turn); other groups'
+        # threads go on launching work while this one records
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._steps(dataset)
         for k, before in host.items():
             if isinstance(before, list):
