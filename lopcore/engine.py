@@ -4,7 +4,9 @@ Runs that differ only in seed form a group and advance together, stacked on the 
 axis. Finished runs are read from the results store instead of recomputed; a group in progress
 checkpoints after every task (lopcore.checkpoint), so an interrupted figure resumes at the task
 where it stopped, with bit-identical results. Metrics accumulate on the device; the host reads
-them once per task. A run whose loss turns non-finite is flagged `diverged` (derived from its
+them once per task. On a GPU, learners whose steps always run the same kernels train in blocks of
+steps replayed as CUDA graphs (lopcore.blocks), and `run` can train several groups at once, each on
+a CUDA stream of its own. A run whose loss turns non-finite is flagged `diverged` (derived from its
 stored `online_loss` when read) and does not change its group mates' numbers.
 
 A stream is either online permuted images (`tasks.PermutedStream`, the MLP learners) or a
