@@ -246,7 +246,7 @@ def _paper(args) -> int:
         raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")
     if not args.status:
         run(paper_runs(args.seeds), device=args.device, progress=not args.quiet, concurrent=args.concurrent)
-    print(paper_progress(seeds=args.seeds).fillna("").to_string(index=False))
+    print(paper_progress(seeds=args.seeds).to_string(index=False, na_rep=""))
     return 0
 
 

@@ -376,7 +376,7 @@ progress = paper_progress()
 print(f"paper-scale lines with all 5 seeds stored: {(progress.seeds_stored == '5/5').sum()} of {len(progress)} "
       f"(figure lines; fig5 and fig6 share lines with fig2 and fig3)")
 with pd.option_context("display.width", 200, "display.max_rows", 100):
-    print(progress.fillna("").to_string(index=False))"""
+    print(progress.to_string(index=False, na_rep=""))"""
 
 PAPER_FIG2_MD = """## Figure 2 at paper scale, so far
 
