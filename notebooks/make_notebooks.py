@@ -396,10 +396,35 @@ PAPER_FIG2_SUMMARY = 'plotting.summary(df) if not df.empty else "no complete lin
 PAPER_FIG2_PROVENANCE = '# NBVAL_IGNORE_OUTPUT\nplotting.provenance(df) if not df.empty else "no complete line yet"'
 
 
+PAPER_COLLAPSE_MD = """### Does the baseline collapse?
+
+Iqbal reports, from one seed, that the baseline's trainability fails completely by about task 100 to 200
+and that the persistent state with n = 2 never collapses in 600 tasks. The cell below applies the
+scoreboard's definition of a collapse (the 20-task sliding online accuracy falls below 0.5) to every
+seed stored at paper scale, and states the result. Where it says no seed collapsed, our full-protocol
+runs **disagree with the paper**: the baseline loses plasticity steadily (compare its first and last
+20 tasks above, and its growing weight norm), but it does not fail. Our `small`-scale runs showed the
+same (Figure 2 page). The paper's single seed, and details it does not give (its initialisation, and
+whether its accuracy is measured before or after each update) may account for the difference; we have
+not tested which."""
+
+PAPER_COLLAPSE = """from lopcore import claims
+from lopcore.plotting import COLLAPSE_BELOW, WINDOW
+
+if df.empty:
+    print("no complete line yet")
+else:
+    for label, row in claims.collapse_statistic(df).iterrows():
+        hit, of = row["seeds collapsed"].split(" of ")
+        verdict = f"collapsed in {hit} of {of} seeds" if hit != "0" else f"did not collapse in any of its {of} seeds"
+        print(f"{label}: {verdict} over {df.task.max() + 1} tasks ({WINDOW}-task sliding online accuracy "
+              f"below {COLLAPSE_BELOW})")"""
+
+
 def paper_scale() -> nbf.NotebookNode:
     """The paper-scale progress page: what is stored, and Figure 2's complete lines."""
     cells = [md(PAPER_INTRO), code(PAPER_PROGRESS), md(PAPER_FIG2_MD), code(PAPER_FIG2), code(PAPER_FIG2_SUMMARY),
-             code(PAPER_FIG2_PROVENANCE)]
+             md(PAPER_COLLAPSE_MD), code(PAPER_COLLAPSE), code(PAPER_FIG2_PROVENANCE)]
     return new_notebook(cells)
 
 
