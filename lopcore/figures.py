@@ -193,9 +193,4 @@ def stored_paper_lines(figure: str, store: Store | None = None, seeds: int = PAP
     runs = figure_runs(figure, "paper", seeds)
     complete = {label for label, _ in runs} - {label for label, s in runs if s.to_dict() not in store}
     chosen = [(label, s) for label, s in runs if label in complete]
-    if not chosen:
-        return pd.DataFrame()
-    df = run([s for _, s in chosen], store=store, progress=progress, compute=False)
-    df["label"] = df["run"].map({spec_key(s.to_dict()): label for label, s in chosen})
-    df["scale"] = "paper"
-    return df
+    return load_runs(chosen, "paper", store=store, progress=progress) if chosen else pd.DataFrame()
