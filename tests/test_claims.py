@@ -114,3 +114,20 @@ def test_ablation_claim_needs_the_state_to_differ_from_the_baseline():
     df = labelled({"baseline": "steady", "persistent n=2": "steady", "zero state n=2": "steady"})
     verdict = figure_claims("fig6", df)
     assert list(verdict.verdict) == ["✗"] and "untestable" in verdict.evidence[0]
+
+
+def test_the_books_paper_scale_statement_holds_for_the_committed_results():
+    """book/intro.md says the paper-scale baseline loses plasticity steadily but does not collapse."""
+    from pathlib import Path
+
+    from lopcore.claims import collapse_tasks
+    from lopcore.figures import stored_paper_lines
+    from lopcore.store import Store
+    intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
+    assert "the baseline loses plasticity steadily but does\n  not collapse" in intro
+    df = stored_paper_lines("fig2", Store(Path(__file__).resolve().parents[1] / "results"))
+    baseline = df[df.label == "baseline"]
+    assert baseline.seed.nunique() == 5
+    assert np.isnan(collapse_tasks(df, "baseline")).all()  # no seed collapses
+    first, last = (baseline[baseline.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20), range(580, 600)))
+    assert last < first - 0.05  # but it loses plasticity
