@@ -131,3 +131,10 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert np.isnan(collapse_tasks(df, "baseline")).all()  # no seed collapses
     first, last = (baseline[baseline.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20), range(580, 600)))
     assert last < first - 0.05  # but it loses plasticity
+    assert "the persistent state with n = 2 ends about where the baseline\n  ends" in intro
+    state = df[df.label == "persistent n=2"]
+    assert state.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "persistent n=2")).all()
+    from lopcore.claims import SAME, per_seed
+    assert abs(per_seed(df, "persistent n=2").mean() - per_seed(df, "baseline").mean()) < SAME
+    final = df[df.task == 599].groupby("label").weight_norm.mean()
+    assert final["persistent n=2"] < final["baseline"]
