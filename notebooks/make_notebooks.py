@@ -407,7 +407,13 @@ baseline's (mean ± standard error over seeds). Where it says no seed collapsed,
 above, and its growing weight norm), but it does not fail, and so there is no collapse for the state to
 prevent. Our `small`-scale runs showed the same (Figure 2 page). The paper's single seed, and details it
 does not give (its initialisation, and whether its accuracy is measured before or after each update),
-may account for the difference; we have not tested which."""
+may account for the difference; we have not tested which.
+
+Each line ends with the plain L2 norm of all parameters at the end, $\\lVert\\theta\\rVert_2$, without
+the paper's division by their number $N_\\theta$. The persistent state's input weights and state head
+add 25% to $N_\\theta$ at $d_\\text{int} = 128$, so the paper's normalised norm is smaller for the same
+weights. Here the persistent learners' plain norms end at or above the baseline's: their slower
+normalised weight growth comes from the larger count, not from smaller weights."""
 
 PAPER_COLLAPSE = """from lopcore import claims
 from lopcore.plotting import COLLAPSE_BELOW, WINDOW
@@ -419,9 +425,11 @@ else:
         hit, of = row["seeds collapsed"].split(" of ")
         verdict = f"collapsed in {hit} of {of} seeds" if hit != "0" else f"did not collapse in any of its {of} seeds"
         late = claims.per_seed(df, label)  # each seed's mean over the last 100 tasks
+        end = df[(df.label == label) & (df.task == df.task.max())]
         print(f"{label}: {verdict} over {df.task.max() + 1} tasks ({WINDOW}-task sliding online accuracy "
               f"below {COLLAPSE_BELOW}); online accuracy over the last {claims.LATE} tasks "
-              f"{late.mean():.3f} ± {late.std(ddof=1) / len(late) ** 0.5:.3f}")"""
+              f"{late.mean():.3f} ± {late.std(ddof=1) / len(late) ** 0.5:.3f}; at the end ‖θ‖₂ = "
+              f"{(end.weight_norm * end.n_params).mean():.1f} over N_θ = {end.n_params.iloc[0]:.0f} parameters")"""
 
 
 def paper_scale() -> nbf.NotebookNode:
