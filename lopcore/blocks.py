@@ -21,11 +21,10 @@ engine's plain per-batch loop bit for bit.
 """
 from __future__ import annotations
 
-import os
 
 import torch
 
-from .params import ParameterError
+from .params import from_env
 from .tasks import PermutedStream, Task, permuted
 
 BLOCK_STEPS = 64  # at most this many steps per replay (a whole number of periods dividing into it)
@@ -40,10 +39,8 @@ def block_steps(period: int, most: int = BLOCK_STEPS) -> int:
 def graphs_enabled() -> bool:
     """$LOPCORE_CUDA_GRAPHS: "1" (default) records blocks as CUDA graphs on a GPU, "0" runs every
     step eagerly (to compare, or to debug)."""
-    raw = os.environ.get("LOPCORE_CUDA_GRAPHS", "1")
-    if raw not in ("0", "1"):
-        raise ParameterError(f"LOPCORE_CUDA_GRAPHS={raw!r} is not valid; give 1 (CUDA graphs, the default) or 0")
-    return raw == "1"
+    return from_env("LOPCORE_CUDA_GRAPHS", "1", {"1": True, "0": False}.get,
+                    "give 1 (CUDA graphs, the default) or 0")
 
 
 def usable(learner, stream, device: torch.device) -> bool:

@@ -21,7 +21,6 @@ exactly 0, so its dead fraction is mostly 0 by construction.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 import warnings
@@ -40,7 +39,7 @@ from . import blocks
 from . import checkpoint as ckpt
 from . import data, metrics
 from .learners import LEARNERS, Backprop, PersistentState, Recurrent
-from .params import ParameterError
+from .params import from_env
 from .sequences import BinaryPairStream, ReshuffleStream
 from .store import Store, provenance
 from .tasks import PermutedStream, gather_examples, test_batches
@@ -262,23 +261,14 @@ def _restore(state: dict, saved: dict, checkpoint: Path) -> None:
 def checkpoint_interval() -> float:
     """Seconds between checkpoints of a group in progress: $LOPCORE_CHECKPOINT_EVERY_S, default 0
     (after every task)."""
-    raw = os.environ.get("LOPCORE_CHECKPOINT_EVERY_S", "0")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise ParameterError(f"LOPCORE_CHECKPOINT_EVERY_S={raw!r} is not valid; give seconds >= 0 "
-                             f"(0, the default: after every task)")
-    return value
+    return from_env("LOPCORE_CHECKPOINT_EVERY_S", "0", lambda raw: float(raw) if 0 <= float(raw) < float("inf")
+                    else None, "give seconds >= 0 (0, the default: after every task)")
 
 
 def concurrent_groups() -> int:
     """Run groups that train at once: $LOPCORE_CONCURRENT_GROUPS, default 1 (one after another)."""
-    raw = os.environ.get("LOPCORE_CONCURRENT_GROUPS", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise ParameterError(f"LOPCORE_CONCURRENT_GROUPS={raw!r} is not valid; give an integer >= 1 (default 1)")
-    return int(raw)
+    return from_env("LOPCORE_CONCURRENT_GROUPS", "1", lambda raw: int(raw) if raw.isdigit() and int(raw) >= 1
+                    else None, "give an integer >= 1 (default 1)")
 
 
 def own_stream(device: torch.device):

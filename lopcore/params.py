@@ -5,7 +5,8 @@ what would be valid.
 """
 from __future__ import annotations
 
-from typing import Iterable
+import os
+from typing import Callable, Iterable
 
 
 class ParameterError(ValueError):
@@ -20,6 +21,19 @@ def choice(name: str, value, choices: Iterable[str]) -> str:
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         raise ParameterError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(repr, choices))}")
+    return value
+
+
+def from_env(name: str, default: str, convert: Callable[[str], object], expected: str):
+    """Environment variable `name` (`default` when unset) through `convert`, which returns None or
+    raises ValueError for a value it does not accept; then a ParameterError saying what to give."""
+    raw = os.environ.get(name, default)
+    try:
+        value = convert(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ParameterError(f"{name}={raw!r} is not valid; {expected}")
     return value
 
 
