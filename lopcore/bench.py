@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import BlockTrainer
+from .blocks import BlockTrainer, per_batch
 from .data import Dataset
 from .engine import resolve_device
 from .learners import Backprop, PersistentState
@@ -109,17 +109,10 @@ def engine_seconds_per_step(learner, runs: int, source: Dataset, device, graphs:
     stream = PermutedStream(examples_per_task=source.train_x.shape[0], batch_size=BATCH)
     seeds = list(range(runs))
     state = state if state is not None else learner.init_state(seeds, N_IN, N_OUT, device)
-    capture = graphs and device.type == "cuda" and learner.block_period() is not None
-    trainer = BlockTrainer(learner, state, stream, {"mnist": source}, capture=capture) if (
-        learner.block_period() is not None) else None
+    data = {"mnist": source}
+    train = (BlockTrainer(learner, state, stream, data, capture=graphs and device.type == "cuda").train
+             if learner.block_period() is not None else per_batch(learner, state, stream, data))
     tasks = [stream.task(seeds, k, source.train_x.shape[0]).to(device) for k in range(2)]
-
-    def train(task):
-        if trainer is not None:
-            trainer.train(task)
-        else:
-            for x, y in stream.train_batches({"mnist": source}, task):
-                learner.step(state, x, y)
 
     train(tasks[0])
     _sync(device)

@@ -43,6 +43,15 @@ def graphs_enabled() -> bool:
                     "give 1 (CUDA graphs, the default) or 0")
 
 
+def per_batch(learner, state: dict, stream, data: dict):
+    """The plain way to train a task, for every learner and stream: one step per batch the stream
+    gives. Returns a function of the task, like `BlockTrainer.train`."""
+    def train(task) -> None:
+        for x, y in stream.train_batches(data, task):
+            learner.step(state, x, y)
+    return train
+
+
 def usable(learner, stream, device: torch.device) -> bool:
     """Whether the engine trains this group in (graph-recorded) blocks: a GPU, a permuted-image
     stream, a learner with a `block_period`, and $LOPCORE_CUDA_GRAPHS not 0."""
@@ -99,8 +108,8 @@ class BlockTrainer:
 
     def _steps(self, dataset: str) -> None:
         """One block: gather its batches from the index buffer, K steps, and leave every state
-        tensor the step replaced (e.g. the persistent state h) back in the buffer it started in."""
-        self._home()  # after eager steps: their results into the recorded buffers
+        tensor the step replaced (e.g. the persistent state h) back in the buffer it started in
+        (recorded, this copy is what lets the next replay start from where this one ended)."""
         self._run(dataset, self.order, self.permutation)
         self._home()
 
@@ -112,6 +121,7 @@ class BlockTrainer:
                 self.state[k] = v
 
     def _block(self, dataset: str) -> None:
+        self._home()  # eager steps before it may have replaced state tensors; a graph reads the buffers
         if not self.capture:
             self._steps(dataset)
             return
@@ -125,7 +135,6 @@ class BlockTrainer:
             return
         if dataset not in self.graphs:
             self.graphs[dataset] = self._record(dataset)
-        self._home()
         self.graphs[dataset].replay()
         for k, delta in self.counter_steps.items():
             self.state[k] += delta
@@ -136,7 +145,6 @@ class BlockTrainer:
         counters' advance is replayed by hand."""
         host = {k: (list(v) if isinstance(v, list) else v) for k, v in self.state.items()
                 if isinstance(v, (int, list))}
-        self._home()
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
         # a memory pool of its own (alternating data sets replay their graphs in turn); other groups'

@@ -201,8 +201,8 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
         rows, resumed = list(saved["rows"].unbind(1)), [*saved["resumed_at"], first_task]
         if progress:
             tqdm.write(f"resuming {label} at task {first_task} from {checkpoint}", file=sys.stderr)
-    trainer = blocks.BlockTrainer(learner, state, stream, source, capture=True) if blocks.usable(
-        learner, stream, device) else None  # on a GPU: blocks of steps replayed as CUDA graphs
+    train_task = (blocks.BlockTrainer(learner, state, stream, source, capture=True).train  # GPU: CUDA graphs
+                  if blocks.usable(learner, stream, device) else blocks.per_batch(learner, state, stream, source))
     diverged = set() if not rows else set(
         (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist())
     started = last_saved = time.perf_counter()
@@ -214,11 +214,7 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
                                dormant_tau=spec.dormant_tau)
             state["correct"].zero_()
             state["loss_sum"].zero_()
-            if trainer is not None:
-                trainer.train(task)
-            else:
-                for x, y in stream.train_batches(source, task):
-                    learner.step(state, x, y)
+            train_task(task)
             found["online_accuracy"] = state["correct"] / (steps * stream.batch_size)
             found["online_loss"] = state["loss_sum"] / steps
             found["test_accuracy"] = evaluate(learner, state, source, task, n_test, stream=stream)
