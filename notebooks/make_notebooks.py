@@ -415,15 +415,17 @@ add 25% to $N_\\theta$ at $d_\\text{int} = 128$, so the paper's normalised norm 
 weights. Here the persistent learners' plain norms end at or above the baseline's: their slower
 normalised weight growth comes from the larger count, not from smaller weights."""
 
-PAPER_COLLAPSE = """from lopcore import claims
+PAPER_COLLAPSE = """import numpy as np
+from lopcore import claims
 from lopcore.plotting import COLLAPSE_BELOW, WINDOW
 
 if df.empty:
     print("no complete line yet")
 else:
-    for label, row in claims.collapse_statistic(df).iterrows():
-        hit, of = row["seeds collapsed"].split(" of ")
-        verdict = f"collapsed in {hit} of {of} seeds" if hit != "0" else f"did not collapse in any of its {of} seeds"
+    for label in df.label.unique():
+        tasks = np.array(claims.collapse_tasks(df, label))  # per seed; NaN: no collapse
+        hit, of = int((~np.isnan(tasks)).sum()), len(tasks)
+        verdict = f"collapsed in {hit} of {of} seeds" if hit else f"did not collapse in any of its {of} seeds"
         late = claims.per_seed(df, label)  # each seed's mean over the last 100 tasks
         end = df[(df.label == label) & (df.task == df.task.max())]
         print(f"{label}: {verdict} over {df.task.max() + 1} tasks ({WINDOW}-task sliding online accuracy "
