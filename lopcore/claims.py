@@ -19,6 +19,7 @@ T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086]  # Student t 97.5% quantiles, 1..20 degrees of freedom
 LATE = 100  # "late" accuracy: the mean over a run's last 100 tasks
 SAME = 0.02  # accuracies closer than this count as "about the same"
+PENDING = "pending"  # the verdict of a claim whose runs are not all stored yet (scoreboard(stored_only=True))
 
 
 # --- statistics over seeds -------------------------------------------------------------------
@@ -233,17 +234,21 @@ def _labels(args) -> set[str]:
     return out
 
 
-def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), definition: str | None = None
-             ) -> pd.DataFrame:
+def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), definition: str | None = None,
+             pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
     predicates in `needs_baseline` (by default Iqbal's that compare with it) also need the label
-    "baseline". `definition` (default: Iqbal's terms) is kept in the table's attrs."""
+    "baseline". A claim with labels absent is skipped, or, given `pending` (absent labels -> text),
+    listed with the verdict "pending" and that text. `definition` (default: Iqbal's terms) is kept in
+    the table's attrs."""
     needs_baseline = needs_baseline or (collapses_later, slower_weight_growth)
-    present = set(df.label)
+    present = set(df.label) if len(df) else set()
     rows = []
     for text, predicate, args in claims:
         needed = _labels(args) | ({"baseline"} if predicate in needs_baseline else set())
         if needed - present:
+            if pending is not None:
+                rows.append({"claim": text, "verdict": PENDING, "evidence": pending(needed - present)})
             continue
         holds, evidence = predicate(df, *args)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
@@ -254,33 +259,66 @@ def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), 
     return out
 
 
-def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:
-    """The verdicts of one figure's claims on its results."""
-    return evaluate(CLAIMS.get(figure, []), df)
+def figure_claims(figure: str, df: pd.DataFrame, pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
+    """The verdicts of one figure's claims on its results (see `evaluate` for `pending`)."""
+    return evaluate(CLAIMS.get(figure, []), df, pending=pending)
 
 
-def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int: int = 256) -> pd.DataFrame:
+def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int: int = 256,
+                       pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
     """Fig. 7's claim: `df` holds the alternating runs, `alone` Fig. 3's runs on Fashion-MNIST only."""
     label, alone_label = f"persistent n={n}", f"persistent n={n}, d={d_int}"
-    holds, evidence = alternation_does_not_hurt(df, label, alone, alone_label)
-    out = pd.DataFrame([{"claim": f"Alternating with MNIST does not hurt the persistent state (n = {n}) on "
-                                  f"Fashion-MNIST", "verdict": "✓" if holds else "✗", "evidence": evidence}])
+    text = f"Alternating with MNIST does not hurt the persistent state (n = {n}) on Fashion-MNIST"
+    absent = ({label} - set(df.get("label", ()))) | ({alone_label} - set(alone.get("label", ())))
+    if absent and pending is not None:
+        row = {"claim": text, "verdict": PENDING, "evidence": pending(absent)}
+    else:
+        holds, evidence = alternation_does_not_hurt(df, label, alone, alone_label)
+        row = {"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence}
+    out = pd.DataFrame([row])
     out.attrs["definition"] = evaluate([], df).attrs["definition"]
     return out
 
 
-def scoreboard(scale: str = "small", device: str = "auto", progress: bool = False) -> pd.DataFrame:
-    """Every figure's claims, evaluated on its results at `scale` with its default seeds."""
-    from .figures import DEFAULT_SEEDS, load_figure  # late: the figures sit on the engine
+def scoreboard(scale: str = "small", device: str = "auto", progress: bool = False, seeds: int | None = None,
+               stored_only: bool = False) -> pd.DataFrame:
+    """Every figure's claims, evaluated on its results at `scale` with `seeds` seeds per line (default:
+    each figure's own default).
+
+    With `stored_only` nothing is computed: each claim is evaluated on the lines whose seeds are all
+    in the store, and a claim that needs a line not complete yet is listed as "pending", with how
+    many of that line's runs are stored. This is the paper-scale board while its runs come in.
+    """
+    from .figures import DEFAULT_SEEDS, figure_runs, load_runs  # late: the figures sit on the engine
+    from .store import Store
+    store = Store()
+
+    def lines(figure, **options) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
+        """The figure's results (only its complete lines with `stored_only`), and per label which
+        of its runs are stored."""
+        runs = figure_runs(figure, scale, seeds or DEFAULT_SEEDS[figure], **options)
+        stored: dict[str, list[bool]] = {}
+        for label, spec in runs:
+            stored.setdefault(label, []).append(not stored_only or spec.to_dict() in store)
+        chosen = [(label, spec) for label, spec in runs if all(stored[label])]
+        return (load_runs(chosen, scale, device, progress=progress) if chosen else pd.DataFrame()), stored
+
+    def waiting(stored: dict[str, list[bool]]) -> Callable[[set[str]], str] | None:
+        if not stored_only:
+            return None
+        return lambda absent: "waiting for " + ", ".join(
+            f"{label} ({sum(stored[label])} of {len(stored[label])} runs stored)" for label in sorted(absent))
+
+    def n_seeds(df):
+        return df.seed.nunique() if len(df) else 0
+
     tables = []
     for figure in ("fig2", "fig3", "fig4", "fig5", "fig6"):
-        df = load_figure(figure, scale=scale, seeds=DEFAULT_SEEDS[figure], device=device, progress=progress)
-        tables.append(figure_claims(figure, df).assign(figure=figure, seeds=df.seed.nunique()))
-    alt = load_figure("fig7", scale=scale, seeds=DEFAULT_SEEDS["fig7"], device=device, progress=progress)
-    alone = load_figure("fig3", scale=scale, seeds=DEFAULT_SEEDS["fig7"], device=device, progress=progress,
-                        n=2, d_int=256)
-    tables.append(alternation_claims(alt, alone).assign(figure="fig7", seeds=alt.seed.nunique()))
+        df, stored = lines(figure)
+        tables.append(figure_claims(figure, df, waiting(stored)).assign(figure=figure, seeds=n_seeds(df)))
+    (alt, stored), (alone, stored_alone) = lines("fig7"), lines("fig3", n=2, d_int=256)
+    tables.append(alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored}))
+                  .assign(figure="fig7", seeds=n_seeds(alt)))
     board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]
     board.attrs["definition"] = tables[0].attrs["definition"]
     return board
-

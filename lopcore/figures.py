@@ -156,6 +156,15 @@ def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto",
 
 
 PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
+# Figure pages shown at `paper` scale by default: those whose paper-scale lines all have PAPER_SEEDS
+# seeds in the committed store (a test keeps this equal to the store); the rest show `small` scale.
+PAPER_PAGES = frozenset()
+
+
+def page_defaults(figure: str) -> tuple[str, int]:
+    """The scale and number of seeds a figure's page (its notebook) shows by default."""
+    params.choice("figure", figure, FIGURES)
+    return ("paper", PAPER_SEEDS) if figure in PAPER_PAGES else ("small", DEFAULT_SEEDS[figure])
 
 
 def paper_runs(seeds: int = PAPER_SEEDS) -> list[RunSpec]:

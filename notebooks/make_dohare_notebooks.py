@@ -160,7 +160,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
 {SMALL}
 
 {rerun(name, spec['cli'])}"""),
-        code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
+        code(parameters_cell(spec["params"], "small", DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
         code(f"""import pandas as pd
 from lopcore import dohare_claims, dohare_plotting, plotting
 from lopcore.dohare_figures import SCALES, figure_runs, load_figure

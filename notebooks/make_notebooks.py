@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat as nbf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lopcore.figures import DEFAULT_SEEDS  # noqa: E402
+from lopcore.figures import page_defaults  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
@@ -32,7 +32,7 @@ task (the first task whose 20-task sliding accuracy is below 0.5; "-" if none). 
 statistic: how many seeds collapsed, and the mean collapse task of those that did with a 95% confidence
 interval. `pytest --nbval` re-executes this notebook and checks these tables and the verdicts."""
 
-COMMON_PARAMS = [("scale: str = \"small\"", "\"paper\", \"small\" or \"smoke\""),
+COMMON_PARAMS = [("scale: str = \"{scale}\"", "\"paper\", \"small\" or \"smoke\""),
                  ("seeds: int = {seeds}", "number of seeds (or a list)"),
                  ("device: str = \"auto\"", "\"auto\", \"cpu\", \"cuda\", \"cuda:N\"")]
 
@@ -60,10 +60,10 @@ def provenance_cells() -> list:
 plotting.provenance(df)""")]
 
 
-def parameters_cell(specific: str, seeds: int) -> str:
-    """The figure's own parameters, then scale, seeds and device, comments aligned."""
+def parameters_cell(specific: str, scale: str, seeds: int) -> str:
+    """The figure's own parameters, then scale, seeds and device (with these defaults), comments aligned."""
     lines = [tuple(line.split("  # ", 1)) for line in specific.splitlines() if line.strip()]
-    lines = [(a.rstrip(), b) for a, b in lines] + [(a.format(seeds=seeds), b) for a, b in COMMON_PARAMS]
+    lines = [(a.rstrip(), b) for a, b in lines] + [(a.format(scale=scale, seeds=seeds), b) for a, b in COMMON_PARAMS]
     width = max(len(a) for a, _ in lines) + 2
     return "\n".join(f"{a:<{width}}# {b}" for a, b in lines)
 
@@ -154,7 +154,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
 **What this page shows.** The experiment computed by `lopcore` and read from the results store; the scale
 and seeds are printed below the parameters, and the verdict, computed from the results, closes the page.
 {rerun(name, spec['cli'])}"""),
-        code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
+        code(parameters_cell(spec["params"], *page_defaults(name)), metadata={"tags": ["parameters"]}),
         code(f"""from lopcore import claims, plotting
 from lopcore.figures import SCALES, figure_runs, load_figure
 
@@ -234,8 +234,26 @@ print(f"{(board.verdict == '✓').sum()} of {len(board)} claims hold at this sca
 board.set_index(["figure", "claim"])"""
 
 
+SCOREBOARD_PAPER_MD = """## At paper scale, so far
+
+The same claims at Iqbal's full protocol (600 tasks × 60000 images, 5 seeds per line), evaluated on the
+paper-scale runs in the results store and nothing else: each claim whose lines have all five seeds
+stored gets its verdict, and a claim still waiting for a line says which, and how many of that line's
+runs are in. The *Paper scale: progress* page shows where the runs come from and how to compute the rest.
+Where the two boards disagree, the paper-scale verdict is the one that tests the paper."""
+
+SCOREBOARD_PAPER = """from lopcore.figures import PAPER_SEEDS
+
+paper = claims.scoreboard(scale="paper", seeds=PAPER_SEEDS, stored_only=True, device=device)
+judged = paper[paper.verdict != claims.PENDING]
+print(f"paper scale: {len(judged)} of {len(paper)} claims have all their runs stored; "
+      f"{(judged.verdict == '✓').sum()} of those hold")
+paper.set_index(["figure", "claim"])"""
+
+
 def scoreboard() -> nbf.NotebookNode:
-    cells = [md(SCOREBOARD_INTRO), code(SCOREBOARD_PARAMS, metadata={"tags": ["parameters"]}), code(SCOREBOARD_CODE)]
+    cells = [md(SCOREBOARD_INTRO), code(SCOREBOARD_PARAMS, metadata={"tags": ["parameters"]}), code(SCOREBOARD_CODE),
+             md(SCOREBOARD_PAPER_MD), code(SCOREBOARD_PAPER)]
     return new_notebook(cells)
 
 
@@ -359,7 +377,8 @@ project yet, so they run on this project's 2-core CPU, one line (5 seeds togethe
 finished line is committed to the results store. On one core a line takes 45 to 75 minutes.
 
 This page shows what is stored so far, and the lines of Figure 2 whose five seeds are all in. The
-figure pages switch to paper scale once all of a figure's lines are stored. To continue on any machine
+claims scoreboard gives each claim its paper-scale verdict as soon as the lines it needs are stored, and
+the figure pages switch to paper scale once all of a figure's lines are. To continue on any machine
 (finished runs are read, a group in progress resumes from its checkpoint):
 
 ```bash
@@ -382,7 +401,7 @@ PAPER_FIG2_MD = """## Figure 2 at paper scale, so far
 
 Online accuracy on permuted MNIST, sliding average over tasks with a band over the seeds, for the lines
 of Figure 2 whose five seeds are stored. Compare with the same lines at `small` scale on the Figure 2
-page; the claims scoreboard speaks for paper scale only once every line of a figure is in."""
+page. The claims scoreboard's paper-scale board gives the verdicts these lines allow so far."""
 
 PAPER_FIG2 = """# NBVAL_IGNORE_OUTPUT
 df = stored_paper_lines("fig2")

@@ -215,7 +215,7 @@ def notebook(name: str, spec: dict) -> nbf.NotebookNode:
 {bugs}
 
 {rerun(name, spec['cli'])}"""),
-        code(parameters_cell(spec["params"], DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
+        code(parameters_cell(spec["params"], "small", DEFAULT_SEEDS[name]), metadata={"tags": ["parameters"]}),
         code(f"""import pandas as pd
 from lopcore import params, plotting, recurrent_claims
 from lopcore.recurrent_figures import figure_runs, load_figure

@@ -140,3 +140,32 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert final.weight_norm["persistent n=2"] < final.weight_norm["baseline"]  # normalised: smaller
     assert "its plain L2 norm is the baseline's" in intro
     assert abs(final.l2["persistent n=2"] / final.l2["baseline"] - 1) < 0.05  # plain: the same
+
+
+def test_pending_claims_are_listed_with_what_they_wait_for():
+    df = labelled({"baseline": "falling", "persistent n=2": "steady"})
+    table = figure_claims("fig2", df, pending=lambda absent: "waiting for " + ", ".join(sorted(absent)))
+    assert len(table) == len(CLAIMS["fig2"])
+    by_claim = table.set_index("claim")
+    assert by_claim.loc["CBP keeps its plasticity (Dohare et al.)", "evidence"] == "waiting for CBP"
+    assert (table.verdict == "pending").sum() == 2 and (table.verdict != "pending").sum() == 4
+
+
+def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(tmp_path, monkeypatch):
+    from lopcore.claims import scoreboard
+    from lopcore.engine import run
+    from lopcore.figures import figure_runs
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    runs = figure_runs("fig2", "smoke", seeds=2)
+    run([s for label, s in runs if label in ("baseline", "persistent n=2")], device="cpu", progress=False)
+    run([s for label, s in runs if label == "CBP"][:1], device="cpu", progress=False)  # one of CBP's two seeds
+    before = sorted(tmp_path.rglob("*.json"))
+    board = scoreboard(scale="smoke", seeds=2, stored_only=True, device="cpu")
+    assert sorted(tmp_path.rglob("*.json")) == before  # nothing computed
+    fig2 = board[board.figure == "fig2"].set_index("claim")
+    assert fig2.loc["Persistent state, n = 2: no collapse over the whole run", "verdict"] in ("✓", "✗")
+    assert fig2.loc["CBP keeps its plasticity (Dohare et al.)", "verdict"] == "pending"
+    assert fig2.loc["CBP keeps its plasticity (Dohare et al.)", "evidence"] == "waiting for CBP (1 of 2 runs stored)"
+    assert (board[board.figure != "fig2"].verdict.isin(["pending", "✓", "✗"])).all()
+    assert board[board.figure == "fig7"].evidence.str.startswith("waiting for persistent n=2 (0 of 2").all()
+    assert (board.figure.value_counts()[["fig3", "fig4", "fig6"]] > 0).all()

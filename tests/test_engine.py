@@ -195,3 +195,18 @@ def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
                provenance("cpu", 7200.0, 5))
     df = stored_paper_lines("fig2", store)
     assert set(df.label) == {"baseline"} and sorted(df.seed) == [0, 1, 2, 3, 4] and set(df.scale) == {"paper"}
+
+
+def test_figure_pages_default_to_paper_scale_exactly_when_the_committed_store_has_all_their_runs():
+    """A page at paper scale must load from committed results alone (CI computes nothing at paper
+    scale), and a figure whose paper-scale runs are all committed must show them."""
+    from pathlib import Path
+
+    from lopcore.figures import DEFAULT_SEEDS, FIGURES, PAPER_PAGES, PAPER_SEEDS, page_defaults
+    committed = Store(Path(__file__).resolve().parents[1] / "results")
+    complete = {f for f in FIGURES if all(s.to_dict() in committed for _, s in figure_runs(f, "paper", PAPER_SEEDS))}
+    assert set(PAPER_PAGES) == complete
+    assert all(page_defaults(f) == (("paper", PAPER_SEEDS) if f in complete else ("small", DEFAULT_SEEDS[f]))
+               for f in FIGURES)
+    with pytest.raises(ValueError, match="fig2"):
+        page_defaults("fig9")
