@@ -370,16 +370,14 @@ def performance() -> nbf.NotebookNode:
 
 PAPER_INTRO = """# Paper scale: progress
 
-Every figure in this book is computed at `small` scale: Iqbal's 600 tasks with a tenth of the images per
-task. At `paper` scale (600 tasks × 60000 images, batch 8, lr 0.05, 5 seeds per line) each run is
+Iqbal's figures were first computed at `small` scale: the paper's 600 tasks with a tenth of the images
+per task. At `paper` scale (600 tasks × 60000 images, batch 8, lr 0.05, 5 seeds per line) each run is
 4.5 million SGD steps. Those runs were meant for a GPU (see *Performance*); none has been lent to this
-project yet, so they run on this project's 2-core CPU, one line (5 seeds together) at a time, and each
-finished line is committed to the results store. On one core a line takes 45 to 75 minutes.
-
-This page shows what is stored so far, and the lines of Figure 2 whose five seeds are all in. The
-claims scoreboard gives each claim its paper-scale verdict as soon as the lines it needs are stored, and
-the figure pages switch to paper scale once all of a figure's lines are. To continue on any machine
-(finished runs are read, a group in progress resumes from its checkpoint):
+project yet, so they run on this project's 2-core CPU, one line (5 seeds together) per core, and each
+finished line is committed to the results store with its device, wall time and commit (the table
+below). A figure page switches to paper scale once all of its lines are stored, and the claims
+scoreboard gives each claim its paper-scale verdict as soon as the lines it needs are. To continue on
+any machine (finished runs are read, a group in progress resumes from its checkpoint):
 
 ```bash
 python -m lopcore paper --status                                   # this page's table
@@ -389,26 +387,28 @@ LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent
 
 PAPER_PROGRESS = """import pandas as pd
 from lopcore import plotting
-from lopcore.figures import paper_progress, stored_paper_lines
+from lopcore.figures import PAPER_PAGES, paper_progress, stored_paper_lines
 
 progress = paper_progress()
 print(f"paper-scale lines with all 5 seeds stored: {(progress.seeds_stored == '5/5').sum()} of {len(progress)} "
       f"(figure lines; fig5 and fig6 share lines with fig2 and fig3)")
+print("figure pages shown at paper scale:", ", ".join(sorted(PAPER_PAGES)) or "none yet")
 with pd.option_context("display.width", 200, "display.max_rows", 100):
     print(progress.to_string(index=False, na_rep=""))"""
 
-PAPER_FIG2_MD = """## Figure 2 at paper scale, so far
+PAPER_FIG2_MD = """## Figure 2 at paper scale
 
 Online accuracy on permuted MNIST, sliding average over tasks with a band over the seeds, for the lines
-of Figure 2 whose five seeds are stored. Compare with the same lines at `small` scale on the Figure 2
-page. The claims scoreboard's paper-scale board gives the verdicts these lines allow so far."""
+of Figure 2 whose five seeds are stored (all of them once the figure is complete; its page then shows
+them too). Compare with the same lines at `small` scale (`-p scale small` on the Figure 2 notebook).
+The claims scoreboard's paper-scale board gives the verdicts these lines allow."""
 
 PAPER_FIG2 = """# NBVAL_IGNORE_OUTPUT
 df = stored_paper_lines("fig2")
 if df.empty:
     print("No line of Figure 2 has all five seeds stored at paper scale yet.")
 else:
-    fig = plotting.accuracy_and_weight_norm(df, title="Online permuted MNIST (paper scale, lines stored so far)")"""
+    fig = plotting.accuracy_and_weight_norm(df, title="Online permuted MNIST (paper scale)")"""
 
 PAPER_FIG2_SUMMARY = 'plotting.summary(df) if not df.empty else "no complete line yet"'
 
