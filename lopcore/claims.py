@@ -234,6 +234,11 @@ def _labels(args) -> set[str]:
     return out
 
 
+def _labels_in(df: pd.DataFrame) -> set[str]:
+    """The labels a results frame holds (none in an empty frame, which has no columns)."""
+    return set(df.label) if len(df) else set()
+
+
 def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), definition: str | None = None,
              pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
@@ -242,7 +247,7 @@ def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), 
     listed with the verdict "pending" and that text. `definition` (default: Iqbal's terms) is kept in
     the table's attrs."""
     needs_baseline = needs_baseline or (collapses_later, slower_weight_growth)
-    present = set(df.label) if len(df) else set()
+    present = _labels_in(df)
     rows = []
     for text, predicate, args in claims:
         needed = _labels(args) | ({"baseline"} if predicate in needs_baseline else set())
@@ -269,7 +274,7 @@ def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int:
     """Fig. 7's claim: `df` holds the alternating runs, `alone` Fig. 3's runs on Fashion-MNIST only."""
     label, alone_label = f"persistent n={n}", f"persistent n={n}, d={d_int}"
     text = f"Alternating with MNIST does not hurt the persistent state (n = {n}) on Fashion-MNIST"
-    absent = ({label} - set(df.get("label", ()))) | ({alone_label} - set(alone.get("label", ())))
+    absent = ({label} - _labels_in(df)) | ({alone_label} - _labels_in(alone))
     if absent and pending is not None:
         row = {"claim": text, "verdict": PENDING, "evidence": pending(absent)}
     else:
@@ -289,19 +294,16 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
     in the store, and a claim that needs a line not complete yet is listed as "pending", with how
     many of that line's runs are stored. This is the paper-scale board while its runs come in.
     """
-    from .figures import DEFAULT_SEEDS, figure_runs, load_runs  # late: the figures sit on the engine
-    from .store import Store
-    store = Store()
+    # late: the figures sit on the engine
+    from .figures import DEFAULT_SEEDS, figure_runs, load_runs, stored_by_line, stored_lines
 
     def lines(figure, **options) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
-        """The figure's results (only its complete lines with `stored_only`), and per label which
-        of its runs are stored."""
+        """The figure's results (with `stored_only`, only its complete lines) and, with `stored_only`,
+        per label which of its runs are stored."""
         runs = figure_runs(figure, scale, seeds or DEFAULT_SEEDS[figure], **options)
-        stored: dict[str, list[bool]] = {}
-        for label, spec in runs:
-            stored.setdefault(label, []).append(not stored_only or spec.to_dict() in store)
-        chosen = [(label, spec) for label, spec in runs if all(stored[label])]
-        return (load_runs(chosen, scale, device, progress=progress) if chosen else pd.DataFrame()), stored
+        if not stored_only:
+            return load_runs(runs, scale, device, progress=progress), {}
+        return stored_lines(runs, scale, progress=progress), stored_by_line(runs)
 
     def waiting(stored: dict[str, list[bool]]) -> Callable[[set[str]], str] | None:
         if not stored_only:

@@ -194,12 +194,26 @@ def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS) -> pd.D
     return pd.DataFrame(rows)
 
 
+def stored_by_line(runs: list[tuple[str, RunSpec]], store: Store | None = None) -> dict[str, list[bool]]:
+    """Per label of (label, run spec) pairs: whether each of its runs is in the store."""
+    store = store or Store()
+    stored: dict[str, list[bool]] = {}
+    for label, spec in runs:
+        stored.setdefault(label, []).append(spec.to_dict() in store)
+    return stored
+
+
+def stored_lines(runs: list[tuple[str, RunSpec]], scale: str, store: Store | None = None,
+                 progress: bool = False) -> pd.DataFrame:
+    """The tidy results of the lines (labels) of `runs` whose runs are all stored (nothing is
+    computed); empty if none is complete."""
+    complete = {label for label, stored in stored_by_line(runs, store).items() if all(stored)}
+    chosen = [(label, s) for label, s in runs if label in complete]
+    return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
+
+
 def stored_paper_lines(figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS,
                        progress: bool = False) -> pd.DataFrame:
     """The tidy paper-scale results of the figure's lines whose seeds are all stored (nothing is
     computed); empty if none is complete yet."""
-    store = store or Store()
-    runs = figure_runs(figure, "paper", seeds)
-    complete = {label for label, _ in runs} - {label for label, s in runs if s.to_dict() not in store}
-    chosen = [(label, s) for label, s in runs if label in complete]
-    return load_runs(chosen, "paper", store=store, progress=progress) if chosen else pd.DataFrame()
+    return stored_lines(figure_runs(figure, "paper", seeds), "paper", store, progress)
