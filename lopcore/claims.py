@@ -295,12 +295,11 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
     many of that line's runs are stored. This is the paper-scale board while its runs come in.
     """
     # late: the figures sit on the engine
-    from .figures import DEFAULT_SEEDS, figure_runs, load_runs, stored_by_line, stored_lines
+    from .figures import DEFAULT_SEEDS, alone_runs, figure_runs, load_runs, stored_by_line, stored_lines
 
-    def lines(figure, **options) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
-        """The figure's results (with `stored_only`, only its complete lines) and, with `stored_only`,
+    def lines(runs) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
+        """The runs' results (with `stored_only`, only their complete lines) and, with `stored_only`,
         per label which of its runs are stored."""
-        runs = figure_runs(figure, scale, seeds or DEFAULT_SEEDS[figure], **options)
         if not stored_only:
             return load_runs(runs, scale, device, progress=progress), {}
         return stored_lines(runs, scale, progress=progress), stored_by_line(runs)
@@ -316,9 +315,10 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
 
     tables = []
     for figure in ("fig2", "fig3", "fig4", "fig5", "fig6"):
-        df, stored = lines(figure)
+        df, stored = lines(figure_runs(figure, scale, seeds or DEFAULT_SEEDS[figure]))
         tables.append(figure_claims(figure, df, waiting(stored)).assign(figure=figure, seeds=n_seeds(df)))
-    (alt, stored), (alone, stored_alone) = lines("fig7"), lines("fig3", n=2, d_int=256)
+    alt, stored = lines(figure_runs("fig7", scale, seeds or DEFAULT_SEEDS["fig7"]))
+    alone, stored_alone = lines(alone_runs(scale, seeds or DEFAULT_SEEDS["fig3"]))
     tables.append(alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored}))
                   .assign(figure="fig7", seeds=n_seeds(alt)))
     board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]

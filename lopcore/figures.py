@@ -133,6 +133,18 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
             for label, (datasets, learner) in FIGURES[figure](**options).items() for seed in seeds]
 
 
+def alone_runs(scale: str = "small", seeds=3, n: int = 2, d_int: int = 256) -> list[tuple[str, RunSpec]]:
+    """Fig. 7's comparison line: Fig. 3's persistent state (same n and d_int) on Fashion-MNIST alone."""
+    label = f"persistent n={n}, d={d_int}"
+    return [(l, spec) for l, spec in figure_runs("fig3", scale, seeds, n=n, d_int=d_int) if l == label]
+
+
+def page_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
+    """Every run a figure's page reads: the figure's own and, for Fig. 7, its comparison line."""
+    runs = figure_runs(figure, scale, seeds, **options)
+    return runs + alone_runs(scale, seeds, **options) if figure == "fig7" else runs
+
+
 def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto", store: Store | None = None,
                 progress: bool = True, **options) -> pd.DataFrame:
     """The figure's tidy results, computing only runs missing from the store.
@@ -156,7 +168,7 @@ def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto",
 
 
 PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
-# Figure pages shown at `paper` scale by default: those whose paper-scale lines all have PAPER_SEEDS
+# Figure pages shown at `paper` scale by default: those whose page runs (`page_runs`) all have PAPER_SEEDS
 # seeds in the committed store (a test keeps this equal to the store); the rest show `small` scale.
 PAPER_PAGES = frozenset({"fig2"})
 

@@ -178,7 +178,9 @@ fig = plotting.{spec['plot']}"""),
 The alternation claim compares this figure's runs with Figure 3's runs of the same learner on
 Fashion-MNIST alone (loaded from the results store):"""),
                   code("""# NBVAL_IGNORE_OUTPUT
-alone = load_figure("fig3", scale=scale, seeds=seeds, device=device, n=n, d_int=d_int)"""),
+from lopcore.figures import alone_runs, load_runs
+
+alone = load_runs(alone_runs(scale, seeds, n, d_int), scale, device)"""),
                   code("""verdict = claims.alternation_claims(df, alone, n, d_int)
 print(verdict.attrs["definition"], f"(scale {scale!r}, seeds {sorted(set(df.seed))})")
 verdict.set_index("claim")""")]

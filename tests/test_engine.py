@@ -197,14 +197,24 @@ def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
     assert set(df.label) == {"baseline"} and sorted(df.seed) == [0, 1, 2, 3, 4] and set(df.scale) == {"paper"}
 
 
+def test_the_fig7_page_also_reads_fig3s_state_on_fashion_mnist_alone_and_nothing_else_of_fig3():
+    from lopcore.figures import page_runs
+    own, page = figure_runs("fig7", "small", 2, n=1), page_runs("fig7", "small", 2, n=1)
+    extra = page[len(own):]
+    assert page[:len(own)] == own and {label for label, _ in extra} == {"persistent n=1, d=256"}
+    fig3 = [s.to_dict() for _, s in figure_runs("fig3", "small", 2, n=1, d_int=256)]
+    assert len(extra) == 2 and all(s.stream.datasets == ("fashion_mnist",) and s.to_dict() in fig3 for _, s in extra)
+    assert page_runs("fig3", "small", 2) == figure_runs("fig3", "small", 2)
+
+
 def test_figure_pages_default_to_paper_scale_exactly_when_the_committed_store_has_all_their_runs():
     """A page at paper scale must load from committed results alone (CI computes nothing at paper
     scale), and a figure whose paper-scale runs are all committed must show them."""
     from pathlib import Path
 
-    from lopcore.figures import DEFAULT_SEEDS, FIGURES, PAPER_PAGES, PAPER_SEEDS, page_defaults
+    from lopcore.figures import DEFAULT_SEEDS, FIGURES, PAPER_PAGES, PAPER_SEEDS, page_defaults, page_runs
     committed = Store(Path(__file__).resolve().parents[1] / "results")
-    complete = {f for f in FIGURES if all(s.to_dict() in committed for _, s in figure_runs(f, "paper", PAPER_SEEDS))}
+    complete = {f for f in FIGURES if all(s.to_dict() in committed for _, s in page_runs(f, "paper", PAPER_SEEDS))}
     assert set(PAPER_PAGES) == complete
     assert all(page_defaults(f) == (("paper", PAPER_SEEDS) if f in complete else ("small", DEFAULT_SEEDS[f]))
                for f in FIGURES)
