@@ -117,7 +117,8 @@ def test_ablation_claim_needs_the_state_to_differ_from_the_baseline():
 
 
 def test_the_books_paper_scale_statement_holds_for_the_committed_results():
-    """book/intro.md says the paper-scale baseline loses plasticity steadily but does not collapse."""
+    """What book/intro.md says of the paper-scale results (the baseline loses plasticity steadily but
+    does not collapse, ...) holds for the committed results."""
     from pathlib import Path
 
     from lopcore.claims import collapse_tasks
@@ -125,7 +126,8 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     from lopcore.store import Store
     intro = " ".join((Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text().split())
     assert "the baseline loses plasticity steadily but does not collapse" in intro
-    df = stored_paper_lines("fig2", Store(Path(__file__).resolve().parents[1] / "results"))
+    store = Store(Path(__file__).resolve().parents[1] / "results")
+    df = stored_paper_lines("fig2", store)
     baseline = df[df.label == "baseline"]
     assert baseline.seed.nunique() == 5
     assert np.isnan(collapse_tasks(df, "baseline")).all()  # no seed collapses
@@ -145,6 +147,11 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert cbp.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "CBP")).all()
     early, late = (cbp[cbp.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20, 120), range(500, 600)))
     assert late > early - 0.01 and late > per_seed(df, "baseline").mean() + 0.1
+    assert "Both ablated states of Figure 6 (frozen at zero; random with the learned norm) end within 0.02" in intro
+    ablations = stored_paper_lines("fig6", store)
+    for label in ("zero state n=2", "random state n=2"):
+        assert ablations[ablations.label == label].seed.nunique() == 5
+        assert abs(per_seed(ablations, label).mean() - per_seed(ablations, "baseline").mean()) < SAME
 
 
 def test_pending_claims_are_listed_with_what_they_wait_for():
