@@ -152,6 +152,17 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     for label in ("zero state n=2", "random state n=2"):
         assert ablations[ablations.label == label].seed.nunique() == 5
         assert abs(per_seed(ablations, label).mean() - per_seed(ablations, "baseline").mean()) < SAME
+    assert "On Figure 7's alternating stream the state does worse than on Fashion-MNIST alone" in intro
+    from lopcore.claims import alternation_claims
+    from lopcore.figures import alone_runs, stored_lines
+    alternating, alone = stored_paper_lines("fig7", store), stored_lines(alone_runs("paper", 5), "paper", store)
+    verdict = alternation_claims(alternating, alone).iloc[0]
+    assert verdict.verdict == "✗" and "alternating 0.69" in verdict.evidence and "alone 0.75" in verdict.evidence
+    assert "two of its five seeds collapse near task 580" in intro
+    collapsed = np.array(collapse_tasks(alternating, "persistent n=2"))
+    assert (~np.isnan(collapsed)).sum() == 2 and np.all(np.abs(collapsed[~np.isnan(collapsed)] - 580) <= 10)
+    assert "the baseline on the same stream ends above it" in intro
+    assert per_seed(alternating, "baseline").mean() > per_seed(alternating, "persistent n=2").mean()
 
 
 def test_pending_claims_are_listed_with_what_they_wait_for():
