@@ -125,7 +125,7 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     from lopcore.figures import stored_paper_lines
     from lopcore.store import Store
     intro = " ".join((Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text().split())
-    assert "the baseline loses plasticity steadily but does not collapse" in intro
+    assert "The baseline loses plasticity steadily but does not collapse" in intro
     store = Store(Path(__file__).resolve().parents[1] / "results")
     df = stored_paper_lines("fig2", store)
     baseline = df[df.label == "baseline"]
@@ -133,7 +133,7 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert np.isnan(collapse_tasks(df, "baseline")).all()  # no seed collapses
     first, last = (baseline[baseline.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20), range(580, 600)))
     assert last < first - 0.05  # but it loses plasticity
-    assert "the persistent state with n = 2 ends about where the baseline ends" in intro
+    assert "The persistent state with n = 2 ends about where the baseline ends" in intro
     state = df[df.label == "persistent n=2"]
     assert state.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "persistent n=2")).all()
     from lopcore.claims import SAME, per_seed
@@ -147,12 +147,12 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert cbp.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "CBP")).all()
     early, late = (cbp[cbp.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20, 120), range(500, 600)))
     assert late > early - 0.01 and late > per_seed(df, "baseline").mean() + 0.1
-    assert "Both ablated states of Figure 6 (frozen at zero; random with the learned norm) end within 0.02" in intro
+    assert "Both ablated states (frozen at zero; random with the learned norm) end within 0.02 of the baseline" in intro
     ablations = stored_paper_lines("fig6", store)
     for label in ("zero state n=2", "random state n=2"):
         assert ablations[ablations.label == label].seed.nunique() == 5
         assert abs(per_seed(ablations, label).mean() - per_seed(ablations, "baseline").mean()) < SAME
-    assert "On Figure 7's alternating stream the state does worse than on Fashion-MNIST alone" in intro
+    assert "On the alternating stream the state does worse than on Fashion-MNIST alone" in intro
     from lopcore.claims import alternation_claims
     from lopcore.figures import alone_runs, stored_lines
     alternating, alone = stored_paper_lines("fig7", store), stored_lines(alone_runs("paper", 5), "paper", store)
