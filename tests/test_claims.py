@@ -1,9 +1,12 @@
 """Each claim predicate on synthetic frames that satisfy it and frames that contradict it."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from lopcore.claims import CLAIMS, alternation_does_not_hurt, collapse_statistic, evaluate, figure_claims
+from lopcore.claims import (CLAIMS, SAME, alternation_claims, alternation_does_not_hurt, choose_cbp_rate,
+                            collapse_statistic, collapse_tasks, evaluate, figure_claims, per_seed, scoreboard)
 from test_plotting import synthetic
 
 
@@ -92,7 +95,6 @@ def test_evaluate_states_its_definitions():
 
 
 def test_the_sweep_rule_prefers_the_smallest_rate_within_the_tolerance():
-    from lopcore.claims import choose_cbp_rate
     df = labelled({"r1": "falling", "r2": "steady", "r3": "steady"})
     df["replacement_rate"] = df.label.map({"r1": 1e-5, "r2": 1e-4, "r3": 1e-3})
     df.loc[df.label == "r3", "online_accuracy"] += 0.004  # better, but within the tolerance
@@ -116,18 +118,28 @@ def test_ablation_claim_needs_the_state_to_differ_from_the_baseline():
     assert list(verdict.verdict) == ["✗"] and "untestable" in verdict.evidence[0]
 
 
-def test_the_books_paper_scale_statement_holds_for_the_committed_results():
-    """What book/intro.md says of the paper-scale results (the baseline loses plasticity steadily but
-    does not collapse, ...) holds for the committed results."""
-    from pathlib import Path
+# What book/intro.md says of the paper-scale results ("What we find at the paper's scale") holds for
+# the committed results: one test per figure, each quoting the book and checking its numbers.
+REPO = Path(__file__).resolve().parents[1]
 
-    from lopcore.claims import collapse_tasks
+
+@pytest.fixture(scope="module")
+def intro():
+    return " ".join((REPO / "book" / "intro.md").read_text().split())
+
+
+@pytest.fixture(scope="module")
+def paper_lines():
+    """A figure's complete lines at paper scale, from the committed store."""
     from lopcore.figures import stored_paper_lines
     from lopcore.store import Store
-    intro = " ".join((Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text().split())
+    store = Store(REPO / "results")
+    return lambda figure: stored_paper_lines(figure, store)
+
+
+def test_the_books_figure_2_statement_holds_at_paper_scale(intro, paper_lines):
+    df = paper_lines("fig2")
     assert "The baseline loses plasticity steadily but does not collapse" in intro
-    store = Store(Path(__file__).resolve().parents[1] / "results")
-    df = stored_paper_lines("fig2", store)
     baseline = df[df.label == "baseline"]
     assert baseline.seed.nunique() == 5
     assert np.isnan(collapse_tasks(df, "baseline")).all()  # no seed collapses
@@ -136,7 +148,6 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert "The persistent state with n = 2 ends about where the baseline ends" in intro
     state = df[df.label == "persistent n=2"]
     assert state.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "persistent n=2")).all()
-    from lopcore.claims import SAME, per_seed
     assert abs(per_seed(df, "persistent n=2").mean() - per_seed(df, "baseline").mean()) < SAME
     final = df[df.task == 599].assign(l2=lambda d: d.weight_norm * d.n_params).groupby("label")[["weight_norm", "l2"]].mean()
     assert final.weight_norm["persistent n=2"] < final.weight_norm["baseline"]  # normalised: smaller
@@ -147,15 +158,34 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert cbp.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "CBP")).all()
     early, late = (cbp[cbp.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20, 120), range(500, 600)))
     assert late > early - 0.01 and late > per_seed(df, "baseline").mean() + 0.1
+
+
+def test_the_books_figure_4_statement_holds_at_paper_scale(intro, paper_lines):
+    df = paper_lines("fig4")
+    assert "n = 1, 2 and 4 the state ends within 0.005 across them" in intro
+    late = {n: per_seed(df, f"persistent n={n}") for n in (1, 2, 4)}
+    assert all(len(x) == 5 for x in late.values())
+    means = [round(x.mean(), 3) for x in late.values()]
+    assert max(means) - min(means) < 0.005
+    assert "(online accuracy over the last 100 tasks {:.3f}, {:.3f} and {:.3f})".format(*means) in intro
+    assert "n = 4 is not worse than n = 2, unlike in the paper" in intro
+    assert verdicts(figure_claims("fig4", df))["n = 4 is worse than n = 2"] == "✗"
+
+
+def test_the_books_figure_6_statement_holds_at_paper_scale(intro, paper_lines):
+    df = paper_lines("fig6")
     assert "Both ablated states (frozen at zero; random with the learned norm) end within 0.02 of the baseline" in intro
-    ablations = stored_paper_lines("fig6", store)
     for label in ("zero state n=2", "random state n=2"):
-        assert ablations[ablations.label == label].seed.nunique() == 5
-        assert abs(per_seed(ablations, label).mean() - per_seed(ablations, "baseline").mean()) < SAME
-    assert "On the alternating stream the state does worse than on Fashion-MNIST alone" in intro
-    from lopcore.claims import alternation_claims
+        assert df[df.label == label].seed.nunique() == 5
+        assert abs(per_seed(df, label).mean() - per_seed(df, "baseline").mean()) < SAME
+
+
+def test_the_books_figure_7_statement_holds_at_paper_scale(intro, paper_lines):
     from lopcore.figures import alone_runs, stored_lines
-    alternating, alone = stored_paper_lines("fig7", store), stored_lines(alone_runs("paper", 5), "paper", store)
+    from lopcore.store import Store
+    assert "On the alternating stream the state does worse than on Fashion-MNIST alone" in intro
+    alternating = paper_lines("fig7")
+    alone = stored_lines(alone_runs("paper", 5), "paper", Store(REPO / "results"))
     verdict = alternation_claims(alternating, alone).iloc[0]
     assert verdict.verdict == "✗" and "alternating 0.69" in verdict.evidence and "alone 0.75" in verdict.evidence
     assert "two of its five seeds collapse near task 580" in intro
@@ -163,6 +193,14 @@ def test_the_books_paper_scale_statement_holds_for_the_committed_results():
     assert (~np.isnan(collapsed)).sum() == 2 and np.all(np.abs(collapsed[~np.isnan(collapsed)] - 580) <= 10)
     assert "the baseline on the same stream ends above it" in intro
     assert per_seed(alternating, "baseline").mean() > per_seed(alternating, "persistent n=2").mean()
+
+
+def test_the_books_cbp_rate_statement_holds_at_paper_scale(intro, paper_lines):
+    from lopcore.figures import CBP_RATE
+    df = paper_lines("cbp_sweep")
+    assert df.seed.nunique() == 5 and df.label.nunique() == 3
+    assert "picks 10⁻⁴ at the paper's scale too, the rate every figure uses" in intro
+    assert choose_cbp_rate(df)[0] == CBP_RATE == 1e-4
 
 
 def test_pending_claims_are_listed_with_what_they_wait_for():
@@ -175,7 +213,6 @@ def test_pending_claims_are_listed_with_what_they_wait_for():
 
 
 def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(tmp_path, monkeypatch):
-    from lopcore.claims import scoreboard
     from lopcore.engine import run
     from lopcore.figures import figure_runs
     monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
