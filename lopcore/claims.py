@@ -288,14 +288,14 @@ def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int:
 def scoreboard(scale: str = "small", device: str = "auto", progress: bool = False, seeds: int | None = None,
                stored_only: bool = False) -> pd.DataFrame:
     """Every figure's claims, evaluated on its results at `scale` with `seeds` seeds per line (default:
-    each figure's own default).
+    PAPER_SEEDS at paper scale, else each figure's own default).
 
     With `stored_only` nothing is computed: each claim is evaluated on the lines whose seeds are all
     in the store, and a claim that needs a line not complete yet is listed as "pending", with how
     many of that line's runs are stored. This is the paper-scale board while its runs come in.
     """
     # late: the figures sit on the engine
-    from .figures import DEFAULT_SEEDS, alone_runs, figure_runs, load_runs, stored_by_line, stored_lines
+    from .figures import DEFAULT_SEEDS, PAPER_SEEDS, alone_runs, figure_runs, load_runs, stored_by_line, stored_lines
 
     def lines(runs) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
         """The runs' results (with `stored_only`, only their complete lines) and, with `stored_only`,
@@ -313,12 +313,15 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
     def n_seeds(df):
         return df.seed.nunique() if len(df) else 0
 
+    def seeds_of(figure: str) -> int:
+        return seeds or (PAPER_SEEDS if scale == "paper" else DEFAULT_SEEDS[figure])
+
     tables = []
     for figure in ("fig2", "fig3", "fig4", "fig5", "fig6"):
-        df, stored = lines(figure_runs(figure, scale, seeds or DEFAULT_SEEDS[figure]))
+        df, stored = lines(figure_runs(figure, scale, seeds_of(figure)))
         tables.append(figure_claims(figure, df, waiting(stored)).assign(figure=figure, seeds=n_seeds(df)))
-    alt, stored = lines(figure_runs("fig7", scale, seeds or DEFAULT_SEEDS["fig7"]))
-    alone, stored_alone = lines(alone_runs(scale, seeds or DEFAULT_SEEDS["fig3"]))
+    alt, stored = lines(figure_runs("fig7", scale, seeds_of("fig7")))
+    alone, stored_alone = lines(alone_runs(scale, seeds_of("fig3")))
     tables.append(alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored}))
                   .assign(figure="fig7", seeds=n_seeds(alt)))
     board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]
