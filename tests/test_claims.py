@@ -229,3 +229,10 @@ def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_
     assert (board[board.figure != "fig2"].verdict.isin(["pending", "✓", "✗"])).all()
     assert board[board.figure == "fig7"].evidence.str.startswith("waiting for persistent n=2 (0 of 2").all()
     assert (board.figure.value_counts()[["fig3", "fig4", "fig6"]] > 0).all()
+
+
+def test_the_paper_scale_board_asks_for_five_seeds_per_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))  # an empty store: every claim is pending
+    board = scoreboard(scale="paper", stored_only=True, device="cpu")
+    assert (board.verdict == "pending").all()
+    assert board.evidence.str.contains(r"\(0 of 5 runs stored\)").all()
