@@ -170,7 +170,7 @@ def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto",
 PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
 # Figure pages shown at `paper` scale by default: those whose page runs (`page_runs`) all have PAPER_SEEDS
 # seeds in the committed store (a test keeps this equal to the store); the rest show `small` scale.
-PAPER_PAGES = frozenset({"cbp_sweep", "fig2", "fig4", "fig6", "fig7"})
+PAPER_PAGES = frozenset({"cbp_sweep", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"})  # all of them
 
 
 def page_defaults(figure: str) -> tuple[str, int]:

@@ -372,11 +372,12 @@ PAPER_INTRO = """# Paper scale: progress
 Iqbal's figures were first computed at `small` scale: the paper's 600 tasks with a tenth of the images
 per task. At `paper` scale (600 tasks × 60000 images, batch 8, lr 0.05, 5 seeds per line) each run is
 4.5 million SGD steps. Those runs were meant for a GPU (see *Performance*); none has been lent to this
-project yet, so they run on this project's 2-core CPU, one line (5 seeds together) per core, and each
-finished line is committed to the results store with its device, wall time and commit (the table
+project yet, so they ran on this project's 2-core CPU, one line (5 seeds together) per core, and each
+finished line was committed to the results store with its device, wall time and commit (the table
 below). A figure page switches to paper scale once all of its lines are stored, and the claims
-scoreboard gives each claim its paper-scale verdict as soon as the lines it needs are. To continue on
-any machine (finished runs are read, a group in progress resumes from its checkpoint):
+scoreboard gives each claim its paper-scale verdict as soon as the lines it needs are; every line of
+every Iqbal figure is now in. To check, or to recompute on another machine into an empty store
+(finished runs are read, a group in progress resumes from its checkpoint):
 
 ```bash
 python -m lopcore paper --status                                   # this page's table

@@ -160,6 +160,23 @@ def test_the_books_figure_2_statement_holds_at_paper_scale(intro, paper_lines):
     assert late > early - 0.01 and late > per_seed(df, "baseline").mean() + 0.1
 
 
+def test_the_books_figure_3_statement_holds_at_paper_scale(intro, paper_lines):
+    df = paper_lines("fig3")
+    assert df.groupby("label").seed.nunique().eq(5).all() and df.label.nunique() == 6
+    assert "On Fashion-MNIST nothing collapses either" in intro
+    assert all(np.isnan(collapse_tasks(df, label)).all() for label in df.label.unique())
+    baseline = df[df.label == "baseline"]
+    first, last = (baseline[baseline.task.isin(tasks)].online_accuracy.mean() for tasks in (range(20), range(580, 600)))
+    assert "falls from 0.80 over the first 20 tasks to 0.70 over the last 20" in intro
+    assert (round(first, 2), round(last, 2)) == (0.80, 0.70)
+    states = [per_seed(df, f"persistent n={n}, d={d}").mean() for n in (1, 2) for d in (128, 256)]
+    assert "between {:.3f} and {:.3f} over the last 100 tasks (the baseline {:.3f})".format(
+        min(states), max(states), per_seed(df, "baseline").mean()) in intro
+    assert "continual backprop keeps 0.80 throughout" in intro
+    cbp = df[df.label == "CBP"]
+    assert all(round(cbp[cbp.task.isin(tasks)].online_accuracy.mean(), 2) == 0.80 for tasks in (range(20), range(500, 600)))
+
+
 def test_the_books_figure_4_statement_holds_at_paper_scale(intro, paper_lines):
     df = paper_lines("fig4")
     assert "n = 1, 2 and 4 the state ends within 0.005 across them" in intro
@@ -170,6 +187,16 @@ def test_the_books_figure_4_statement_holds_at_paper_scale(intro, paper_lines):
     assert "(online accuracy over the last 100 tasks {:.3f}, {:.3f} and {:.3f})".format(*means) in intro
     assert "n = 4 is not worse than n = 2, unlike in the paper" in intro
     assert verdicts(figure_claims("fig4", df))["n = 4 is worse than n = 2"] == "✗"
+
+
+def test_the_books_figure_5_statement_holds_at_paper_scale(intro, paper_lines):
+    df = paper_lines("fig5")
+    assert "Test accuracy ranks the learners as online accuracy does, on both data sets" in intro
+    assert set(verdicts(figure_claims("fig5", df)).values()) == {"✓"}
+    assert "the baseline and the states it ranks end within 0.01 of each other in online accuracy" in intro
+    for ranked in CLAIMS["fig5"]:
+        late = [per_seed(df, label).mean() for label in ranked[2][0]]
+        assert max(late) - min(late) < 0.01
 
 
 def test_the_books_figure_6_statement_holds_at_paper_scale(intro, paper_lines):
