@@ -219,6 +219,7 @@ have their five seeds stored is listed as pending, with what it waits for (the *
 page shows where the runs come from). These are the verdicts that test the paper."""
 
 SCOREBOARD_PARAMS = """scale: str = "paper"  # "paper", "small" or "smoke"
+compare_scale: str = "small"  # the second board's scale ("" for none)
 device: str = "auto"  # "auto", "cpu", "cuda", "cuda:N\""""
 
 SCOREBOARD_CODE = """import pandas as pd
@@ -235,19 +236,20 @@ print(f"{len(judged)} of {len(board)} claims have all their runs; {(judged.verdi
 board.set_index(["figure", "claim"])"""
 
 
-SCOREBOARD_SMALL_MD = """## At `small` scale
+SCOREBOARD_SMALL_MD = """## Beside it: `small` scale
 
-The same claims on the `small`-scale runs the figure pages were first built on. A `small` run keeps the
-paper's 600 tasks but gives each task a tenth of its images, so it makes a tenth of the paper's 4.5
-million SGD steps. Loss of plasticity builds up with the number of updates, so claims about *when* a
-learner collapses (the paper's baseline fails around task 100–200, after roughly a million steps) are
-only put to a fair test at `paper` scale; at `small` scale they test whether the same ordering shows up
-earlier in training. Where the two boards disagree, the paper-scale verdict is the one that tests the
-paper."""
+The same claims on the `small`-scale runs the figure pages were first built on (the parameter
+`compare_scale` picks another scale, or none). A `small` run keeps the paper's 600 tasks but gives each
+task a tenth of its images, so it makes a tenth of the paper's 4.5 million SGD steps. Loss of plasticity
+builds up with the number of updates, so claims about *when* a learner collapses (the paper's baseline
+fails around task 100–200, after roughly a million steps) are only put to a fair test at `paper` scale;
+at `small` scale they test whether the same ordering shows up earlier in training. Where the two boards
+disagree, the paper-scale verdict is the one that tests the paper."""
 
-SCOREBOARD_SMALL = """small = claims.scoreboard(scale="small", device=device)
-print(f"scale 'small': {(small.verdict == '✓').sum()} of {len(small)} claims hold")
-small.set_index(["figure", "claim"])"""
+SCOREBOARD_SMALL = """if compare_scale:
+    other = claims.scoreboard(scale=compare_scale, device=device, stored_only=compare_scale == "paper")
+    print(f"scale {compare_scale!r}: {(other.verdict == '✓').sum()} of {len(other)} claims hold")
+    display(other.set_index(["figure", "claim"]))"""
 
 
 def scoreboard() -> nbf.NotebookNode:

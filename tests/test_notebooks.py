@@ -46,7 +46,7 @@ def test_fig2_runs_under_papermill_at_smoke_scale(scratch_store):
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "fig2" and n not in PAGES])
 def test_every_notebook_runs_under_papermill_at_smoke_scale(scratch_store, name):
     out = scratch_store / "out.ipynb"
-    parameters = dict(scale="smoke") if name == "claims" else dict(scale="smoke", seeds=1)
+    parameters = dict(scale="smoke", compare_scale="smoke") if name == "claims" else dict(scale="smoke", seeds=1)
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(out), parameters=parameters,
                                cwd=str(ROOT), progress_bar=False, kernel_name="python3")
     text = outputs(out)
