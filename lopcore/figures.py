@@ -118,8 +118,8 @@ FIGURES: dict[str, Callable[..., dict[str, tuple]]] = {
     "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig7": fig7, "cbp_sweep": cbp_sweep,
 }
 TASK_FRACTION = {"cbp_sweep": 1 / 3}  # figures that run only a prefix of the scale's tasks
-# Seeds of the committed results (and the notebooks' default): 5 where the paper's main claims are,
-# 3 for the secondary figures, 2 for the sweep; every run is CPU-bound at `small` scale.
+# Seeds of the committed `small`-scale results (a page's default at that scale): 5 where the paper's
+# main claims are, 3 for the secondary figures, 2 for the sweep; at `paper` scale every line has PAPER_SEEDS.
 DEFAULT_SEEDS = {"fig2": 5, "fig3": 5, "fig4": 3, "fig5": 5, "fig6": 3, "fig7": 3, "cbp_sweep": 2}
 
 
