@@ -236,7 +236,7 @@ print(f"{len(judged)} of {len(board)} claims have all their runs; {(judged.verdi
 board.set_index(["figure", "claim"])"""
 
 
-SCOREBOARD_SMALL_MD = """## Beside it: `small` scale
+SCOREBOARD_COMPARE_MD = """## Beside it: `small` scale
 
 The same claims on the `small`-scale runs the figure pages were first built on (the parameter
 `compare_scale` picks another scale, or none). A `small` run keeps the paper's 600 tasks but gives each
@@ -246,7 +246,7 @@ fails around task 100–200, after roughly a million steps) are only put to a fa
 at `small` scale they test whether the same ordering shows up earlier in training. Where the two boards
 disagree, the paper-scale verdict is the one that tests the paper."""
 
-SCOREBOARD_SMALL = """if compare_scale:
+SCOREBOARD_COMPARE = """if compare_scale:
     other = claims.scoreboard(scale=compare_scale, device=device, stored_only=compare_scale == "paper")
     print(f"scale {compare_scale!r}: {(other.verdict == '✓').sum()} of {len(other)} claims hold")
     display(other.set_index(["figure", "claim"]))"""
@@ -254,7 +254,7 @@ SCOREBOARD_SMALL = """if compare_scale:
 
 def scoreboard() -> nbf.NotebookNode:
     cells = [md(SCOREBOARD_INTRO), code(SCOREBOARD_PARAMS, metadata={"tags": ["parameters"]}), code(SCOREBOARD_CODE),
-             md(SCOREBOARD_SMALL_MD), code(SCOREBOARD_SMALL)]
+             md(SCOREBOARD_COMPARE_MD), code(SCOREBOARD_COMPARE)]
     return new_notebook(cells)
 
 
