@@ -97,12 +97,13 @@ class BlockTrainer:
 
     def _eager(self, task: Task, first: int, stop: int) -> None:
         b = self.stream.batch_size
-        self._run(task.dataset, task.order[:, first * b:stop * b], task.permutation)
+        self._run(task.dataset, task.order[:, first * b:stop * b], task.permutation, task.standardize)
 
-    def _run(self, dataset: str, order: torch.Tensor, permutation: torch.Tensor) -> None:
+    def _run(self, dataset: str, order: torch.Tensor, permutation: torch.Tensor,
+             standardize: tuple[float, float] | None = None) -> None:
         """The steps over these examples (R, steps * batch), their batches gathered in one go."""
         b, source = self.stream.batch_size, self.data[dataset]
-        xs, ys = permuted(source.train_x[order], permutation), source.train_y[order]
+        xs, ys = permuted(source.train_x[order], permutation, standardize), source.train_y[order]
         for i in range(order.shape[1] // b):
             self.learner.step(self.state, xs[:, i * b:(i + 1) * b], ys[:, i * b:(i + 1) * b])
 
@@ -110,7 +111,7 @@ class BlockTrainer:
         """One block: gather its batches from the index buffer, K steps, and leave every state
         tensor the step replaced (e.g. the persistent state h) back in the buffer it started in
         (recorded, this copy is what lets the next replay start from where this one ended)."""
-        self._run(dataset, self.order, self.permutation)
+        self._run(dataset, self.order, self.permutation, self.stream.standardize_of(dataset))
         self._home()
 
     def _home(self) -> None:

@@ -46,6 +46,7 @@ from .tasks import PermutedStream, gather_examples, test_batches
 
 METRICS_VERSION = "1"  # bump when what the engine measures, or how, changes
 N_CLASSES = 10
+AT_CHANCE_BELOW = 0.15  # a task's online accuracy below this (chance is 0.1) counts as "at chance"
 
 
 class MissingResultsError(RuntimeError):
@@ -66,6 +67,9 @@ class RunSpec:
     dormant_tau: float | None = None  # also record each layer's τ-dormant fraction at task start
     # (Sokar et al.); None: not recorded, and left out of the store key (results stored before it
     # existed keep their keys)
+    stop_at_chance: int | None = None  # stop a run once its online accuracy has been at chance
+    # (below AT_CHANCE_BELOW) for this many tasks in a row: its result then holds fewer than n_tasks
+    # tasks (`frame` marks it `stopped_early`). None: run all n_tasks, left out of the store key
 
     def __post_init__(self):
         positive = {"n_tasks": self.n_tasks, "test_examples": self.test_examples,
@@ -78,6 +82,9 @@ class RunSpec:
         if self.dormant_tau is not None and (isinstance(self.dormant_tau, bool) or not isinstance(
                 self.dormant_tau, (int, float)) or not 0.0 <= self.dormant_tau < 1.0):
             raise ValueError(f"dormant_tau={self.dormant_tau!r} is not valid; give None or a number in [0, 1)")
+        if self.stop_at_chance is not None and (not isinstance(self.stop_at_chance, int) or isinstance(
+                self.stop_at_chance, bool) or self.stop_at_chance < 1):
+            raise ValueError(f"stop_at_chance={self.stop_at_chance!r} is not valid; give None or an integer >= 1")
         if self.probe_examples > self.stream.examples_per_task:
             raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
                              f"{self.stream.examples_per_task} examples to probe with")
@@ -101,6 +108,8 @@ class RunSpec:
         # Permuted-image streams store their bare fields (their keys predate sequence streams).
         stream = self.stream.to_dict() if hasattr(self.stream, "to_dict") else asdict(self.stream)
         extra = {} if self.dormant_tau is None else {"dormant_tau": float(self.dormant_tau)}
+        if self.stop_at_chance is not None:
+            extra["stop_at_chance"] = self.stop_at_chance
         return {"learner": learner, "stream": stream, "n_tasks": self.n_tasks,
                 "test_examples": self.test_examples, "probe_examples": self.probe_examples,
                 "seed": self.seed, "metrics_version": METRICS_VERSION, **extra}
@@ -159,6 +168,16 @@ def correlates(learner, state, dataset, task, n_examples: int, stream=None, dorm
     return out
 
 
+def chance_stops(online_accuracy: torch.Tensor, streak: int | None) -> list[int | None]:
+    """Per run, from its online accuracies so far (R, tasks): the task at which it had been at
+    chance for `streak` tasks in a row (its last task to keep), or None (not yet, or no streak)."""
+    if streak is None or online_accuracy.shape[1] < streak:
+        return [None] * online_accuracy.shape[0]
+    low = (online_accuracy < AT_CHANCE_BELOW).double()
+    full = low.unfold(1, streak, 1).sum(-1) == streak  # (R, tasks - streak + 1): window ending at k is all low
+    return [int(hits.nonzero()[0]) + streak - 1 if hits.any() else None for hits in full]
+
+
 class DivergenceWarning(RuntimeWarning):
     """A run's loss became non-finite; it is stored flagged `diverged`, its group mates unaffected."""
 
@@ -178,7 +197,9 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
     bit-identical to an uninterrupted run on the same kind of device. The caller deletes the file
     once the results are stored. Runs are independent: one whose loss turns non-finite (it
     diverged) is reported with a DivergenceWarning and keeps going; the others' numbers are
-    unchanged, since every kernel treats the run axis as a batch of independent problems.
+    unchanged, since every kernel treats the run axis as a batch of independent problems. With
+    `stop_at_chance` a run's results end at its own stop task (see `chance_stops`), whatever its
+    group mates do; the group stops once every run has stopped.
     """
     spec, seeds = specs[0], [s.seed for s in specs]
     learner, stream = spec.learner, spec.stream
@@ -236,11 +257,16 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
                     "resumed_at": resumed, "state": ckpt.pack_state(state)})
             bar.set_postfix(acc=f"{rows[-1][:, columns.index('online_accuracy')].mean():.3f}")
             bar.update()
+            stops = chance_stops(torch.stack(rows, 1)[:, :, columns.index("online_accuracy")], spec.stop_at_chance)
+            if all(stop is not None for stop in stops):
+                break
     table = torch.stack(rows, 1)  # (R, tasks, metrics)
+    stops = chance_stops(table[:, :, columns.index("online_accuracy")], spec.stop_at_chance)
     results = []
     for r in range(len(specs)):
-        cols = {"task": list(range(spec.n_tasks)), "dataset": [stream.dataset_of(k) for k in range(spec.n_tasks)]}
-        cols.update({c: [float(f"{v:.7g}") for v in table[r, :, j].tolist()] for j, c in enumerate(columns)})
+        n = table.shape[1] if stops[r] is None else stops[r] + 1
+        cols = {"task": list(range(n)), "dataset": [stream.dataset_of(k) for k in range(n)]}
+        cols.update({c: [float(f"{v:.7g}") for v in table[r, :n, j].tolist()] for j, c in enumerate(columns)})
         results.append(cols)
     return results, elapsed + time.perf_counter() - started, resumed
 
@@ -335,6 +361,10 @@ def frame(record: dict) -> pd.DataFrame:
     prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
     if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
         df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
+    if "stop_at_chance" in spec:  # the run may have stopped before n_tasks, having sat at chance
+        df["stopped_early"] = len(df) < spec["n_tasks"]
+    if spec["stream"].get("inputs", "unit") != "unit":
+        df["inputs"] = spec["stream"]["inputs"]
     if "kind" in spec["stream"]:  # a sequence stream: say which (permuted-image frames keep their columns)
         options.update({"stream": spec["stream"]["kind"], "source": spec["stream"]["source"],
                         "max_len": spec["stream"]["max_len"], "flat": spec["stream"].get("flat", False)})

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 
 N_PIXELS = 784
 N_CLASSES = 10
+# Input scalings (`PermutedStream.inputs`). "unit": bytes / 255, in [0, 1] (our reading of Iqbal, and
+# the default). "standardized": then (x - mean) / std with one mean and std per data set over its 60000
+# training images' pixels, the PyTorch MNIST example's convention (its MNIST constants; Fashion-MNIST's
+# computed the same way, tests/test_tasks_inputs.py recomputes both from the data).
+INPUT_SCALINGS = ("unit", "standardized")
+STANDARDIZE = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
 
 
 def derive_seed(*parts: object) -> int:
@@ -43,12 +49,13 @@ class Task:
     """One task for R runs: `permutation` (R, 784) and `order` (R, examples) index tensors."""
 
     def to(self, device) -> "Task":
-        return Task(self.index, self.dataset, self.permutation.to(device), self.order.to(device))
+        return Task(self.index, self.dataset, self.permutation.to(device), self.order.to(device), self.standardize)
 
     index: int
     dataset: str  # the data set this task draws from (alternating streams change it per task)
     permutation: torch.Tensor
     order: torch.Tensor
+    standardize: tuple[float, float] | None = None  # (mean, std) after / 255, or None (unit inputs)
 
 
 @dataclass(frozen=True)
@@ -62,12 +69,26 @@ class PermutedStream:
     `batch_size` 1 is the fully online protocol (one SGD step per example).
 
     `datasets` cycles per task: ("mnist",) is permuted MNIST; ("fashion_mnist", "mnist")
-    alternates the two (Iqbal's Figure 7).
+    alternates the two (Iqbal's Figure 7). `inputs` is the input scaling, one of INPUT_SCALINGS
+    (the paper does not say; see the sensitivity page): left out of the store key at its default, so
+    results stored before it existed keep their keys.
     """
 
     datasets: tuple[str, ...] = ("mnist",)
     examples_per_task: int = 60000
     batch_size: int = 8
+    inputs: str = "unit"
+
+    def __post_init__(self):
+        if self.inputs not in INPUT_SCALINGS:
+            raise ValueError(f"inputs={self.inputs!r} is not valid; choose one of: "
+                             f"{', '.join(map(repr, INPUT_SCALINGS))}")
+
+    def to_dict(self) -> dict:
+        """The stream as stored in a run spec: its fields, `inputs` only where it is not "unit"."""
+        d = {"datasets": list(self.datasets), "examples_per_task": self.examples_per_task,
+             "batch_size": self.batch_size}
+        return d if self.inputs == "unit" else {**d, "inputs": self.inputs}
 
     def dataset_of(self, task: int) -> str:
         return self.datasets[task % len(self.datasets)]
@@ -76,7 +97,12 @@ class PermutedStream:
         perms = [torch.randperm(N_PIXELS, generator=generator(s, k, "permutation")) for s in seeds]
         orders = [repeated_shuffles(torch.arange(n_train), self.examples_per_task, generator(s, k, "order"))
                   for s in seeds]
-        return Task(k, self.dataset_of(k), torch.stack(perms), torch.stack(orders))
+        dataset = self.dataset_of(k)
+        return Task(k, dataset, torch.stack(perms), torch.stack(orders), self.standardize_of(dataset))
+
+    def standardize_of(self, dataset: str) -> tuple[float, float] | None:
+        """(mean, std) that inputs of `dataset` are standardized with, or None (unit inputs)."""
+        return STANDARDIZE[dataset] if self.inputs == "standardized" else None
 
     @property
     def steps_per_task(self) -> int:
@@ -115,10 +141,13 @@ class PermutedStream:
         return gather_examples(data[task.dataset], task, 0, n_examples)[0]
 
 
-def permuted(images: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
-    """Apply each run's pixel permutation: images (R, N, 784) uint8 -> float32 in [0, 1]."""
+def permuted(images: torch.Tensor, permutation: torch.Tensor, standardize: tuple[float, float] | None = None
+             ) -> torch.Tensor:
+    """Apply each run's pixel permutation: images (R, N, 784) uint8 -> float32 in [0, 1], then,
+    with `standardize` (mean, std), (x - mean) / std."""
     idx = permutation[:, None, :].expand(-1, images.shape[1], -1)
-    return torch.gather(images, 2, idx).float().div_(255.0)
+    x = torch.gather(images, 2, idx).float().div_(255.0)
+    return x if standardize is None else x.sub_(standardize[0]).div_(standardize[1])
 
 
 def gather_examples(data: "Dataset", task: Task, start: int, stop: int, train: bool = True):
@@ -126,7 +155,7 @@ def gather_examples(data: "Dataset", task: Task, start: int, stop: int, train: b
     source_x, source_y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
     idx = task.order[:, start:stop] if train else torch.arange(start, stop, device=source_x.device).expand(
         task.permutation.shape[0], -1)
-    return permuted(source_x[idx], task.permutation), source_y[idx]
+    return permuted(source_x[idx], task.permutation, task.standardize), source_y[idx]
 
 
 def batches(data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 4096
