@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: book mathjax test install data clean
+.PHONY: book mathjax test install data clean page
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ data: $(STAMP)
 test: $(STAMP) data
 	LOPCORE_NO_COMPUTE=1 $(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
+
+# A page written as a MyST text notebook (notebooks/PAGE.md): write its .ipynb from it (keeping nothing
+# stale) and execute that in place at its default parameters, from the committed results only.
+page: $(STAMP)
+	test -n "$(PAGE)" || { echo "usage: make page PAGE=sensitivity" >&2; exit 2; }
+	$(VENV)/bin/jupytext --to ipynb notebooks/$(PAGE).md
+	LOPCORE_NO_COMPUTE=1 $(VENV)/bin/papermill notebooks/$(PAGE).ipynb notebooks/$(PAGE).ipynb --cwd . --no-progress-bar
 
 # ---- the book ---------------------------------------------------------------------------------
 # MathJax is served from a local copy, never a CDN (unreachable offline): the pinned npm tarball

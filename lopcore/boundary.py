@@ -24,12 +24,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from . import params
+from .claims import PENDING, T975
 from .engine import RunSpec
-from .figures import BATCH_SIZE, CBP_RATE, FASHION, LR, MNIST, SCALES, Scale, load_runs
+from .figures import BATCH_SIZE, CBP_RATE, FASHION, LR, MNIST, SCALES, Scale, load_runs, stored_by_line
 from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
+from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
 from .store import Store
 from .tasks import PermutedStream
 
@@ -91,8 +94,8 @@ def sensitivity(lrs=LRS, readings: bool = True) -> dict[str, Line]:
 
 
 def boundary(dataset: str = "mnist", learners=None, lrs=None) -> dict[str, Line]:
-    """Each learner of GRID[dataset] (or of `learners`) at its step sizes (or at `lrs`), labelled
-    "<learner> · lr=<lr>"."""
+    """Collapse task against step size per learner: each learner of GRID[dataset] (or `learners`) at
+    its step sizes (or `lrs`), on permuted MNIST or Fashion-MNIST, labelled "<learner> · lr=<lr>"."""
     params.choice("dataset", dataset, DATASETS)
     names = GRID[dataset] if learners is None else params.choice_list("learners", learners, LEARNERS)
     chosen = None if lrs is None else params.float_list("lrs", lrs, 1e-6, 10.0)
@@ -138,6 +141,25 @@ def load_figure(figure: str, scale: str = "paper", seeds=SEEDS, device: str = "a
     return annotate(df[df.task < horizon(scale)].reset_index(drop=True))
 
 
+def page_data(figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None,
+              **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a page shows: the figure's results (at paper scale only its lines whose runs are all
+    stored, nothing computed; at other scales computing what is missing) and per line how many of
+    its runs are stored."""
+    runs = figure_runs(figure, scale, seeds, **options)
+    df = None if scale == "paper" else load_figure(figure, scale, seeds, device, store, progress=False, **options)
+    stored = stored_by_line(runs, store)
+    progress = pd.DataFrame([{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)}
+                             for label, s in stored.items()])
+    if df is not None:
+        return df, progress
+    complete = [(label, spec) for label, spec in runs if all(stored[label])]
+    if not complete:
+        return pd.DataFrame(), progress
+    df = load_runs(complete, scale, device, store, progress=False)
+    return annotate(df[df.task < horizon(scale)].reset_index(drop=True)), progress
+
+
 def annotate(df: pd.DataFrame) -> pd.DataFrame:
     """Name each row's learner and protocol reading from its label and options."""
     inputs = df["inputs"].fillna("unit") if "inputs" in df else pd.Series("unit", index=df.index)
@@ -146,3 +168,147 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(learner_name=df["label"].str.split(" · ").str[0].where(df["label"].str.contains(" · "),
                                                                               "baseline"),
                      reading=reading.replace({"standardized": "standardized inputs"}), stopped_early=stopped)
+
+
+# --- statistics: one collapse task per run, then per line and step size ----------------------------
+
+GOOD_START_TASKS, GOOD_START = 10, 0.85  # the paper's premise: a good start (mean over tasks 0-9) ...
+PREMISE_BY = 200  # ... then a collapse by this task (median over seeds)
+
+
+def per_run(df: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
+    """One row per run: its line, step size, reading and seed, its start (mean online accuracy over
+    the first GOOD_START_TASKS tasks), its collapse task (NaN: none within the horizon) and that task
+    censored at the horizon (a run that never collapses counts as the horizon: a lower bound)."""
+    end = horizon(scale)
+    df = df.assign(sliding=smoothed(df, "online_accuracy", WINDOW))
+    rows = []
+    for run, g in df.groupby("run", sort=False):
+        first = g.iloc[0]
+        collapse = collapse_task(g["sliding"], g["task"])
+        rows.append({"label": first.label, "learner_name": first.learner_name, "reading": first.reading,
+                     "lr": float(first.lr), "seed": int(first.seed), "run": run,
+                     "start": g.loc[g.task < GOOD_START_TASKS, "online_accuracy"].mean(),
+                     "collapse": collapse, "censored": end if np.isnan(collapse) else collapse,
+                     "tasks_run": len(g), "stopped_early": bool(first.stopped_early)})
+    return pd.DataFrame(rows)
+
+
+def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval (Student t over the values; NaN bounds for one value)."""
+    x = np.asarray(x, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = T975[min(len(x) - 2, len(T975) - 1)] * x.std(ddof=1) / np.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
+def collapse_by_rate(runs: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
+    """Per label (a learner or reading at one step size): seeds, mean start, how many seeds collapsed,
+    each seed's collapse task, the median and the mean collapse task with its 95% CI, a seed that
+    did not collapse counting as the horizon (then the mean is a lower bound; no CI where none did)."""
+    rows, end = [], horizon(scale)
+    for label, g in runs.groupby("label", sort=False):
+        mean, low, high = mean_ci(g["censored"]) if g.collapse.notna().any() else (float(end), np.nan, np.nan)
+        rows.append({"label": label, "learner": g.learner_name.iloc[0], "reading": g.reading.iloc[0],
+                     "lr": g.lr.iloc[0], "seeds": len(g), "start": round(g.start.mean(), 3),
+                     "collapsed": f"{int(g.collapse.notna().sum())} of {len(g)}",
+                     "collapse task per seed": ", ".join("-" if np.isnan(c) else str(int(c)) for c in g.collapse),
+                     "median": float(np.median(g.censored)), "mean": round(mean, 1),
+                     "95% CI": "-" if np.isnan(low) else f"{low:.0f} to {high:.0f}",
+                     "stopped early": int(g.stopped_early.sum()),
+                     "ci_low": low, "ci_high": high, "per_seed": list(g.censored)})
+    out = pd.DataFrame(rows).set_index("label")
+    out.attrs["horizon"] = horizon(scale)
+    return out
+
+
+def printable(table: pd.DataFrame) -> pd.DataFrame:
+    """`collapse_by_rate`'s table without the columns kept for plotting."""
+    return table.drop(columns=["ci_low", "ci_high", "per_seed"])
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """The table `lopcore run` prints: the collapse statistic per line (`collapse_by_rate`)."""
+    scale = df["scale"].iloc[0]
+    return printable(collapse_by_rate(per_run(df, scale), scale))
+
+
+# --- the boundary claims: predicates over `per_run` frames ------------------------------------------
+
+def _baseline(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[(runs.learner_name == "baseline") & (runs.reading == "printed")]
+
+
+def premise(runs: pd.DataFrame, scale: str = "paper"):
+    """Some step size gives the paper's premise: the baseline starts well (seed-mean online accuracy
+    >= GOOD_START over tasks 0-9) and its median collapse task is at most PREMISE_BY."""
+    base, end = _baseline(runs), horizon(scale)
+    rates = base.groupby("lr").agg(start=("start", "mean"), median=("censored", "median"))
+    ok = rates[(rates.start >= GOOD_START) & (rates["median"] <= PREMISE_BY) & (rates["median"] < end)]
+    shown = ", ".join(f"lr={lr:g}: start {r.start:.3f}, median collapse "
+                      f"{'none' if r['median'] >= end else int(r['median'])}" for lr, r in rates.iterrows())
+    return len(ok) > 0, (f"premise at lr = {', '.join(f'{lr:g}' for lr in ok.index) or 'none'}; " + shown)
+
+
+def collapses_later_everywhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper"):
+    """Wherever the baseline collapses on the grid (median collapse task within the horizon), the
+    learner collapses later: per step size, the seed-paired difference of collapse tasks (each
+    censored at the horizon) has a 95% CI above zero."""
+    base, other, end = _baseline(runs), runs[runs.learner_name == learner_name], horizon(scale)
+    parts, verdicts = [], []
+    for lr in sorted(set(base.lr) & set(other.lr)):
+        b, o = base[base.lr == lr].set_index("seed"), other[other.lr == lr].set_index("seed")
+        if np.median(b.censored) >= end:
+            continue  # the baseline does not collapse here: nothing to be later than
+        seeds = sorted(set(b.index) & set(o.index))
+        mean, low, high = mean_ci(o.loc[seeds, "censored"].to_numpy() - b.loc[seeds, "censored"].to_numpy())
+        verdicts.append(bool(low > 0))
+        parts.append(f"lr={lr:g}: {mean:+.0f} tasks (95% CI {low:+.0f} to {high:+.0f}, {len(seeds)} seeds)")
+    if not verdicts:
+        return False, f"the baseline collapses at none of {learner_name}'s step sizes: nothing to compare"
+    return all(verdicts), f"{learner_name} minus baseline, collapse task paired by seed: " + "; ".join(parts)
+
+
+def collapses_nowhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper"):
+    """No seed of the learner collapses at any step size of the grid (within the horizon)."""
+    rows = runs[runs.learner_name == learner_name]
+    hit = rows[rows.collapse.notna()]
+    shown = "; ".join(f"lr={lr:g}: {', '.join(str(int(c)) for c in g.collapse)}" for lr, g in hit.groupby("lr"))
+    return hit.empty, (f"{learner_name}: no seed collapses at lr = {', '.join(f'{lr:g}' for lr in sorted(set(rows.lr)))}"
+                       if hit.empty else f"{learner_name} collapses at {shown}")
+
+
+CLAIMS = [  # (text, predicate, its learner argument, the figure lines it needs)
+    ("Some step size gives the paper's premise: a good start (≥ 0.85 over tasks 0-9), then a collapse by task 200",
+     premise, (), ("baseline",)),
+    ("Wherever the baseline collapses on the grid, n = 2 collapses later (paired by seed, 95% CI)",
+     collapses_later_everywhere, ("persistent n=2",), ("baseline", "persistent n=2")),
+    ("Wherever the baseline collapses on the grid, n = 1 collapses later (paired by seed, 95% CI)",
+     collapses_later_everywhere, ("persistent n=1",), ("baseline", "persistent n=1")),
+    ("CBP collapses nowhere on the grid", collapses_nowhere, ("CBP",), ("CBP",)),
+]
+
+
+def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Store | None = None) -> pd.DataFrame:
+    """The boundary claims, from `page_data` (at paper scale the stored runs only): a claim whose
+    lines are not all stored, at every step size of GRID and with every seed, is "pending" and says
+    what it waits for."""
+    df, progress = page_data("boundary", scale, seeds, store=store, dataset=dataset)
+    table = per_run(df, scale) if len(df) else pd.DataFrame()
+    rows = []
+    for text, predicate, args, needs in CLAIMS:
+        missing = progress[~progress.complete & progress.line.str.split(" · ").str[0].isin(needs)]
+        if len(missing):
+            rows.append({"claim": text, "verdict": PENDING, "evidence": "waiting for " + ", ".join(
+                f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows())})
+            continue
+        holds, evidence = predicate(table, *args, scale=scale)
+        rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
+    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"]).assign(figure=f"boundary ({dataset})",
+                                                                              seeds=len(params.seed_list(seeds)))
+    out.attrs["definition"] = (f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
+                               f"{COLLAPSE_BELOW}; a run that never collapses counts as the horizon "
+                               f"({horizon(scale)} tasks)")
+    return out[["figure", "claim", "verdict", "evidence", "seeds"]]

@@ -3,6 +3,7 @@
     python -m lopcore data fetch [--dataset mnist|fashion_mnist|all] [--route auto|online|registry]
     python -m lopcore run fig2 --scale small --seeds 3 --n 1 2 --device auto [--backend ray --address auto]
     python -m lopcore run rfig6 --scale small --seq-len 15 50 --hidden 64
+    python -m lopcore run boundary --scale paper --learners baseline --lrs 0.1 0.2
     python -m lopcore sweep SPEC.json [--backend ray --address auto|HOST:PORT --max-runs-per-unit N]
     python -m lopcore figures
     python -m lopcore book
@@ -117,9 +118,10 @@ def _data_fetch(args) -> int:
 
 
 def figure_modules() -> tuple:
-    """The figure-spec modules: Iqbal's (fig*), the recurrent report's (rfig*), Dohare's (dfig_*)."""
-    from . import dohare_figures, figures, recurrent_figures
-    return figures, recurrent_figures, dohare_figures
+    """The figure-spec modules: Iqbal's (fig*), the collapse boundary on Iqbal's protocol (sensitivity,
+    boundary), the recurrent report's (rfig*), Dohare's (dfig_*)."""
+    from . import boundary, dohare_figures, figures, recurrent_figures
+    return figures, boundary, recurrent_figures, dohare_figures
 
 
 def figure_module(figure: str):
@@ -131,9 +133,9 @@ def figure_summary(module):
     """The table `run` prints for a figure of `module`: Iqbal's sliding accuracies and collapse
     tasks; the recurrent report's ΔAccuracy, its robust variant, mean accuracy and IAA; Dohare's
     accuracy peak, late value and drop with the late correlates."""
-    from . import dohare_claims, dohare_figures, plotting, recurrent_figures
-    return {recurrent_figures: recurrent_figures.summary, dohare_figures: dohare_claims.summary}.get(
-        module, plotting.summary)
+    from . import boundary, dohare_claims, dohare_figures, plotting, recurrent_figures
+    return {recurrent_figures: recurrent_figures.summary, dohare_figures: dohare_claims.summary,
+            boundary: boundary.summary}.get(module, plotting.summary)
 
 
 def all_figures() -> dict:
@@ -143,7 +145,8 @@ def all_figures() -> dict:
 # command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
 FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"),
                    "hidden": ("hidden", "widths"), "step_sizes": ("step_sizes",),
-                   "change_every": ("change_every",), "methods": ("methods",), "data": ("data",)}
+                   "change_every": ("change_every",), "methods": ("methods",), "data": ("data",),
+                   "lrs": ("lrs",), "learners": ("learners",), "dataset": ("dataset",)}
 
 
 def figure_options(figure: str, args) -> dict:
@@ -231,6 +234,8 @@ def _figures(args) -> int:
             print(f"{name} ({module.DEFAULT_SEEDS[name]} seeds by default): {summary}")
     print("scales of fig*:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)"
                                        for k, s in figures.SCALES.items()))
+    print("sensitivity and boundary: fig*'s scales, each run to half the scale's tasks (paper: 300) or until "
+          "it has sat at chance 50 tasks in a row")
     print("scales of rfig*:", ", ".join(
         f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
         for k, s in recurrent_figures.SCALES.items()))
@@ -326,6 +331,13 @@ def parser() -> argparse.ArgumentParser:
                    help="examples per permutation in dfig_changerate, each at least 1")
     r.add_argument("--methods", nargs="+", metavar="M",
                    help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP")
+    r.add_argument("--lrs", type=float, nargs="+", metavar="LR",
+                   help="SGD step size(s) of sensitivity and boundary (default: their grid, 0.05 to 0.3)")
+    r.add_argument("--learners", nargs="+", metavar="L",
+                   help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
+                        "'persistent n=2 + CBP' (default: its grid)")
+    r.add_argument("--dataset", nargs=1, choices=("mnist", "fashion_mnist"),
+                   help="data set of boundary (default: mnist)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(r)

@@ -20,10 +20,12 @@ def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
     return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))
 
 
-def curve(df: pd.DataFrame, column: str, ax, window: int | None = WINDOW, ylabel: str | None = None):
-    """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds."""
+def curve(df: pd.DataFrame, column: str, ax, window: int | None = WINDOW, ylabel: str | None = None,
+          palette: dict | None = None):
+    """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds
+    (colours from `palette`, label -> colour, else in the order the labels appear)."""
     data = df.assign(value=smoothed(df, column, window) if window else df[column])
-    palette = dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
+    palette = palette or dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
     if window:
         sns.lineplot(data=df, x="task", y=column, hue="label", palette=palette, errorbar=None,
                      alpha=0.25, linewidth=0.6, legend=False, ax=ax)
@@ -150,5 +152,84 @@ def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
             ax.get_legend().remove()
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_curves(df: pd.DataFrame, horizon: int, window: int = WINDOW):
+    """The baseline under each protocol reading: online accuracy (sliding mean, band over seeds) per
+    step size (left; the printed protocol's other options) and per other reading beside the printed
+    reading at the same step sizes (right)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
+    printed = df[df.reading == "printed"]
+    other = df[df.reading != "printed"]
+    curve(printed, "online_accuracy", left, window, f"online accuracy ({window}-task sliding mean)")
+    left.set_title("step size (unit inputs, PyTorch init)")
+    if len(other):
+        same_rates = printed[printed.lr.isin(set(other.lr))]
+        curve(pd.concat([same_rates, other]), "online_accuracy", right, window, "")
+    else:
+        right.text(0.5, 0.5, "no other reading stored yet", ha="center", va="center", transform=right.transAxes)
+    right.set_title("other readings beside the printed one")
+    for ax in (left, right):
+        ax.axhline(COLLAPSE_BELOW, color="0.4", linestyle=":", linewidth=1)
+        ax.set_xlim(0, horizon)
+    fig.tight_layout()
+    return fig
+
+
+def collapse_vs_rate(table: pd.DataFrame, horizon: int, title: str = ""):
+    """Collapse task against step size, one line per learner: each seed a point (hollow at the
+    horizon where it did not collapse), the line the mean over seeds with its 95% CI (a seed that did
+    not collapse counting as the horizon, so the line is a lower bound where any did not)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    names = list(dict.fromkeys(table["learner"]))
+    palette = dict(zip(names, sns.color_palette("colorblind")))
+    for i, name in enumerate(names):
+        rows = table[table.learner == name].sort_values("lr")
+        shift = 1.0 + 0.012 * (i - (len(names) - 1) / 2)  # spread the learners' points a little
+        low = rows["mean"] - rows["ci_low"].fillna(rows["mean"])
+        high = rows["ci_high"].fillna(rows["mean"]) - rows["mean"]
+        ax.errorbar(rows.lr * shift, rows["mean"], yerr=[low, high], color=palette[name], marker="o",
+                    capsize=3, linewidth=1.8, label=name)
+        for lr, seeds in zip(rows.lr, rows["per_seed"]):
+            hit = [c for c in seeds if c < horizon]
+            ax.scatter([lr * shift] * len(hit), hit, color=palette[name], s=14, alpha=0.6)
+            ax.scatter([lr * shift] * (len(seeds) - len(hit)), [horizon] * (len(seeds) - len(hit)),
+                       facecolors="none", edgecolors=palette[name], s=30)
+    ax.axhline(horizon, color="0.4", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    lrs = sorted(set(table.lr))
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+    ax.minorticks_off()
+    ax.set_xlabel("step size (log scale)")
+    ax.set_ylabel(f"collapse task (horizon {horizon}: no collapse)")
+    ax.legend(frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def curves_by_rate(df: pd.DataFrame, lrs, horizon: int, window: int = WINDOW):
+    """Online accuracy (sliding mean, band over seeds) of every learner, one panel per step size of
+    `lrs` that `df` holds (None if it holds none)."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    lrs = [lr for lr in lrs if lr in set(df.lr)]
+    if not lrs:
+        return None
+    palette = dict(zip(df["learner_name"].unique(), sns.color_palette("colorblind")))
+    fig, axes = plt.subplots(1, len(lrs), figsize=(4.2 * len(lrs), 3.8), squeeze=False, sharey=True)
+    for ax, lr in zip(axes[0], lrs):
+        rows = df[df.lr == lr]
+        curve(rows.assign(label=rows.learner_name), "online_accuracy", ax, window,
+              f"online accuracy ({window}-task sliding mean)", palette)
+        ax.axhline(COLLAPSE_BELOW, color="0.4", linestyle=":", linewidth=1)
+        ax.set_xlim(0, horizon)
+        ax.set_title(f"lr = {lr:g}")
+        if ax is not axes[0][-1]:
+            ax.get_legend().remove()
     fig.tight_layout()
     return fig

@@ -27,12 +27,16 @@ def toc_files(node) -> list[str]:
     return found
 
 
+def source_of(name: str) -> Path | None:
+    """The file the book builds for a toc entry: its .ipynb under notebooks/ (a text notebook's .md
+    beside it is excluded from the build), else its .md or .ipynb, whichever exists."""
+    exts = (".ipynb",) if name.startswith("notebooks/") else (".md", ".ipynb")
+    found = [ROOT / f"{name}{ext}" for ext in exts if (ROOT / f"{name}{ext}").is_file()]
+    return found[0] if len(found) == 1 else None
+
+
 def book_sources() -> list[Path]:
-    out = []
-    for name in toc_files(TOC):
-        matches = [ROOT / f"{name}{ext}" for ext in (".md", ".ipynb") if (ROOT / f"{name}{ext}").is_file()]
-        out.extend(matches)
-    return out
+    return [p for p in map(source_of, toc_files(TOC)) if p is not None]
 
 
 def test_toc_is_jb_book_and_files_exist():
@@ -40,8 +44,8 @@ def test_toc_is_jb_book_and_files_exist():
     names = toc_files(TOC)
     assert names[0] == "book/intro" and len(names) == len(set(names))
     for name in names:
-        candidates = [ROOT / f"{name}{ext}" for ext in (".md", ".ipynb")]
-        assert sum(p.is_file() for p in candidates) == 1, f"_toc.yml: need exactly one of {candidates}"
+        assert source_of(name) is not None, f"_toc.yml: {name} needs exactly one source file"
+    assert "notebooks/*.md" in CONFIG["exclude_patterns"]  # a page's text side is not a second document
 
 
 def test_execution_off():

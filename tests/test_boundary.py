@@ -1,0 +1,216 @@
+"""The collapse boundary: the protocol readings (input scaling, early stop), the summed-loss
+equivalence, the collapse-task statistic and the boundary claims."""
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lopcore import boundary, data, figures
+from lopcore.engine import AT_CHANCE_BELOW, RunSpec, chance_stops, frame, run, run_group
+from lopcore.learners import Backprop
+from lopcore.params import ParameterError
+from lopcore.store import Store, spec_key
+from lopcore.tasks import STANDARDIZE, PermutedStream, gather_examples
+
+CPU = torch.device("cpu")
+
+
+# --- input scaling --------------------------------------------------------------------------------
+
+def test_unit_inputs_keep_the_store_key_and_standardized_inputs_change_it():
+    unit = RunSpec(learner=Backprop(), stream=PermutedStream()).to_dict()
+    assert unit["stream"] == {"datasets": ["mnist"], "examples_per_task": 60000, "batch_size": 8}
+    standardized = RunSpec(learner=Backprop(), stream=PermutedStream(inputs="standardized")).to_dict()
+    assert standardized["stream"]["inputs"] == "standardized" and spec_key(standardized) != spec_key(unit)
+
+
+def test_a_bad_input_scaling_names_the_option_and_the_choices():
+    with pytest.raises(ValueError, match=r"inputs='z' is not valid; choose one of: 'unit', 'standardized'"):
+        PermutedStream(inputs="z")
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_standardized_inputs_are_the_unit_inputs_shifted_and_scaled(name):
+    source = data.load(name)
+    unit, std = PermutedStream(datasets=(name,)), PermutedStream(datasets=(name,), inputs="standardized")
+    x_unit = gather_examples(source, unit.task([1], 0), 0, 50)[0]
+    x_std = gather_examples(source, std.task([1], 0), 0, 50)[0]
+    mean, sd = STANDARDIZE[name]
+    torch.testing.assert_close(x_std, (x_unit - mean) / sd)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_the_standardization_constants_are_the_training_pixels_mean_and_std(name):
+    pixels = data.load(name).train_x.double() / 255
+    mean, sd = STANDARDIZE[name]
+    assert abs(pixels.mean().item() - mean) < 5e-4 and abs(pixels.std().item() - sd) < 5e-4
+
+
+# --- summed loss = mean loss at lr x batch ---------------------------------------------------------
+
+def test_the_summed_loss_at_lr_is_the_mean_loss_at_lr_times_batch():
+    torch.manual_seed(0)
+    batch, lr = 8, 0.05
+    learner = Backprop(lr=lr * batch, hidden=(16, 16))
+    state = learner.init_state([0], 784, 10, CPU)
+    params = [p[0].clone().requires_grad_() for pair in zip(state["weights"], state["biases"]) for p in pair]
+    for _ in range(3):
+        x, y = torch.rand(1, batch, 784), torch.randint(0, 10, (1, batch))
+        h = x[0]
+        for i in range(0, len(params) - 2, 2):
+            h = torch.relu(h @ params[i] + params[i + 1])
+        loss = torch.nn.functional.cross_entropy(h @ params[-2] + params[-1], y[0], reduction="sum")
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= lr * g  # plain SGD on the summed loss, at the printed rate
+        learner.step(state, x, y)  # the mean loss at lr x batch
+    ours = [p[0] for pair in zip(state["weights"], state["biases"]) for p in pair]
+    for a, b in zip(ours, params):
+        torch.testing.assert_close(a, b.detach().reshape(a.shape), rtol=1e-4, atol=1e-5)
+
+
+# --- early stop at chance --------------------------------------------------------------------------
+
+def test_chance_stops_finds_the_end_of_each_runs_first_streak():
+    low, high = AT_CHANCE_BELOW / 2, 0.9
+    acc = torch.tensor([[high, low, low, low, high, low],
+                        [high, high, low, high, low, low],
+                        [low, low, high, high, high, high]], dtype=torch.float64)
+    assert chance_stops(acc, 3) == [3, None, None]
+    assert chance_stops(acc, 2) == [2, 5, 1]
+    assert chance_stops(acc, None) == [None, None, None]
+    assert chance_stops(acc[:, :2], 3) == [None, None, None]  # not enough tasks yet
+
+
+def test_a_bad_stop_at_chance_is_named():
+    with pytest.raises(ValueError, match=r"stop_at_chance=0 is not valid; give None or an integer >= 1"):
+        RunSpec(learner=Backprop(), stop_at_chance=0)
+
+
+def collapsing_specs(seeds, stop=2):
+    """A step size far too large: the runs sit at chance from their first tasks."""
+    stream = PermutedStream(examples_per_task=480, batch_size=8)
+    return [RunSpec(learner=Backprop(lr=3.0), stream=stream, n_tasks=8, test_examples=200, probe_examples=64,
+                    seed=s, stop_at_chance=stop) for s in seeds]
+
+
+def test_a_run_at_chance_stops_early_and_its_frame_says_so(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = run(collapsing_specs([0, 1]), device="cpu", store=Store(tmp_path), progress=False)
+    for _, g in df.groupby("seed"):
+        assert len(g) < 8 and g["stopped_early"].all()
+        assert (g["online_accuracy"].iloc[-2:] < AT_CHANCE_BELOW).all()
+    assert spec_key(collapsing_specs([0], stop=None)[0].to_dict()) != spec_key(collapsing_specs([0])[0].to_dict())
+    assert "stop_at_chance" not in collapsing_specs([0], stop=None)[0].to_dict()
+
+
+def test_where_a_run_stops_does_not_depend_on_its_group_mates():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone, _, _ = run_group(collapsing_specs([1]), CPU, progress=False)
+        together, _, _ = run_group(collapsing_specs([0, 1, 2], stop=3), CPU, progress=False)
+        again, _, _ = run_group(collapsing_specs([1], stop=3), CPU, progress=False)
+    assert together[1] == again[0] and alone[0] != again[0]  # its own stop, whatever its mates do
+    assert len(alone[0]["task"]) < len(again[0]["task"])
+
+
+# --- figure specs ----------------------------------------------------------------------------------
+
+def test_printed_protocol_lines_are_the_figures_runs_and_the_others_stop_at_chance():
+    fig2 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig2", "paper", 5)}
+    fig3 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig3", "paper", 5)}
+    for dataset, reused in (("mnist", fig2), ("fashion_mnist", fig3)):
+        for label, spec in boundary.figure_runs("boundary", "paper", dataset=dataset):
+            if label.endswith("lr=0.05"):
+                assert spec_key(spec.to_dict()) in reused and spec.stop_at_chance is None
+            else:
+                assert (spec.n_tasks, spec.stop_at_chance) == (300, boundary.STOP_AT_CHANCE)
+                assert spec.stream.examples_per_task == 60000 and spec.stream.batch_size == 8
+    readings = dict(boundary.figure_runs("sensitivity", "paper", 1))
+    assert readings["standardized inputs, lr=0.05"].stream.inputs == "standardized"
+    assert readings["Kaiming init, lr=0.15"].learner.init == "kaiming"
+    assert readings["Kaiming init, lr=0.05"].stop_at_chance == boundary.STOP_AT_CHANCE  # not a printed line
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"dataset": "cifar"}, r"dataset='cifar' is not valid; choose one of: 'mnist', 'fashion_mnist'"),
+    ({"learners": ["adam"]}, r"learners=\['adam'\] is not valid; give one or a list of: 'baseline'"),
+    ({"lrs": [-1]}, r"lrs=\[-1\] is not valid"),
+])
+def test_bad_boundary_options_are_named(options, message):
+    with pytest.raises(ParameterError, match=message):
+        boundary.figure_runs("boundary", "paper", **options)
+
+
+# --- the collapse statistic and the claims ---------------------------------------------------------
+
+def synthetic(lines: dict[tuple[str, float], list[int | None]], horizon: int = 300) -> pd.DataFrame:
+    """A frame of runs whose online accuracy is 0.9 until its collapse task's window, then 0.1
+    (None: never), one run per (learner, lr) and seed."""
+    rows = []
+    for (name, lr), collapses in lines.items():
+        for seed, c in enumerate(collapses):
+            acc = np.full(horizon, 0.9)
+            if c is not None:
+                acc[c:] = 0.1
+            rows.append(pd.DataFrame({"task": range(horizon), "online_accuracy": acc, "lr": lr, "seed": seed,
+                                      "label": f"{name} · lr={lr:g}", "run": f"{name}{lr}{seed}",
+                                      "learner_name": name, "reading": "printed", "stopped_early": False}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_per_run_collapse_tasks_are_the_sliding_means_first_crossing():
+    runs = boundary.per_run(synthetic({("baseline", 0.2): [40, 100, None]}))
+    # the 20-task trailing mean of 0.9 then 0.1 crosses 0.5 once 10 of its 20 tasks are 0.1
+    assert runs.collapse.tolist()[:2] == [49.0, 109.0] and math.isnan(runs.collapse.iloc[2])
+    assert runs.censored.tolist() == [49.0, 109.0, 300.0]
+    table = boundary.collapse_by_rate(runs)
+    row = table.loc["baseline · lr=0.2"]
+    assert (row["collapsed"], row["median"], row["mean"]) == ("2 of 3", 109.0, round((49 + 109 + 300) / 3, 1))
+
+
+def test_mean_ci_is_students_t_over_the_values():
+    mean, low, high = boundary.mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(boundary.mean_ci(np.array([5.0]))[1])
+
+
+def test_the_premise_needs_a_good_start_and_a_collapse_by_task_200():
+    late = synthetic({("baseline", 0.1): [None] * 3, ("baseline", 0.2): [150, 180, 260]})
+    holds, evidence = boundary.premise(boundary.per_run(late))
+    assert holds and "premise at lr = 0.2" in evidence
+    early = synthetic({("baseline", 0.2): [250, 260, None]})
+    assert not boundary.premise(boundary.per_run(early))[0]
+    bad_start = synthetic({("baseline", 0.3): [0, 2, 3]})
+    assert not boundary.premise(boundary.per_run(bad_start))[0]
+
+
+def test_later_everywhere_pairs_seeds_and_needs_every_collapsing_rate():
+    base = {("baseline", 0.1): [None] * 3, ("baseline", 0.2): [100, 120, 140], ("baseline", 0.3): [10, 12, 14]}
+    later = synthetic({**base, ("persistent n=2", 0.1): [None] * 3, ("persistent n=2", 0.2): [150, 175, 190],
+                       ("persistent n=2", 0.3): [40, 45, 47]})
+    holds, evidence = boundary.collapses_later_everywhere(boundary.per_run(later), "persistent n=2")
+    assert holds and "lr=0.1" not in evidence and "lr=0.2: +52" in evidence  # 0.1: the baseline never collapses
+    mixed = synthetic({**base, ("persistent n=2", 0.2): [150, 175, 190], ("persistent n=2", 0.3): [10, 12, 14]})
+    assert not boundary.collapses_later_everywhere(boundary.per_run(mixed), "persistent n=2")[0]
+    never = synthetic({("baseline", 0.1): [None] * 3, ("persistent n=2", 0.1): [None] * 3})
+    assert not boundary.collapses_later_everywhere(boundary.per_run(never), "persistent n=2")[0]
+
+
+def test_collapses_nowhere_lists_where_it_does():
+    ok = synthetic({("CBP", 0.1): [None] * 3, ("CBP", 0.3): [None] * 3})
+    assert boundary.collapses_nowhere(boundary.per_run(ok), "CBP")[0]
+    bad = synthetic({("CBP", 0.1): [None] * 3, ("CBP", 0.3): [None, 30, None]})
+    holds, evidence = boundary.collapses_nowhere(boundary.per_run(bad), "CBP")
+    assert not holds and "lr=0.3: 39" in evidence
+
+
+def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
+    board = boundary.board("paper", store=Store(tmp_path))
+    assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)
+    assert "baseline · lr=0.075 (0 of 3 runs stored)" in board.evidence.iloc[0]
