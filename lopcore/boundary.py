@@ -12,7 +12,7 @@ to the test:
 
 Runs are at the scale's protocol (paper: 60000 images per task, batch 8) for HORIZON_FRACTION of its
 tasks (paper: 300), and a run stops early once it has sat at chance for STOP_AT_CHANCE tasks in a row
-(`engine.RunSpec.stop_at_chance`; its stored result then ends there and its frame says
+(`spec.RunSpec.stop_at_chance`; its stored result then ends there and its frame says
 `stopped_early`). A line at the printed protocol (lr 0.05, unit inputs, PyTorch init) is Fig. 2's
 (Fashion-MNIST: Fig. 3's) 600-task run, read to the same horizon, not a run of its own.
 
@@ -29,10 +29,20 @@ import pandas as pd
 
 from . import params
 from .claims import PENDING, T975
-from .engine import RunSpec
-from .figures import BATCH_SIZE, CBP_RATE, FASHION, LR, MNIST, SCALES, Scale, load_runs, stored_by_line
+from .figures import (
+    BATCH_SIZE,
+    CBP_RATE,
+    FASHION,
+    LR,
+    MNIST,
+    SCALES,
+    Scale,
+    load_runs,
+    stored_by_line,
+)
 from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
 from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
+from .spec import RunSpec
 from .store import Store
 from .tasks import PermutedStream
 

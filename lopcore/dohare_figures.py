@@ -44,9 +44,9 @@ from typing import Callable, NamedTuple
 import pandas as pd
 
 from . import params
-from .engine import RunSpec
 from .figures import load_runs
 from .learners import Backprop, ContinualBackprop
+from .spec import RunSpec
 from .store import Store
 from .tasks import PermutedStream
 

@@ -1,4 +1,4 @@
-"""The engine: run specs in, a tidy DataFrame (one row per run x task) out.
+"""The engine: run specs in (lopcore.spec), a tidy DataFrame (lopcore.frames) out.
 
 Runs that differ only in seed form a group and advance together, stacked on the leading run
 axis. Finished runs are read from the results store instead of recomputed; a group in progress
@@ -20,123 +20,33 @@ exactly 0, so its dead fraction is mostly 0 by construction.
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offline book)
 
 from . import blocks
 from . import checkpoint as ckpt
-from . import data, metrics
-from .learners import LEARNERS, Backprop, PersistentState, Recurrent
+from . import metrics
+from .device import own_stream, resolve_device
+from .frames import frame
 from .params import from_env
-from .sequences import BinaryPairStream, ReshuffleStream
+from .spec import RunSpec, chance_stops
 from .store import Store, provenance
 from .tasks import PermutedStream, gather_examples, test_batches
 
-METRICS_VERSION = "1"  # bump when what the engine measures, or how, changes
 N_CLASSES = 10
-AT_CHANCE_BELOW = 0.15  # a task's online accuracy below this (chance is 0.1) counts as "at chance"
 
 
 class MissingResultsError(RuntimeError):
     """Results are not in the store and computing them was not allowed."""
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that determines one run's numbers (and so its store key)."""
-
-    learner: Backprop | PersistentState | Recurrent
-    stream: PermutedStream | ReshuffleStream | BinaryPairStream = field(default_factory=PermutedStream)
-    n_tasks: int = 600
-    test_examples: int = 10000  # held-out test examples per end-of-task evaluation (sequence streams:
-    # at most this many, since a binary pair's test set may be smaller)
-    probe_examples: int = 2000  # samples for the task-start correlates (dead units, ranks)
-    seed: int = 0
-    dormant_tau: float | None = None  # also record each layer's τ-dormant fraction at task start
-    # (Sokar et al.); None: not recorded, and left out of the store key (results stored before it
-    # existed keep their keys)
-    stop_at_chance: int | None = None  # stop a run once its online accuracy has been at chance
-    # (below AT_CHANCE_BELOW) for this many tasks in a row: its result then holds fewer than n_tasks
-    # tasks (`frame` marks it `stopped_early`). None: run all n_tasks, left out of the store key
-
-    def __post_init__(self):
-        positive = {"n_tasks": self.n_tasks, "test_examples": self.test_examples,
-                    "probe_examples": self.probe_examples, "stream.batch_size": self.stream.batch_size}
-        for name, value in positive.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r} is not valid; it must be an integer >= 1")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
-        if self.dormant_tau is not None and (isinstance(self.dormant_tau, bool) or not isinstance(
-                self.dormant_tau, (int, float)) or not 0.0 <= self.dormant_tau < 1.0):
-            raise ValueError(f"dormant_tau={self.dormant_tau!r} is not valid; give None or a number in [0, 1)")
-        if self.stop_at_chance is not None and (not isinstance(self.stop_at_chance, int) or isinstance(
-                self.stop_at_chance, bool) or self.stop_at_chance < 1):
-            raise ValueError(f"stop_at_chance={self.stop_at_chance!r} is not valid; give None or an integer >= 1")
-        if self.probe_examples > self.stream.examples_per_task:
-            raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
-                             f"{self.stream.examples_per_task} examples to probe with")
-        if not isinstance(self.stream, PermutedStream):
-            if self.stream.batch_size > self.stream.examples_per_task:
-                raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it "
-                                 f"must be at least the batch size ({self.stream.batch_size})")
-            return  # a sequence stream checks its own fields
-        if self.stream.examples_per_task < self.stream.batch_size:
-            raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
-                             f"be at least the batch size ({self.stream.batch_size}); beyond the 60000 training "
-                             f"images a task takes further passes")
-        if not self.stream.datasets:
-            raise ValueError(f"stream.datasets={self.stream.datasets!r} is not valid; name at least one data set")
-        for name in self.stream.datasets:
-            if name not in data.DATASETS:
-                raise ValueError(f"stream dataset {name!r} is not valid; choose from {', '.join(data.DATASETS)}")
-
-    def to_dict(self) -> dict:
-        learner = {"kind": self.learner.kind, "version": self.learner.version, **self.learner.to_dict()}
-        # Permuted-image streams store their bare fields (their keys predate sequence streams).
-        stream = self.stream.to_dict() if hasattr(self.stream, "to_dict") else asdict(self.stream)
-        extra = {} if self.dormant_tau is None else {"dormant_tau": float(self.dormant_tau)}
-        if self.stop_at_chance is not None:
-            extra["stop_at_chance"] = self.stop_at_chance
-        return {"learner": learner, "stream": stream, "n_tasks": self.n_tasks,
-                "test_examples": self.test_examples, "probe_examples": self.probe_examples,
-                "seed": self.seed, "metrics_version": METRICS_VERSION, **extra}
-
-    def group_key(self) -> str:
-        """Runs with the same group key differ only in seed and can share kernels."""
-        d = self.to_dict()
-        d.pop("seed")
-        return repr(sorted(d.items()))
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA when present; anything else must be a device torch can use here."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
-                         f"device(s): valid: 'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}', 'cpu', 'auto'")
-    return dev
 
 
 def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000, stream=None) -> torch.Tensor:
@@ -166,16 +76,6 @@ def correlates(learner, state, dataset, task, n_examples: int, stream=None, dorm
         if dormant_tau is not None:
             out[f"dormant_fraction_l{i}"] = metrics.dormant_fraction(acts, dormant_tau)
     return out
-
-
-def chance_stops(online_accuracy: torch.Tensor, streak: int | None) -> list[int | None]:
-    """Per run, from its online accuracies so far (R, tasks): the task at which it had been at
-    chance for `streak` tasks in a row (its last task to keep), or None (not yet, or no streak)."""
-    if streak is None or online_accuracy.shape[1] < streak:
-        return [None] * online_accuracy.shape[0]
-    low = (online_accuracy < AT_CHANCE_BELOW).double()
-    full = low.unfold(1, streak, 1).sum(-1) == streak  # (R, tasks - streak + 1): window ending at k is all low
-    return [int(hits.nonzero()[0]) + streak - 1 if hits.any() else None for hits in full]
 
 
 class DivergenceWarning(RuntimeWarning):
@@ -293,12 +193,6 @@ def concurrent_groups() -> int:
                     else None, "give an integer >= 1 (default 1)")
 
 
-def own_stream(device: torch.device):
-    """On a GPU, a CUDA stream of this thread's own (groups that train at once overlap their kernels);
-    elsewhere nothing."""
-    return torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else contextlib.nullcontext()
-
-
 def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
         progress: bool = True, compute: bool = True, concurrent: int | None = None) -> pd.DataFrame:
     """Results of every run in `specs`, computing (and storing) only those not yet stored.
@@ -350,33 +244,3 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
     return pd.concat([frame(store.load(s.to_dict())) for s in specs], ignore_index=True)
 
 
-def frame(record: dict) -> pd.DataFrame:
-    """A stored run as a tidy DataFrame: per-task metrics plus the run's identifying options."""
-    spec = record["spec"]
-    df = pd.DataFrame(record["metrics"])
-    options = {k: v for k, v in spec["learner"].items() if k != "version"}
-    hidden = options.get("hidden", ())  # MLP widths (a tuple), or one recurrent width (an int)
-    options["hidden"] = "x".join(map(str, hidden)) if isinstance(hidden, (list, tuple)) else str(hidden)
-    options.update({k: ", ".join(map(str, v)) for k, v in options.items() if isinstance(v, (list, tuple))})  # betas
-    prov = {k: record["provenance"].get(k) for k in ("device_name", "wall_time_s", "runs_in_group", "git_commit", "date")}
-    if "online_loss" in df:  # derived, not stored: results stored before this column existed stay valid
-        df["diverged"] = ~np.isfinite(df["online_loss"].to_numpy(dtype=float))
-    if "stop_at_chance" in spec:  # the run may have stopped before n_tasks, having sat at chance
-        df["stopped_early"] = len(df) < spec["n_tasks"]
-    if spec["stream"].get("inputs", "unit") != "unit":
-        df["inputs"] = spec["stream"]["inputs"]
-    if "kind" in spec["stream"]:  # a sequence stream: say which (permuted-image frames keep their columns)
-        options.update({"stream": spec["stream"]["kind"], "source": spec["stream"]["source"],
-                        "max_len": spec["stream"]["max_len"], "flat": spec["stream"].get("flat", False)})
-    for k, v in {**options, "seed": spec["seed"], "batch_size": spec["stream"]["batch_size"],
-                 "examples_per_task": spec["stream"]["examples_per_task"], "probe_examples": spec["probe_examples"],
-                 "run": record["key"], **prov}.items():
-        df[k] = v
-    return df
-
-
-def learner_from_dict(d: dict):
-    """Rebuild a learner spec from its stored form (the inverse of RunSpec.to_dict's learner, i.e. of
-    the learner's `to_dict`: options it leaves out at their defaults come back as those defaults)."""
-    options = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k not in ("kind", "version")}
-    return LEARNERS[d["kind"]](**options)

@@ -15,8 +15,9 @@ from typing import Callable
 import pandas as pd
 
 from . import params
-from .engine import RunSpec, run
+from .engine import run
 from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
+from .spec import RunSpec
 from .store import Store, spec_key
 from .tasks import PermutedStream
 

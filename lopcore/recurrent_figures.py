@@ -27,10 +27,16 @@ from typing import Callable
 import pandas as pd
 
 from . import params
-from .engine import RunSpec
 from .figures import load_runs
-from .learners import Backprop, ContinualBackprop, ContinualBackpropRecurrent, PersistentRecurrent, Recurrent
+from .learners import (
+    Backprop,
+    ContinualBackprop,
+    ContinualBackpropRecurrent,
+    PersistentRecurrent,
+    Recurrent,
+)
 from .sequences import BinaryPairStream, ReshuffleStream
+from .spec import RunSpec
 from .store import Store
 
 EPOCHS = 30

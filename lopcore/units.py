@@ -21,7 +21,9 @@ from typing import Sequence
 import torch
 
 from . import params
-from .engine import RunSpec, resolve_device, run_group
+from .device import resolve_device
+from .engine import run_group
+from .spec import RunSpec
 from .store import Store, provenance, spec_key
 
 

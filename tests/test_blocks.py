@@ -5,9 +5,15 @@ import torch
 
 from lopcore import blocks, data
 from lopcore.blocks import BlockTrainer, block_steps
-from lopcore.engine import RunSpec, run
-from lopcore.learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
+from lopcore.engine import run
+from lopcore.learners import (
+    Backprop,
+    ContinualBackprop,
+    PersistentState,
+    PersistentStateCBP,
+)
 from lopcore.params import ParameterError
+from lopcore.spec import RunSpec
 from lopcore.store import Store
 from lopcore.tasks import PermutedStream
 

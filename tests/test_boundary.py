@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from lopcore import boundary, data, figures
-from lopcore.engine import AT_CHANCE_BELOW, RunSpec, chance_stops, frame, run, run_group
+from lopcore.engine import run, run_group
 from lopcore.learners import Backprop
 from lopcore.params import ParameterError
+from lopcore.spec import AT_CHANCE_BELOW, RunSpec, chance_stops
 from lopcore.store import Store, spec_key
 from lopcore.tasks import STANDARDIZE, PermutedStream, gather_examples
 

@@ -8,9 +8,10 @@ import torch
 
 from lopcore import data, dohare_claims, figures
 from lopcore import dohare_figures as dfig
-from lopcore.engine import RunSpec, correlates
+from lopcore.engine import correlates
 from lopcore.learners import Backprop, ContinualBackprop
 from lopcore.params import ParameterError
+from lopcore.spec import RunSpec
 from lopcore.store import REPO_ROOT, Store, spec_key
 from lopcore.tasks import PermutedStream
 

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from lopcore import data
-from lopcore.engine import MissingResultsError, RunSpec, resolve_device, run
+from lopcore.device import resolve_device
+from lopcore.engine import MissingResultsError, run
 from lopcore.figures import CBP_RATE, SCALES, figure_runs, load_figure
 from lopcore.learners import Backprop, PersistentState
 from lopcore.params import ParameterError
+from lopcore.spec import RunSpec
 from lopcore.store import CorruptResultError, Store
 from lopcore.tasks import PermutedStream, batches, gather_examples
 
@@ -212,7 +214,14 @@ def test_figure_pages_default_to_paper_scale_exactly_when_the_committed_store_ha
     scale), and a figure whose paper-scale runs are all committed must show them."""
     from pathlib import Path
 
-    from lopcore.figures import DEFAULT_SEEDS, FIGURES, PAPER_PAGES, PAPER_SEEDS, page_defaults, page_runs
+    from lopcore.figures import (
+        DEFAULT_SEEDS,
+        FIGURES,
+        PAPER_PAGES,
+        PAPER_SEEDS,
+        page_defaults,
+        page_runs,
+    )
     committed = Store(Path(__file__).resolve().parents[1] / "results")
     complete = {f for f in FIGURES if all(s.to_dict() in committed for _, s in page_runs(f, "paper", PAPER_SEEDS))}
     assert set(PAPER_PAGES) == complete

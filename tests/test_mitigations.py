@@ -3,14 +3,15 @@ hand-computed tiny cases, autograd / torch.optim references, run independence, v
 the store keys of results computed before the options existed."""
 import pytest
 import torch
+from test_learners import N_IN, N_OUT, ReferenceMLP, batches, engine_losses
 from torch.nn import functional as F
 
-from lopcore.engine import RunSpec, learner_from_dict
+from lopcore.frames import learner_from_dict
 from lopcore.learners import Backprop, ContinualBackprop, PersistentState
 from lopcore.learners.cbp import replace_units_
-from lopcore.learners.mlp import dropout_masks, run_generators
+from lopcore.learners.mitigations import dropout_masks, run_generators
+from lopcore.spec import RunSpec
 from lopcore.store import spec_key
-from test_learners import N_IN, N_OUT, ReferenceMLP, batches, engine_losses
 
 
 @pytest.fixture
@@ -389,7 +390,7 @@ def test_online_norm_runs_are_independent_of_their_group(learner):
 
 
 def test_stored_runs_with_tuple_options_become_tidy_rows():
-    from lopcore.engine import frame
+    from lopcore.frames import frame
     spec = RunSpec(Backprop(optimizer="adam", lr=1e-3, betas=(0.8, 0.99))).to_dict()
     spec["learner"]["betas"] = list(spec["learner"]["betas"])  # as read back from JSON
     df = frame({"spec": spec, "metrics": {"task": [0, 1, 2]}, "provenance": {}, "key": "k"})

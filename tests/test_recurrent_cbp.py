@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lopcore.learners import ContinualBackpropRecurrent, Recurrent
-from lopcore.learners.mlp import run_generators
+from lopcore.learners.mitigations import run_generators
 from lopcore.learners.recurrent_cbp import generate_and_test_recurrent_, outgoing_magnitude
 from lopcore.sequences import Sequences
 from lopcore.store import spec_key

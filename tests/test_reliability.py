@@ -24,10 +24,12 @@ import torch
 from lopcore import checkpoint as ckpt
 from lopcore import data, engine
 from lopcore.checkpoint import CheckpointWarning, CorruptCheckpointError
-from lopcore.engine import DivergenceWarning, RunSpec, correlates, evaluate, frame, run, run_group
+from lopcore.engine import DivergenceWarning, correlates, evaluate, run, run_group
+from lopcore.frames import frame
 from lopcore.learners import Backprop, PersistentState, PersistentStateCBP
 from lopcore.metrics import weight_stats
 from lopcore.params import ParameterError
+from lopcore.spec import RunSpec
 from lopcore.store import Store, canonical
 from lopcore.tasks import PermutedStream, batches
 
@@ -38,7 +40,7 @@ CPU = torch.device("cpu")
 # 808 images per task = 101 steps: not a multiple of n, so at task boundaries the persistent learner's
 # chain of saved steps is non-empty and the next task's first steps backpropagate into it.
 RESUME_SPECS = textwrap.dedent("""
-    from lopcore.engine import RunSpec
+    from lopcore.spec import RunSpec
     from lopcore.learners import PersistentState
     from lopcore.tasks import PermutedStream
     stream = PermutedStream(examples_per_task=808, batch_size=8)

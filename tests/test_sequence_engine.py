@@ -5,9 +5,16 @@ import pytest
 import torch
 
 from lopcore import figures
-from lopcore.engine import RunSpec, correlates, evaluate, frame, run
+from lopcore.engine import correlates, evaluate, run
+from lopcore.frames import frame
 from lopcore.learners import Recurrent
-from lopcore.sequences import BinaryPairStream, ReshuffleStream, gather_examples, mnist_sequences
+from lopcore.sequences import (
+    BinaryPairStream,
+    ReshuffleStream,
+    gather_examples,
+    mnist_sequences,
+)
+from lopcore.spec import RunSpec
 from lopcore.store import Store, spec_key
 
 # Keys of MLP runs computed before sequence streams existed: generalizing the engine keeps them.

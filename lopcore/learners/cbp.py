@@ -32,7 +32,7 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from ..tasks import derive_seed
+from .mitigations import run_generators
 from .mlp import Backprop, Tensor
 from .persistent import PersistentState
 
@@ -45,7 +45,7 @@ def init_gnt(seeds: Sequence[int], widths: Sequence[int], device) -> dict:
             "birth": [torch.full((R, w), -1.0, device=device) for w in widths],  # age = t - birth
             "t": 0, "accumulated": [0.0 for _ in widths],
             "recent": [[] for _ in widths],  # [step, count] of replacements not yet mature
-            "rng": [torch.Generator(device=device).manual_seed(derive_seed(s, "cbp")) for s in seeds]}
+            "rng": run_generators(seeds, "cbp", device)}
 
 
 def eligible_count(gnt: dict, layer: int, width: int, maturity: int) -> int:

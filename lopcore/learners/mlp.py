@@ -3,14 +3,16 @@
 Every tensor has a leading run axis R: weights are (R, in, out), biases (R, 1, out),
 activations (R, batch, width). One `bmm` advances all R runs, so R seeds cost about what one
 costs on a GPU. Forward and backward are written out by hand (no autograd): it is faster here
-(weight gradients are fused into the SGD update), the tests pin it against autograd, and a step
-stays free of host syncs.
+(weight gradients are fused into the SGD update) and a step stays free of host syncs. The plain
+autograd version it must agree with, step for step, is `ReferenceMLP` / `reference_losses` in
+tests/test_learners.py (an `nn.Module` whose loss autograd differentiates, updated by plain SGD);
+tests/test_mitigations.py holds every mitigation against torch's own (optim.Adam, dropout, ...).
 
 The classic mitigations of loss of plasticity (Dohare's thesis, ch. 4) are options of `Backprop`,
-each a small function below: L2 (`weight_decay`), Shrink & Perturb (`shrink`, `noise_std`), inverted
-dropout (`dropout`), Adam (`optimizer="adam"`, `betas`, `eps`) and online normalization
-(`online_norm`, see online_norm.py). At their defaults the learner is
-the plain baseline, computed by exactly the same kernels as before they existed.
+each a small function in mitigations.py: L2 (`weight_decay`), Shrink & Perturb (`shrink`,
+`noise_std`), inverted dropout (`dropout`), Adam (`optimizer="adam"`, `betas`, `eps`) and online
+normalization (`online_norm`, see online_norm.py). At their defaults the learner is the plain
+baseline, computed by exactly the same kernels as before they existed.
 """
 from __future__ import annotations
 
@@ -20,8 +22,20 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from ..tasks import derive_seed, generator
-from .online_norm import control_norm_backward_, control_norm_forward_, init_norm, normalize
+from ..tasks import generator
+from .mitigations import (
+    adam_,
+    dropout_masks,
+    init_adam,
+    interleave,
+    layer_grads,
+    normalized_deltas,
+    normalized_forward,
+    perturb_,
+    run_generators,
+    shrink_,
+)
+from .online_norm import init_norm
 
 Tensor = torch.Tensor
 INIT_SCHEMES = ("pytorch", "kaiming")
@@ -133,66 +147,6 @@ def sgd_outer_(weight: Tensor, bias: Tensor | None, inputs: Sequence[Tensor], de
         bias.sub_(d.sum(1, keepdim=True), alpha=lr)
 
 
-def run_generators(seeds: Sequence[int], tag: str, device) -> list[torch.Generator]:
-    """One generator per run, seeded from (seed, tag): a run's draws never depend on its group mates."""
-    return [torch.Generator(device=device).manual_seed(derive_seed(s, tag)) for s in seeds]
-
-
-def dropout_masks(rngs: Sequence[torch.Generator], batch: int, widths: Sequence[int], p: float,
-                  like: Tensor) -> list[Tensor]:
-    """Inverted-dropout masks, one (R, batch, width) per hidden layer: 0 with probability p, else
-    1/(1-p), so an activation's expectation is unchanged and nothing is rescaled at test time."""
-    return [torch.stack([torch.rand(batch, w, generator=g, device=like.device, dtype=like.dtype) for g in rngs])
-            .ge_(p).to(like.dtype).div_(1.0 - p) for w in widths]
-
-
-def shrink_(params: Sequence[Tensor], factor: float) -> None:
-    """θ <- factor · θ in place: L2's (or Shrink & Perturb's) decay folded into an SGD step."""
-    for p in params:
-        p.mul_(factor)
-
-
-def perturb_(params: Sequence[Tensor], rngs: Sequence[torch.Generator], std: float) -> None:
-    """θ <- θ + N(0, std²) on every parameter; one draw per run, split over the parameters in order."""
-    sizes = [p[0].numel() for p in params]
-    noise = torch.stack([torch.randn(sum(sizes), generator=g, device=params[0].device, dtype=params[0].dtype)
-                         for g in rngs])
-    for p, n in zip(params, noise.split(sizes, dim=1)):
-        p.add_(n.view_as(p), alpha=std)
-
-
-def layer_grads(acts: Sequence[Tensor], deltas_: Sequence[Tensor]) -> list[Tensor]:
-    """Materialised gradients [dW_0, db_0, dW_1, db_1, ...] from each layer's input and delta."""
-    grads = []
-    for a, d in zip(acts, deltas_):
-        grads += [torch.bmm(a.transpose(1, 2), d), d.sum(1, keepdim=True)]
-    return grads
-
-
-def init_adam(params: Sequence[Tensor]) -> dict:
-    """Adam's per-run state: first and second moments per parameter (zeros) and the step count."""
-    return {"m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params], "t": 0}
-
-
-def adam_(params: Sequence[Tensor], grads: Sequence[Tensor], adam: dict, lr: float,
-          betas: tuple[float, float], eps: float) -> None:
-    """One bias-corrected Adam step (Kingma & Ba), in place, written as torch.optim.Adam computes it:
-    θ <- θ - lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + ε). The step count t is shared by all runs."""
-    adam["t"] += 1
-    b1, b2 = betas
-    step_size = lr / (1.0 - b1 ** adam["t"])
-    root_c2 = math.sqrt(1.0 - b2 ** adam["t"])
-    for p, g, m, v in zip(params, grads, adam["m"], adam["v"]):
-        m.lerp_(g, 1.0 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-        p.addcdiv_(m, v.sqrt().div_(root_c2).add_(eps), value=-step_size)
-
-
-def interleave(weights: Sequence[Tensor], biases: Sequence[Tensor]) -> list[Tensor]:
-    """[W_0, b_0, W_1, b_1, ...]: the order of `layer_grads`, Adam's state and the noise draws."""
-    return [p for pair in zip(weights, biases) for p in pair]
-
-
 def options_dict(learner, omit_at_default: Sequence[str] = ()) -> dict:
     """A learner spec's options as stored in a run spec (its store key hashes them). Options named in
     `omit_at_default` are left out while at their defaults: options added after results were stored
@@ -202,46 +156,6 @@ def options_dict(learner, omit_at_default: Sequence[str] = ()) -> dict:
         if f.name in omit_at_default and d[f.name] == f.default:
             del d[f.name]
     return d
-
-
-def normalized_forward(weights: Sequence[Tensor], biases: Sequence[Tensor], norm: dict, x: Tensor,
-                       masks: Sequence[Tensor] | None = None, alpha: float | None = None
-                       ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
-    """`forward` with online normalization of each hidden pre-activation, then γ y + β, then ReLU.
-    With `alpha` (α_f) the running statistics are updated example by example (training); without,
-    they are only read (test time). Returns logits, activations, normalized y's and their scales."""
-    acts, ys, scales = [x], [], []
-    for i, (w, b) in enumerate(zip(weights[:-1], biases[:-1])):
-        z = torch.baddbmm(b, acts[-1], w)
-        if alpha is None:
-            y = normalize(z, norm["mean"][i], norm["var"][i])
-        else:
-            y, scale = control_norm_forward_(z, norm["mean"][i], norm["var"][i], alpha)
-            scales.append(scale)
-        ys.append(y)
-        a = torch.relu_(torch.addcmul(norm["beta"][i], y, norm["gamma"][i]))
-        acts.append(a if masks is None else a.mul_(masks[i]))
-    return torch.baddbmm(biases[-1], acts[-1], weights[-1]), acts, ys, scales
-
-
-def normalized_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], ys: Sequence[Tensor],
-                      scales: Sequence[Tensor], norm: dict, d_logits: Tensor, keep_scale: float, alpha: float
-                      ) -> tuple[list[Tensor], list[Tensor]]:
-    """Backward pass of `normalized_forward` (α_b = alpha), updating the control accumulators.
-    Returns the linear layers' deltas (head included) and the gradients [dγ_0, ..., dβ_0, ...]."""
-    n = len(weights) - 1
-    layer_deltas, d_gamma, d_beta = [None] * n + [d_logits], [None] * n, [None] * n
-    d_act = torch.bmm(d_logits, weights[-1].transpose(1, 2))
-    for i in reversed(range(n)):
-        d_out = torch.ops.aten.threshold_backward(d_act, acts[i + 1], 0)  # d loss / d (γ y + β)
-        if keep_scale != 1.0:
-            d_out.mul_(keep_scale)
-        d_gamma[i], d_beta[i] = (d_out * ys[i]).sum(1, keepdim=True), d_out.sum(1, keepdim=True)
-        layer_deltas[i] = control_norm_backward_(d_out * norm["gamma"][i], ys[i], scales[i], norm["u"][i],
-                                                 norm["v"][i], alpha)
-        if i:
-            d_act = torch.bmm(layer_deltas[i], weights[i].transpose(1, 2))
-    return layer_deltas, d_gamma + d_beta
 
 
 def new_state(weights, biases, n_runs: int, device) -> dict:

@@ -25,9 +25,20 @@ from typing import ClassVar, Sequence
 
 import torch
 
-from ..tasks import derive_seed
-from .mlp import (Tensor, accumulate_, cross_entropy, deltas, forward, hidden_deltas, init_linear,
-                  init_mlp, new_state, options_dict, sgd_outer_)
+from .mitigations import run_generators
+from .mlp import (
+    Tensor,
+    accumulate_,
+    cross_entropy,
+    deltas,
+    forward,
+    hidden_deltas,
+    init_linear,
+    init_mlp,
+    new_state,
+    options_dict,
+    sgd_outer_,
+)
 
 STATE_MODES = ("learned", "zero", "random")
 THROUGH_STATE = ("current_weights", "forward_weights")
@@ -84,8 +95,7 @@ class PersistentState:
                      h=torch.zeros(len(seeds), 1, self.d_int, device=device),
                      t=0, chain=[])  # chain: saved steps the graph through h still reaches
         if self.state == "random":
-            state["noise"] = [torch.Generator(device=device).manual_seed(derive_seed(s, "random_state"))
-                              for s in seeds]
+            state["noise"] = run_generators(seeds, "random_state", device)
         return state
 
     def _first_bias(self, state: dict) -> Tensor | None:

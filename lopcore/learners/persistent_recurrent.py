@@ -27,7 +27,8 @@ import torch
 
 from ..sequences import Sequences
 from ..tasks import generator
-from .mlp import Tensor, accumulate_, cross_entropy, init_linear, run_generators
+from .mitigations import run_generators
+from .mlp import Tensor, accumulate_, cross_entropy, init_linear
 from .persistent import check_state_options, random_state_like
 from .recurrent import Recurrent, as_sequences, final_hidden, forward, init_adam
 

@@ -26,7 +26,8 @@ import torch
 
 from ..sequences import Sequences
 from ..tasks import generator
-from .mlp import Tensor, accumulate_, cross_entropy, init_linear, options_dict, perturb_, run_generators
+from .mitigations import perturb_, run_generators
+from .mlp import Tensor, accumulate_, cross_entropy, init_linear, options_dict
 
 CELLS = {"lstm": 4, "gru": 3}  # number of gates G
 OPTIMIZERS = ("sgd", "adam")

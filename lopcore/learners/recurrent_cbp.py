@@ -19,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Sequence
 
-from .cbp import GenerateAndTest, corrected_mean, init_gnt, restart_tracking_, units_to_replace
+from .cbp import (
+    GenerateAndTest,
+    corrected_mean,
+    init_gnt,
+    restart_tracking_,
+    units_to_replace,
+)
 from .mlp import Tensor
 from .recurrent import Recurrent, RecurrentUnits, replace_recurrent_units_
 
