@@ -240,10 +240,10 @@ def test_pending_claims_are_listed_with_what_they_wait_for():
     assert (table.verdict == "pending").sum() == 2 and (table.verdict != "pending").sum() == 4
 
 
-def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(tmp_path, monkeypatch):
+def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(scratch_store):
     from lopcore.engine import run
     from lopcore.figures import figure_runs
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    tmp_path = scratch_store
     runs = figure_runs("fig2", "smoke", seeds=2)
     run([s for label, s in runs if label in ("baseline", "persistent n=2")], device="cpu", progress=False)
     run([s for label, s in runs if label == "CBP"][:1], device="cpu", progress=False)  # one of CBP's two seeds
@@ -259,8 +259,7 @@ def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_
     assert (board.figure.value_counts()[["fig3", "fig4", "fig6"]] > 0).all()
 
 
-def test_the_paper_scale_board_asks_for_five_seeds_per_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))  # an empty store: every claim is pending
+def test_the_paper_scale_board_asks_for_five_seeds_per_line(scratch_store):  # an empty store: all pending
     board = scoreboard(scale="paper", stored_only=True, device="cpu")
     assert (board.verdict == "pending").all()
     assert board.evidence.str.contains(r"\(0 of 5 runs stored\)").all()

@@ -202,9 +202,8 @@ def test_trend_predicates_need_every_seed():
     assert dohare_claims.falls(df, ("down",), column="dead_percent")[0]
 
 
-def test_smoke_figures_evaluate_every_claim(tmp_path, monkeypatch):
-    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)  # `make test` sets it; this computes in a scratch store
-    store = Store(tmp_path)
+def test_smoke_figures_evaluate_every_claim(scratch_store):
+    store = Store(scratch_store / "results")
     expected = {"dfig_stepsize": 7, "dfig_width": 4, "dfig_changerate": 4, "dfig_correlates": 6, "dfig_methods": 17}
     for figure, n_claims in expected.items():
         df = dfig.load_figure(figure, "smoke", seeds=1, device="cpu", store=store, progress=False)
@@ -230,7 +229,7 @@ def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
                                f"lopcore.dohare_claims.comparison_tables():\n{table}")
 
 
-def test_the_command_line_runs_dohare_figures(tmp_path, monkeypatch, capsys):
+def test_the_command_line_runs_dohare_figures(scratch_store, capsys):
     from argparse import Namespace
 
     from lopcore import cli
@@ -238,8 +237,6 @@ def test_the_command_line_runs_dohare_figures(tmp_path, monkeypatch, capsys):
     assert cli.figure_options("dfig_methods", Namespace(methods=["CBP"])) == {"methods": "CBP"}
     with pytest.raises(cli.UsageError, match="--n does not apply to figure 'dfig_width'; its options: --hidden"):
         cli.figure_options("dfig_width", Namespace(n=[2]))
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
-    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
     assert cli.main(["run", "dfig_methods", "--scale", "smoke", "--seeds", "1", "--methods", "backprop", "CBP",
                      "--quiet"]) == 0
     out = capsys.readouterr().out

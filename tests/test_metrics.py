@@ -19,10 +19,6 @@ def with_singular_values(sv, n=20, width=8, seed=0) -> torch.Tensor:
     return u @ torch.diag(s) @ v.T
 
 
-def entropy_rank(p) -> float:
-    return math.exp(-sum(x * math.log(x) for x in p if x > 0))
-
-
 # ---------------------------------------------------------------- effective rank
 
 @pytest.mark.parametrize("k", [1, 2, 5, 8])

@@ -12,14 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIG2 = ROOT / "notebooks" / "fig2.ipynb"
 
 
-@pytest.fixture
-def scratch_store(tmp_path, monkeypatch):
-    """Smoke runs go to a throwaway results store, never the committed one."""
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
-    return tmp_path
-
-
 def outputs(nb_path: Path) -> str:
     """All printed and displayed text of a notebook's outputs."""
     nb = json.loads(nb_path.read_text())
