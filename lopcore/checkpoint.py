@@ -1,7 +1,7 @@
 """Checkpoints of a run group in progress, so that an interrupted group resumes bit-identically.
 
 The engine (`engine.run_group`) writes one after every task to
-``<store root>/.checkpoints/<group key>.pt``, where the group key is a hash of the canonical specs of
+``<store root>/.checkpoints/<group key>.pt`` (`store.checkpoint_path`), where the group key is a hash of the canonical specs of
 the group's runs, in order. A checkpoint holds everything the rest of the group depends on:
 
 * the learner state: every tensor of the state dict (weights, biases, persistent state ``h``, the
@@ -40,7 +40,6 @@ from .store import IntegrityError, canonical
 
 FORMAT = 1
 MAGIC = "lopcore-checkpoint"
-FOLDER = ".checkpoints"
 
 
 class CorruptCheckpointError(IntegrityError):
@@ -53,16 +52,6 @@ class CheckpointWarning(UserWarning):
 
 class StaleCheckpoint(Exception):
     """Internal: the checkpoint does not fit the group being run (the reason is the message)."""
-
-
-def group_key(specs: Sequence[dict]) -> str:
-    """Key of a run group: sha256 of the canonical specs of its runs, in order (20 hex digits)."""
-    return hashlib.sha256(canonical(list(specs)).encode()).hexdigest()[:20]
-
-
-def path_for(root: str | Path, specs: Sequence[dict]) -> Path:
-    """Where the checkpoint of the group with these run specs lives under a store root."""
-    return Path(root) / FOLDER / f"{group_key(specs)}.pt"
 
 
 # --- packing a learner state ----------------------------------------------------------------

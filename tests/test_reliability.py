@@ -30,7 +30,7 @@ from lopcore.learners import Backprop, PersistentState, PersistentStateCBP
 from lopcore.metrics import weight_stats
 from lopcore.params import ParameterError
 from lopcore.spec import RunSpec
-from lopcore.store import Store, canonical
+from lopcore.store import CHECKPOINTS, Store, canonical
 from lopcore.tasks import PermutedStream, batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_sigkilled_groups_resume_bit_identically(tmp_path):
         record = interrupted.load(group[0].to_dict())
         assert record["provenance"]["resumed_at_tasks"] == [task]
         assert "resumed_at_tasks" not in Store(tmp_path / "reference").load(group[0].to_dict())["provenance"]
-    leftovers = list((interrupted.root / ckpt.FOLDER).iterdir())
+    leftovers = list((interrupted.root / CHECKPOINTS).iterdir())
     assert not leftovers, f"checkpoints left after the results were saved: {leftovers}"
 
 
@@ -231,7 +231,7 @@ def test_corrupt_checkpoint_is_an_error_naming_the_file(tmp_path, monkeypatch, d
 
 
 def test_temp_files_of_killed_writers_are_removed(tmp_path):
-    path = tmp_path / ckpt.FOLDER / "abc.pt"
+    path = tmp_path / CHECKPOINTS / "abc.pt"
     path.parent.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     orphan = path.with_name(f"{path.name}.{int(dead.stdout)}.tmp")
