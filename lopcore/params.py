@@ -87,7 +87,7 @@ def seed_list(value) -> tuple[int, ...]:
 
 
 def device_name(value) -> str:
-    from .engine import resolve_device  # late: the engine imports torch-heavy modules
+    from .device import resolve_device  # late: it imports torch, which parsing options does not need
     if not isinstance(value, str):
         raise ParameterError(f"device={value!r} is not valid; choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
     try:

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -42,6 +43,20 @@ def canonical(obj) -> str:
 def spec_key(spec: dict) -> str:
     """Store key of a run: sha256 of its canonical spec, shortened to 20 hex digits."""
     return hashlib.sha256(canonical(spec).encode()).hexdigest()[:20]
+
+
+CHECKPOINTS = ".checkpoints"  # the store's folder of checkpoints of run groups in progress
+
+
+def group_key(specs: Sequence[dict]) -> str:
+    """Key of a run group: sha256 of the canonical specs of its runs, in order (20 hex digits)."""
+    return hashlib.sha256(canonical(list(specs)).encode()).hexdigest()[:20]
+
+
+def checkpoint_path(root: str | Path, specs: Sequence[dict]) -> Path:
+    """Where the checkpoint of the group with these run specs lives under a store root (lopcore.checkpoint
+    writes and reads it; the store only says where, so the two modules import in one direction)."""
+    return Path(root) / CHECKPOINTS / f"{group_key(specs)}.pt"
 
 
 def default_root() -> Path:
@@ -83,8 +98,7 @@ class Store:
 
     def checkpoint_path(self, specs) -> Path:
         """Where the checkpoint of a run group in progress lives (see lopcore.checkpoint)."""
-        from .checkpoint import path_for  # late: checkpoint imports this module
-        return path_for(self.root, specs)
+        return checkpoint_path(self.root, specs)
 
     def __contains__(self, spec: dict) -> bool:
         return self.path(spec).exists()
