@@ -5,6 +5,7 @@
     python -m lopcore run rfig6 --scale small --seq-len 15 50 --hidden 64
     python -m lopcore run boundary --scale paper --learners baseline --lrs 0.1 0.2
     python -m lopcore sweep SPEC.json [--backend ray --address auto|HOST:PORT --max-runs-per-unit N]
+    python -m lopcore export fig2 --scale small [--format csv|parquet] [-o PATH] [--seeds N]
     python -m lopcore figures
     python -m lopcore book
 
@@ -15,6 +16,7 @@ results or checkpoints exit with status 1 and say how to recover; Ctrl-C exits w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import shutil
 import subprocess
@@ -28,8 +30,9 @@ lopcore: reproducible loss-of-plasticity experiments (Iqbal, Persistent internal
 maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once, in
 lopcore.figures (Iqbal's fig2-fig7), lopcore.recurrent_figures (the recurrent report's rfig1-rfig6)
 and lopcore.dohare_figures (Dohare's permuted MNIST study, dfig_*);
-finished runs are kept in a results store (results/, or $LOPCORE_RESULTS) and
-loaded instead of recomputed, and a run group in progress resumes from its last checkpoint."""
+finished runs are kept in a results store ($LOPCORE_RESULTS; else a checkout's results/; else
+~/.cache/lopcore/results) and loaded instead of recomputed, and a run group in progress resumes
+from its last checkpoint; `export` writes a figure's runs as one tidy table."""
 
 EPILOG = """\
 examples:
@@ -39,6 +42,7 @@ examples:
   python -m lopcore run rfig1 --scale small               MLP vs LSTM on MNIST label reshuffles
   python -m lopcore run dfig_methods --methods backprop CBP   Dohare's permuted MNIST, two methods
   python -m lopcore sweep sweep.json --backend ray        a hyperparameter grid on a Ray cluster
+  python -m lopcore export fig2 --scale small             fig2's runs as one table, fig2-small.csv
   python -m lopcore data fetch                            find or download MNIST and Fashion-MNIST
   python -m lopcore book                                  build the book into _build/html
 
@@ -51,11 +55,12 @@ examples:
   python -m lopcore run fig2 --scale paper --device cuda    (hours: GPU recommended)
   python -m lopcore run rfig5 --scale small --seq-len 25    (GRU mitigations on 25-byte sentences)
 
-Finished runs are read from the results store ($LOPCORE_RESULTS, default results/) and only missing
-ones are computed; interrupt at any time and rerun the same command to resume from the last task.
-With LOPCORE_NO_COMPUTE=1 a missing run is an error instead of a computation. With --backend ray the
-missing runs are computed as Ray tasks in units of --max-runs-per-unit seeds (see `lopcore sweep
---help`); the local backend computes each run group whole, as the notebooks do."""
+Finished runs are read from the results store ($LOPCORE_RESULTS; else the checkout's results/; else
+~/.cache/lopcore/results) and only missing ones are computed; interrupt at any time and rerun the
+same command to resume from the last task. With LOPCORE_NO_COMPUTE=1 a missing run is an error
+instead of a computation. With --backend ray the missing runs are computed as Ray tasks in units of
+--max-runs-per-unit seeds (see `lopcore sweep --help`); the local backend computes each run group
+whole, as the notebooks do."""
 
 SWEEP_EPILOG = """\
 examples:
@@ -68,8 +73,21 @@ sweep.json is a grid, e.g.
 every list-valued learner option is an axis (cartesian product). Runs that differ only in seed form a
 unit of work (split into units of at most --max-runs-per-unit seeds), computed in this process
 (--backend local) or as Ray tasks (--backend ray; `ray start --head` first, see book/scaling.md).
-Finished runs land in the results store ($LOPCORE_RESULTS, default results/) and are never recomputed.
+Finished runs land in the results store ($LOPCORE_RESULTS, else the checkout's results/, else
+~/.cache/lopcore/results) and are never recomputed.
 A unit that fails after its retries is listed with its runs and error, and the exit status is 1."""
+
+EXPORT_EPILOG = """\
+examples:
+  python -m lopcore export fig2 --scale smoke --seeds 1            writes fig2-smoke.csv here
+  python -m lopcore export fig3 --scale small -o out/fig3.parquet  parquet (needs pyarrow)
+  python -m lopcore export rfig6 --scale small --seq-len 15 50 --hidden 64
+
+One row per run x task: figure, scale, label, seed, task, the per-task metrics, the learner's options
+and the stream's settings, and each run's provenance (store key, versions, device, commit, date). The
+runs are those `lopcore run` with the same options reads (computed first where missing, unless
+LOPCORE_NO_COMPUTE=1). Read it back with pandas:
+  df = pd.read_csv("fig2-smoke.csv")          # or pd.read_parquet("fig3.parquet")"""
 
 DATA_EPILOG = """\
 examples:
@@ -110,6 +128,8 @@ def _data_fetch(args) -> int:
             folder = data.locate(name)
             data.load(name)  # verifies checksums
             print(f"{name}: found and verified in {folder}")
+        except data.DataPathError:
+            raise  # a set LOPCORE_DATA naming no folder: the user's mistake to fix, not a reason to fetch
         except data.DataError:
             print(f"{name}: fetching ({args.route}) ...", flush=True)
             print(f"{name}: ready in {data.fetch(name, route=args.route)}")
@@ -149,22 +169,67 @@ FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq
                    "lrs": ("lrs",), "learners": ("learners",), "dataset": ("dataset",)}
 
 
-def figure_options(figure: str, args) -> dict:
-    """The figure-specific options given on the command line; an error for one the figure lacks."""
+def flag_name(flag: str) -> str:
+    """A FLAG_PARAMETERS key as typed on the command line: d_int -> --d-int."""
+    return "--" + flag.replace("_", "-")
+
+
+def option_flags(figure: str, args) -> dict[str, tuple[str, list]]:
+    """figure parameter -> (the flag that set it, as typed, and its values) for every figure option
+    given on the command line; an error for one the figure lacks."""
     accepted = inspect.signature(all_figures()[figure]).parameters
-    options = {}
+    given = {}
     for flag in FLAG_PARAMETERS:
         values = getattr(args, flag, None)
         if values is None:
             continue
         name = next((p for p in FLAG_PARAMETERS[flag] if p in accepted), None)
         if name is None:
-            valid = ", ".join(sorted({"--" + f.replace("_", "-") for f, ps in FLAG_PARAMETERS.items()
+            valid = ", ".join(sorted({flag_name(f) for f, ps in FLAG_PARAMETERS.items()
                                       for p in ps if p in accepted})) or "none"
-            raise UsageError(f"--{flag.replace('_', '-')} does not apply to figure {figure!r}; its options: {valid}")
-        # one value is passed as a number (figures taking one value accept only that), several as a list
-        options[name] = values[0] if len(values) == 1 else list(values)
-    return options
+            raise UsageError(f"{flag_name(flag)} does not apply to figure {figure!r}; its options: {valid}")
+        given[name] = (flag_name(flag), list(values))
+    return given
+
+
+def figure_options(figure: str, args) -> dict:
+    """The figure-specific options given on the command line; an error for one the figure lacks."""
+    # one value is passed as a number (figures taking one value accept only that), several as a list
+    return {name: values[0] if len(values) == 1 else values
+            for name, (_, values) in option_flags(figure, args).items()}
+
+
+@contextlib.contextmanager
+def as_typed(figure: str, flags: dict[str, tuple[str, list]]):
+    """Restate a figure's ParameterError about an option given on the command line in the user's terms:
+    `--hidden 0 is not valid; ...`, not `widths=[0] is not valid; ...`."""
+    from .params import ParameterError
+    try:
+        yield
+    except ParameterError as err:
+        message, expected = str(err), getattr(err, "expected", None)
+        # the parameter: the error's own field, else (a figure's own check) the name its message starts with
+        name = getattr(err, "name", None) or next((n for n in flags if message.startswith(f"{n}=")), None)
+        if name not in flags:
+            raise
+        flag, values = flags[name]
+        if expected is None:
+            if " is not valid; " not in message:
+                raise UsageError(f"{flag}: {message}") from None
+            expected = message.split(" is not valid; ", 1)[1]
+        one = f" (figure {figure!r} takes one value)" if getattr(err, "single", False) and len(values) > 1 else ""
+        raise UsageError(f"{flag} {' '.join(map(str, values))} is not valid; {expected}{one}") from None
+
+
+def check_backend_options(args) -> None:
+    """The options of units of work (run and sweep), each named as typed; before any work."""
+    checks = (("--max-runs-per-unit", args.max_runs_per_unit, lambda v: v >= 1, "it must be an integer >= 1"),
+              ("--max-retries", args.max_retries, lambda v: v >= 0, "it must be an integer >= 0"),
+              ("--cpus-per-unit", args.cpus_per_unit, lambda v: v > 0, "give a number > 0"),
+              ("--gpus-per-unit", args.gpus_per_unit, lambda v: v is None or v >= 0, "give a number >= 0"))
+    for flag, value, ok, expected in checks:
+        if not ok(value) or value != value:  # value != value: nan
+            raise UsageError(f"{flag} {value:g} is not valid; {expected}")
 
 
 def backend_options(args) -> dict:
@@ -178,18 +243,21 @@ def _run(args) -> int:
     import os
     module = figure_module(args.figure)
     figure_runs, load_figure, summary = module.figure_runs, module.load_figure, figure_summary(module)
+    flags = option_flags(args.figure, args)
     options = figure_options(args.figure, args)
+    check_backend_options(args)
+    if args.backend == "local" and args.address is not None:
+        raise UsageError("--address applies to --backend ray only")
     seeds = module.DEFAULT_SEEDS[args.figure] if args.seeds is None else args.seeds
     device = args.device
-    if args.backend == "ray" and os.environ.get("LOPCORE_NO_COMPUTE") != "1":
-        from .sweep import compute
-        compute([spec for _, spec in figure_runs(args.figure, args.scale, seeds, **options)], "ray",
-                **backend_options(args))
-        device = "auto"  # everything is stored now; the driver itself may have no GPU
-    elif args.address is not None:
-        raise UsageError("--address applies to --backend ray only")
-    df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=device, progress=not args.quiet,
-                     **options)
+    with as_typed(args.figure, flags):
+        runs = figure_runs(args.figure, args.scale, seeds, **options)  # validates every option before any work
+        if args.backend == "ray" and os.environ.get("LOPCORE_NO_COMPUTE") != "1":
+            from .sweep import compute
+            compute([spec for _, spec in runs], "ray", **backend_options(args))
+            device = "auto"  # everything is stored now; the driver itself may have no GPU
+        df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=device, progress=not args.quiet,
+                         **options)
     print(summary(df).to_string())
     if "diverged" in df and df["diverged"].any():
         bad = df.loc[df["diverged"]].groupby(["label", "seed"])["task"].min()
@@ -201,11 +269,64 @@ def _run(args) -> int:
 def _sweep(args) -> int:
     from .plotting import summary
     from .sweep import run_sweep
+    check_backend_options(args)
     if args.backend == "local" and args.address is not None:
         raise UsageError("--address applies to --backend ray only")
     df = run_sweep(args.spec, backend=args.backend, **backend_options(args))
     print(summary(df).to_string())
     return 0
+
+
+def _export(args) -> int:
+    from . import export
+    module = figure_module(args.figure)
+    flags = option_flags(args.figure, args)
+    options = figure_options(args.figure, args)
+    export.choose_format(args.format, args.output)  # parquet without pyarrow: an error before any work
+    with as_typed(args.figure, flags):
+        path, df = export.export(module, args.figure, args.scale, args.seeds, fmt=args.format, path=args.output,
+                                 device=args.device, progress=not args.quiet, **options)
+    print(f"wrote {len(df)} rows x {len(df.columns)} columns ({df['run'].nunique()} runs) to {path}")
+    return 0
+
+
+def add_figure_options(p: argparse.ArgumentParser) -> None:
+    """The figure and its options, shared by `run` and `export`."""
+    from .figures import SCALES
+    figure_names = sorted(all_figures())
+    p.add_argument("figure", choices=figure_names, help="which figure: " + ", ".join(figure_names))
+    p.add_argument("--scale", default="small", choices=sorted(SCALES),
+                   help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
+    p.add_argument("--seeds", type=int, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
+                                               "as in its notebook; see `lopcore figures`)")
+    p.add_argument("--n", type=int, nargs="+", metavar="N",
+                   help="truncation period(s) of the persistent state, each at least 1 (one for fig6 and fig7)")
+    p.add_argument("--d-int", type=int, nargs="+", metavar="D",
+                   help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
+                        "one or more for fig3)")
+    p.add_argument("--seq-len", type=int, nargs="+", metavar="T",
+                   help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
+                        "rfig6)")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="H",
+                   help="GRU width(s) of rfig6, or the hidden widths of dfig_width, each at least 1")
+    p.add_argument("--data", nargs=1, choices=("local", "report"),
+                   help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
+                        "after `lopcore data fetch --dataset tatoeba_report`)")
+    p.add_argument("--step-sizes", type=float, nargs="+", metavar="A",
+                   help="SGD step size(s) of dfig_stepsize and dfig_correlates, each in (0, 1)")
+    p.add_argument("--change-every", type=int, nargs="+", metavar="N",
+                   help="examples per permutation in dfig_changerate, each at least 1")
+    p.add_argument("--methods", nargs="+", metavar="M",
+                   help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP")
+    p.add_argument("--lrs", type=float, nargs="+", metavar="LR",
+                   help="SGD step size(s) of sensitivity and boundary (default: their grid, 0.05 to 0.3)")
+    p.add_argument("--learners", nargs="+", metavar="L",
+                   help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
+                        "'persistent n=2 + CBP' (default: its grid)")
+    p.add_argument("--dataset", nargs=1, choices=("mnist", "fashion_mnist"),
+                   help="data set of boundary (default: mnist)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -282,8 +403,6 @@ def _book(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .figures import SCALES
-    figure_names = sorted(all_figures())
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="lopcore", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -307,41 +426,20 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=fmt, epilog=RUN_EPILOG,
                        description="Compute, or load from the results store, every run of a figure and print "
                                    "its summary table.")
-    r.add_argument("figure", choices=figure_names, help="which figure: " + ", ".join(figure_names))
-    r.add_argument("--scale", default="small", choices=sorted(SCALES),
-                   help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
-    r.add_argument("--seeds", type=int, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
-                                               "as in its notebook; see `lopcore figures`)")
-    r.add_argument("--n", type=int, nargs="+", metavar="N",
-                   help="truncation period(s) of the persistent state, each at least 1 (one for fig6 and fig7)")
-    r.add_argument("--d-int", type=int, nargs="+", metavar="D",
-                   help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
-                        "one or more for fig3)")
-    r.add_argument("--seq-len", type=int, nargs="+", metavar="T",
-                   help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
-                        "rfig6)")
-    r.add_argument("--hidden", type=int, nargs="+", metavar="H",
-                   help="GRU width(s) of rfig6, or the hidden widths of dfig_width, each at least 1")
-    r.add_argument("--data", nargs=1, choices=("local", "report"),
-                   help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
-                        "after `lopcore data fetch --dataset tatoeba_report`)")
-    r.add_argument("--step-sizes", type=float, nargs="+", metavar="A",
-                   help="SGD step size(s) of dfig_stepsize and dfig_correlates, each in (0, 1)")
-    r.add_argument("--change-every", type=int, nargs="+", metavar="N",
-                   help="examples per permutation in dfig_changerate, each at least 1")
-    r.add_argument("--methods", nargs="+", metavar="M",
-                   help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP")
-    r.add_argument("--lrs", type=float, nargs="+", metavar="LR",
-                   help="SGD step size(s) of sensitivity and boundary (default: their grid, 0.05 to 0.3)")
-    r.add_argument("--learners", nargs="+", metavar="L",
-                   help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
-                        "'persistent n=2 + CBP' (default: its grid)")
-    r.add_argument("--dataset", nargs=1, choices=("mnist", "fashion_mnist"),
-                   help="data set of boundary (default: mnist)")
-    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_figure_options(r)
     add_backend_options(r)
     r.set_defaults(func=_run)
+
+    x = sub.add_parser("export", help="write a figure's runs as one tidy table (csv or parquet)",
+                       formatter_class=fmt, epilog=EXPORT_EPILOG,
+                       description="Write every run of a figure (read from the results store, computed where "
+                                   "missing, as `run` does) as one tidy table: one row per run x task, with the "
+                                   "learner's options and the runs' provenance as columns.")
+    add_figure_options(x)
+    x.add_argument("--format", choices=("csv", "parquet"),
+                   help="csv, or parquet (needs pyarrow); default: from the -o suffix, else csv")
+    x.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FIGURE-SCALE.csv here)")
+    x.set_defaults(func=_export)
 
     w = sub.add_parser("sweep", help="compute (or load) the runs of a hyperparameter grid, locally or on Ray",
                        formatter_class=fmt, epilog=SWEEP_EPILOG,

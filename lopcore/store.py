@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -60,8 +61,27 @@ def checkpoint_path(root: str | Path, specs: Sequence[dict]) -> Path:
 
 
 def default_root() -> Path:
-    """$LOPCORE_RESULTS, else the repository's committed `results/` folder."""
-    return Path(os.environ.get("LOPCORE_RESULTS", REPO_ROOT / "results"))
+    """Where results are stored unless a Store is given a root:
+
+    1. ``$LOPCORE_RESULTS`` when set;
+    2. else the checkout's committed ``results/`` when lopcore is imported from a checkout (the folder
+       above the package has a pyproject.toml naming lopcore and a ``results/`` folder: a clone, or
+       an editable install of one);
+    3. else a per-user cache folder, ``lopcore.data.cache_dir()/results``: ``$LOPCORE_CACHE/results``,
+       else ``$XDG_CACHE_HOME/lopcore/results``, else ``~/.cache/lopcore/results`` (an installed
+       package never writes into site-packages).
+    """
+    if os.environ.get("LOPCORE_RESULTS"):
+        return Path(os.environ["LOPCORE_RESULTS"]).expanduser()
+    checkout = Path(__file__).resolve().parents[1]
+    try:
+        names_lopcore = re.search(r"""^name\s*=\s*["']lopcore["']""", (checkout / "pyproject.toml").read_text(), re.M)
+    except (OSError, UnicodeDecodeError):
+        names_lopcore = None
+    if names_lopcore and (checkout / "results").is_dir():
+        return checkout / "results"
+    from .data import cache_dir  # the per-user cache folder is defined once, with the data cache
+    return cache_dir() / "results"
 
 
 def git_commit() -> str:

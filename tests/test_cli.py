@@ -26,7 +26,8 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["paper"], ["figures"], ["book"]],
+@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["export"], ["paper"], ["figures"],
+                                  ["book"]],
                          ids=lambda a: " ".join(a) or "lopcore")
 def test_help_describes_the_command_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -42,9 +43,11 @@ def test_help_describes_the_command_with_examples(argv, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0"], "seeds=0 is not valid; it must be an integer >= 1"),
     (["--seeds", "-2"], "seeds=-2 is not valid"),
-    (["--n", "0"], r"n=0 is not valid; give an integer >= 1"),
-    (["--n", "1", "0"], r"n=\[1, 0\] is not valid"),
-    (["--d-int", "0"], "d_int=0 is not valid; it must be an integer >= 1"),
+    (["--n", "0"], r"--n 0 is not valid; give an integer >= 1"),  # the option as typed
+    (["--n", "1", "0"], r"--n 1 0 is not valid"),
+    (["--d-int", "0"], "--d-int 0 is not valid; it must be an integer >= 1"),
+    (["--max-runs-per-unit", "0"], "--max-runs-per-unit 0 is not valid; it must be an integer >= 1"),  # as sweep
+    (["--cpus-per-unit", "0"], "--cpus-per-unit 0 is not valid; give a number > 0"),
     (["--device", "tpu"], "device: .*'tpu'.*valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
     (["--device", ""], "device: .*valid: 'auto', 'cpu', 'cuda'"),
 ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available here")]))
@@ -108,7 +111,8 @@ def test_run_of_a_recurrent_figure_prints_delta_accuracy(scratch, capsys):
     out = capsys.readouterr().out
     assert "T=15, H=32" in out and "delta_accuracy_robust" in out
     assert cli.main(["run", "rfig3", "--scale", "smoke", "--seq-len", "15", "25", "--quiet"]) == 2
-    assert "seq_len=[15, 25] is not valid" in capsys.readouterr().err
+    assert "--seq-len 15 25 is not valid; it must be an integer >= 1 (figure 'rfig3' takes one value)" in \
+        capsys.readouterr().err
 
 
 def test_missing_and_corrupt_results_exit_1_with_the_fix(scratch, monkeypatch, capsys):

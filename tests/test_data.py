@@ -161,6 +161,7 @@ def test_nothing_found_then_load_fetches(isolated, mnist_source, monkeypatch):
 
 def test_online_failure_is_clear_and_leaves_nothing(isolated, monkeypatch):
     monkeypatch.setitem(data.URLS, "mnist", "http://127.0.0.1:9/")  # nothing listens: refused at once
+    monkeypatch.setattr(data, "RETRIES", 0)  # (the retries themselves: tests/test_user_path.py)
     with pytest.raises(data.DataUnreachable, match=r"127\.0\.0\.1.*--route registry"):
         data.fetch("mnist", route="online")
     assert list((isolated / "LOPCORE_CACHE" / "data").iterdir()) == []  # no half-written folder

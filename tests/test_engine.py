@@ -128,7 +128,7 @@ def test_paper_scale_is_never_computed_in_ci(tmp_path, monkeypatch):
 # --- parameters ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(n=0), "n=0 is not valid"), (dict(n=[1, 0]), "n=\\[1, 0\\]"), (dict(n="2"), "n='2'"),
+    (dict(n=0), "n=0 is not valid"), (dict(n=[1, 0]), "n=\\[1, 0\\]"), (dict(n="two"), "n='two'"),
     (dict(scale="huge"), "'paper', 'small', 'smoke'"), (dict(seeds=0), "seeds=0"),
     (dict(d_int=0), "d_int=0"), (dict(d_int=1.5), "d_int=1.5"), (dict(figure="fig99"), "'fig2'"),
 ])
