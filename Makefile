@@ -27,6 +27,8 @@ data: $(STAMP)
 # error, never a long computation); tests that compute use their own scratch store.
 # pytest's exit code 5 (it collected no tests) means a broken suite here, not a pass.
 test: $(STAMP) data
+	$(VENV)/bin/ruff check lopcore tests
+	$(VENV)/bin/ruff format --check lopcore tests
 	LOPCORE_NO_COMPUTE=1 $(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is broken" >&2; exit 1; fi; exit $$rc
 

@@ -7,6 +7,7 @@ finished unit. A unit that raises is retried `max_retries` times; one that still
 and reported by a `SweepError` naming its runs and its error once every other unit is done — never
 silently dropped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,11 +35,14 @@ class SweepError(RuntimeError):
 
     def __init__(self, failures: Sequence[Failure], attempts: int):
         self.failures = list(failures)
-        lines = [f"{len(failures)} unit(s) failed after {attempts} attempt(s) each; the other units' runs are "
-                 f"stored, and rerunning the same command computes only what is missing:"]
+        lines = [
+            f"{len(failures)} unit(s) failed after {attempts} attempt(s) each; the other units' runs are "
+            f"stored, and rerunning the same command computes only what is missing:"
+        ]
         for f in failures:
-            lines.append(f"  unit {f.unit.label}\n    runs (store keys): {', '.join(f.unit.keys())}\n"
-                         f"    error: {f.error}")
+            lines.append(
+                f"  unit {f.unit.label}\n    runs (store keys): {', '.join(f.unit.keys())}\n    error: {f.error}"
+            )
         super().__init__("\n".join(lines))
 
 
@@ -60,8 +64,15 @@ def threads_for(cpus_per_unit) -> int:
     return max(1, int(cpus_per_unit))
 
 
-def run_local(units: Sequence[Unit], store: Store, device: str = "auto", max_retries: int = 2,
-              progress: bool = True, cpus_per_unit: float = 1, execute_unit: Execute = execute) -> list[Failure]:
+def run_local(
+    units: Sequence[Unit],
+    store: Store,
+    device: str = "auto",
+    max_retries: int = 2,
+    progress: bool = True,
+    cpus_per_unit: float = 1,
+    execute_unit: Execute = execute,
+) -> list[Failure]:
     """Compute units one after another in this process, with the group checkpoints of the engine,
     each on `cpus_per_unit` torch threads."""
     params.device_name(device)
@@ -69,7 +80,7 @@ def run_local(units: Sequence[Unit], store: Store, device: str = "auto", max_ret
     failures = []
     for unit in tqdm(units, desc="units", unit="unit", disable=not progress):
         checkpoint = store.checkpoint_path([r.to_dict() for r in unit.runs])
-        for attempt in range(max_retries + 1):
+        for _attempt in range(max_retries + 1):
             try:
                 result = execute_unit(unit, device, checkpoint=checkpoint, threads=threads)
                 break
@@ -93,20 +104,33 @@ def ray_resources(device: str, cluster_gpus: float, gpus_per_unit: float | None)
     if gpus_per_unit is None:
         gpus_per_unit = 1.0 if device == "cuda" or (device == "auto" and cluster_gpus > 0) else 0.0
     if not isinstance(gpus_per_unit, (int, float)) or isinstance(gpus_per_unit, bool) or gpus_per_unit < 0:
-        raise params.ParameterError(f"gpus_per_unit={gpus_per_unit!r} is not valid; give a number >= 0 "
-                                    f"(a fraction such as 0.25 packs 4 units on one GPU)")
+        raise params.ParameterError(
+            f"gpus_per_unit={gpus_per_unit!r} is not valid; give a number >= 0 "
+            f"(a fraction such as 0.25 packs 4 units on one GPU)"
+        )
     if device == "cuda" and gpus_per_unit == 0:
-        raise params.ParameterError("device='cuda' needs gpus_per_unit > 0 (Ray hides GPUs from a task "
-                                    "that asks for none)")
+        raise params.ParameterError(
+            "device='cuda' needs gpus_per_unit > 0 (Ray hides GPUs from a task that asks for none)"
+        )
     if device == "cpu" and gpus_per_unit > 0:
-        raise params.ParameterError(f"device='cpu' with gpus_per_unit={gpus_per_unit} would hold GPUs idle; "
-                                    f"use device 'cuda' or 'auto', or gpus_per_unit=0")
+        raise params.ParameterError(
+            f"device='cpu' with gpus_per_unit={gpus_per_unit} would hold GPUs idle; "
+            f"use device 'cuda' or 'auto', or gpus_per_unit=0"
+        )
     return ("cuda" if gpus_per_unit > 0 else "cpu"), float(gpus_per_unit)
 
 
-def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retries: int = 2,
-            progress: bool = True, address: str | None = None, cpus_per_unit: float = 1,
-            gpus_per_unit: float | None = None, execute_unit: Execute = execute) -> list[Failure]:
+def run_ray(
+    units: Sequence[Unit],
+    store: Store,
+    device: str = "auto",
+    max_retries: int = 2,
+    progress: bool = True,
+    address: str | None = None,
+    cpus_per_unit: float = 1,
+    gpus_per_unit: float | None = None,
+    execute_unit: Execute = execute,
+) -> list[Failure]:
     """Compute units as Ray tasks, each asking for `cpus_per_unit` CPUs (and using as many torch
     threads, as `run_local` does) and `gpus_per_unit` GPUs.
 
@@ -127,8 +151,9 @@ def run_ray(units: Sequence[Unit], store: Store, device: str = "auto", max_retri
     pending: dict = {}
     try:
         worker_device, gpus = ray_resources(device, ray.cluster_resources().get("GPU", 0), gpus_per_unit)
-        task = ray.remote(_call).options(num_cpus=cpus_per_unit, num_gpus=gpus, max_retries=max_retries,
-                                         retry_exceptions=True)
+        task = ray.remote(_call).options(
+            num_cpus=cpus_per_unit, num_gpus=gpus, max_retries=max_retries, retry_exceptions=True
+        )
         pending = {task.remote(execute_unit, unit, worker_device, threads): unit for unit in units}
         failures = []
         with tqdm(total=len(units), desc="units", unit="unit", disable=not progress) as bar:

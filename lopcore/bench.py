@@ -1,57 +1,65 @@
-"""Side-by-side benchmark: a naive per-run PyTorch loop against the vectorized engine.
+"""Side-by-side benchmark: the engine against what a user would pick instead, and against a floor.
 
-    python -m lopcore.bench [--steps 300] [--runs 1 16 64] [--device auto] [--threads N] [--sharing G] [--save]
+    python -m lopcore.bench [--steps 300] [--repeats 5] [--runs 1 16 64] [--device auto] [--threads N]
+                            [--no-pin] [--no-compile] [--profile] [--sharing G] [--save]
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
-  naive   one run as a textbook loop: an `nn.Module`, autograd, `torch.optim.SGD`;
-  engine  R runs stacked on the leading axis, one hand-written step for all of them, trained as the
-          engine trains (lopcore.blocks: blocks of steps, replayed as CUDA graphs on a GPU).
-Both gather and permute their batches of 8 from the same random uint8 images on the device, and both
-times include that. On a GPU it also times the engine without graphs, checks that the graphs leave
-exactly the eager steps' weights, and times G groups of 5 runs sharing the device. It
-prints a table, the projected wall time of the whole paper (every run of every figure at `paper`
-scale, 5 seeds) from the measured engine speed, and, as its last line, one JSON object. With
---save the result is also kept in the results store (kind "bench", one file per device, thread
-count and configuration set, with provenance), where the book's Performance page reads it.
+  naive     one run as a textbook loop: an `nn.Module`, autograd, an in-place SGD update;
+  vmap      R runs the idiomatic batched way: stacked parameters, torch.func.vmap(grad(loss)) over
+            functional_call of the same module, the SGD update one torch._foreach_add_;
+  compile   that step under torch.compile(fullgraph=True), where this torch build compiles it
+            (null in the JSON, with the reason, where it does not);
+  engine    R runs stacked on the leading axis, one hand-written step for all of them, trained as the
+            engine trains (lopcore.blocks: blocks of steps, replayed as CUDA graphs on a GPU);
+  roofline  the engine step's matrix products alone (every forward and backward bmm/baddbmm, with
+            the recorded shapes and layouts, no other work): the floor.
+(lopcore/bench_references.py; the tests check that every reference computes the engine's numbers.)
+All but the roofline gather and permute their batches of 8 from the same random uint8 images on the
+device, and their times include that. Every configuration is warmed up once (compiling, recording
+graphs), then timed in `--repeats` interleaved rounds of `--steps` steps each (every configuration once
+per round, the order rotated): the table shows medians, the JSON also the minimum and the spread
+((max - min) / median), and a spread above 10 % prints a warning that the machine is busy. The
+torch thread count is set explicitly (and, on a CPU, the threads pinned to as many cores) and printed.
+On a GPU it also times the engine without graphs, checks that the graphs leave exactly the eager steps'
+weights, and times G groups of 5 runs sharing the device. It prints a table, the projected wall
+time of the whole paper (every run of every figure at `paper` scale, 5 seeds) per implementation
+and, as its last line, one JSON object. With --save the result is also kept in the results store
+(kind "bench", one file per device, thread count and configuration set, with provenance), where the
+book's Performance page reads it.
+
+The definitive CPU figures (a quiet machine, nothing else running):
+
+    OMP_NUM_THREADS=2 python -m lopcore.bench --steps 1000 --repeats 7 --threads 2 --save
 """
+
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
+import statistics
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import pandas as pd
 import torch
-from torch import nn
-from torch.nn import functional as F
 
-from .blocks import BlockTrainer, per_batch
+from .bench_references import BATCH, N_IN, N_OUT, FuncLoop, NaiveLoop, NaiveMLP, Roofline  # noqa: F401
+from .blocks import EAGER_BLOCK_STEPS, BlockTrainer, per_batch
 from .data import Dataset
-from .engine import resolve_device
+from .device import resolve_device
 from .learners import Backprop, PersistentState
-from .tasks import PermutedStream
+from .tasks import PermutedStream, permuted
 
-N_IN, N_OUT, BATCH, LR = 784, 10, 8, 0.05
+LR = 0.05
 SEEDS = 5  # runs per group in the figures (their seeds): what groups sharing a device hold
 LEARNERS_TIMED = {"baseline": Backprop(lr=LR), "persistent": PersistentState(lr=LR, d_int=128, n=2)}
-
-
-class NaiveMLP(nn.Module):
-    """The network written the textbook way; d_int > 0 adds Iqbal's state input and state head."""
-
-    def __init__(self, d_int: int = 0, hidden=(100, 100, 100)):
-        super().__init__()
-        sizes = (N_IN + d_int, *hidden)
-        self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.head = nn.Linear(hidden[-1], N_OUT)
-        self.state_head = nn.Linear(hidden[-1], d_int) if d_int else None
-
-    def forward(self, x, h=None):
-        a = x if h is None else torch.cat([x, h.expand(x.shape[0], -1)], 1)
-        for layer in self.body:
-            a = F.relu(layer(a))
-        return self.head(a), (self.state_head(a.mean(0)) if self.state_head is not None else None)
+IMPLEMENTATIONS = ("naive", "vmap", "compile", "engine", "roofline")
+SPREAD_WARNING = 0.10  # (max - min) / median of a configuration's repeats above which the box is busy
+MATMUL_OPS = ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm", "aten::addmm_")
 
 
 def bench_data(steps: int, device, seed: int = 0) -> Dataset:
@@ -63,63 +71,111 @@ def bench_data(steps: int, device, seed: int = 0) -> Dataset:
     return Dataset("mnist", images, labels, images[:BATCH], labels[:BATCH]).to(device)
 
 
-def naive_seconds_per_step(learner, source: Dataset, device) -> float:
-    """Wall seconds per step of one run trained by the textbook loop (the paper's semantics for n > 1:
-    in-place updates, backprop through the earlier step with the current weights), each batch
-    gathered and permuted from the device-resident uint8 images as the engine does."""
-    d_int = getattr(learner, "d_int", 0)
-    n = getattr(learner, "n", 1)
-    model = NaiveMLP(d_int).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
-    h = torch.zeros(d_int, device=device) if d_int else None
-    permutation = torch.randperm(N_IN, generator=torch.Generator().manual_seed(1)).to(device)
-    steps = source.train_x.shape[0] // BATCH
-
-    def step(t, h):
-        batch = slice(t * BATCH, (t + 1) * BATCH)
-        x, y = source.train_x[batch][:, permutation].float().div_(255.0), source.train_y[batch]
-        if h is not None and t % n == 0:
-            h = h.detach()
-        logits, h_next = model(x, h)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=h is not None and n > 1)
-        with torch.no_grad():  # p.data-style update: the paper's in-place semantics for n > 1
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.data.add_(p.grad, alpha=-LR)
-        return h_next
-
-    for t in range(10):  # warm-up
-        h = step(t, h)
-    _sync(device)
-    start = time.perf_counter()
-    for t in range(steps):
-        h = step(t, h)
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+def _tasks(runs: int, source: Dataset, device) -> tuple[PermutedStream, list]:
+    """A stream whose task is one pass over the source, and two of its tasks (alternated per call)."""
+    n = source.train_x.shape[0]
+    stream = PermutedStream(examples_per_task=n, batch_size=BATCH)
+    return stream, [stream.task(list(range(runs)), k, n).to(device) for k in range(2)]
 
 
-def engine_seconds_per_step(learner, runs: int, source: Dataset, device, graphs: bool = True,
-                            state: dict | None = None) -> float:
-    """Wall seconds per step of the engine advancing `runs` runs together over one task of the
-    source's examples, as the engine trains (lopcore.blocks: CUDA graphs on a GPU where the learner
-    allows and `graphs`). A first, untimed task warms up (and records the graphs). `state`, if
-    given, is trained (to compare paths)."""
-    stream = PermutedStream(examples_per_task=source.train_x.shape[0], batch_size=BATCH)
-    seeds = list(range(runs))
-    state = state if state is not None else learner.init_state(seeds, N_IN, N_OUT, device)
+# ---- one call of each implementation: `steps` steps of its R runs -----------------------------
+
+
+@dataclass
+class Timed:
+    """One configuration: `call()` advances its `runs` runs by `steps` steps (from where the last
+    call stopped); `samples` are µs per run-step, one per timed repeat."""
+
+    learner: str
+    implementation: str
+    runs: int
+    call: Callable[[], None]
+    samples: list[float] = field(default_factory=list)
+    peak_memory_mb: float | None = None  # after its warm-up (see _peak_mb)
+
+
+def naive_call(learner, source: Dataset, device) -> Callable[[], None]:
+    """The textbook loop over one task: each batch gathered and permuted from the device-resident
+    uint8 images as it is needed."""
+    _, tasks = _tasks(1, source, device)
+    loop = NaiveLoop(learner, device)
+    calls = iter(range(1 << 62))
+
+    def call():
+        task = tasks[next(calls) % 2]
+        order, permutation = task.order[0], task.permutation[0]
+        for t in range(order.shape[0] // BATCH):
+            idx = order[t * BATCH : (t + 1) * BATCH]
+            loop.step(source.train_x[idx][:, permutation].float().div_(255.0), source.train_y[idx])
+
+    return call
+
+
+def func_call(learner, runs: int, source: Dataset, device, compile: bool) -> Callable[[], None]:
+    """vmap(grad) over functional_call (compiled or not) over one task, the batches gathered a block
+    of steps at a time as the engine gathers them."""
+    _, tasks = _tasks(runs, source, device)
+    loop = FuncLoop(learner, runs, device, compile=compile)
+    calls = iter(range(1 << 62))
+    block = EAGER_BLOCK_STEPS * BATCH
+
+    def call():
+        task = tasks[next(calls) % 2]
+        for start in range(0, task.order.shape[1], block):
+            order = task.order[:, start : start + block]
+            xs, ys = permuted(source.train_x[order], task.permutation), source.train_y[order]
+            for i in range(order.shape[1] // BATCH):
+                loop.step(xs[:, i * BATCH : (i + 1) * BATCH], ys[:, i * BATCH : (i + 1) * BATCH])
+
+    return call
+
+
+def engine_call(
+    learner, runs: int, source: Dataset, device, graphs: bool = True, state: dict | None = None
+) -> Callable[[], None]:
+    """The engine over one task, as it trains (lopcore.blocks: CUDA graphs on a GPU where the
+    learner allows and `graphs`). `state`, if given, is trained (to compare paths)."""
+    stream, tasks = _tasks(runs, source, device)
+    state = state if state is not None else learner.init_state(list(range(runs)), N_IN, N_OUT, device)
     data = {"mnist": source}
-    train = (BlockTrainer(learner, state, stream, data, capture=graphs and device.type == "cuda").train
-             if learner.block_period() is not None else per_batch(learner, state, stream, data))
-    tasks = [stream.task(seeds, k, source.train_x.shape[0]).to(device) for k in range(2)]
+    train = (
+        BlockTrainer(learner, state, stream, data, capture=graphs and device.type == "cuda").train
+        if learner.block_period() is not None
+        else per_batch(learner, state, stream, data)
+    )
+    calls = iter(range(1 << 62))
+    return lambda: train(tasks[next(calls) % 2])
 
-    train(tasks[0])
+
+def roofline_call(learner, runs: int, source: Dataset, device) -> Callable[[], None]:
+    roofline = Roofline(learner, runs, device)
+    steps = source.train_x.shape[0] // BATCH
+    return lambda: roofline.run(steps)
+
+
+def engine_seconds_per_step(
+    learner, runs: int, source: Dataset, device, graphs: bool = True, state: dict | None = None
+) -> float:
+    """Wall seconds per step of the engine advancing `runs` runs together over one task of the
+    source's examples, after one untimed warm-up task (which records the graphs)."""
+    call = engine_call(learner, runs, source, device, graphs, state)
+    call()
     _sync(device)
     start = time.perf_counter()
-    train(tasks[1])
+    call()
     _sync(device)
-    return (time.perf_counter() - start) / stream.steps_per_task
+    return (time.perf_counter() - start) / (source.train_x.shape[0] // BATCH)
+
+
+def naive_seconds_per_step(learner, source: Dataset, device) -> float:
+    """Wall seconds per step of the textbook loop over one task, after one untimed warm-up task."""
+    call = naive_call(learner, source, device)
+    call()
+    _sync(device)
+    start = time.perf_counter()
+    call()
+    _sync(device)
+    return (time.perf_counter() - start) / (source.train_x.shape[0] // BATCH)
 
 
 def graphs_match_eager(learner, runs: int, source: Dataset, device) -> bool:
@@ -138,7 +194,8 @@ def sharing_us_per_run_step(groups: int, runs: int, source: Dataset, device) -> 
     groups' learners are the same)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .engine import own_stream
+    from .device import own_stream
+
     learners = [LEARNERS_TIMED[name] for name in ("baseline", "persistent")]
 
     def one(g):
@@ -159,8 +216,10 @@ def sharing_us_per_run_step(groups: int, runs: int, source: Dataset, device) -> 
     concatenated = time.perf_counter() - start
     # whole wall times, each group's warm-up task (and graph recording) included: 2 tasks per group
     run_steps = 2 * (source.train_x.shape[0] // BATCH) * groups * runs
-    return {way: round(wall / run_steps * 1e6, 2) for way, wall in
-            (("sequential", sequential), ("streams", streams), ("concatenated", concatenated))}
+    return {
+        way: round(wall / run_steps * 1e6, 2)
+        for way, wall in (("sequential", sequential), ("streams", streams), ("concatenated", concatenated))
+    }
 
 
 def _sync(device):
@@ -168,70 +227,322 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+# ---- robust timing --------------------------------------------------------------------------
+
+
+def _allow_compiles() -> None:
+    """Every (learner, R, chain length) is a compiled graph of its own; never let dynamo fall back to
+    eager silently because it has compiled many already."""
+    import torch._dynamo as dynamo
+
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(dynamo.config, name):
+            setattr(dynamo.config, name, max(getattr(dynamo.config, name), 256))
+    if hasattr(dynamo.config, "fail_on_recompile_limit_hit"):
+        dynamo.config.fail_on_recompile_limit_hit = True
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def warm_up(configs: list[Timed], device, unavailable: dict[str, str]) -> list[Timed]:
+    """Call every configuration once, untimed (compiling, recording graphs, warming caches), and note
+    the memory it left (GPU: the peak allocated by it; CPU: the process's peak resident set so far). A
+    compiled configuration that fails here is dropped, its learner's reason kept in `unavailable`."""
+    kept = []
+    for c in configs:
+        if c.implementation == "compile" and c.learner in unavailable:
+            continue
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        try:
+            c.call()
+            _sync(device)
+            c.peak_memory_mb = _peak_mb(device)
+        except Exception as err:  # noqa: BLE001 - torch.compile's many ways to fail on a build
+            if c.implementation != "compile":
+                raise
+            unavailable[c.learner] = _one_line(err)
+            continue
+        kept.append(c)
+    return kept
+
+
+def time_interleaved(configs: list[Timed], repeats: int, steps: int, device) -> None:
+    """`repeats` rounds, each timing every configuration once (the order rotated each round, so no
+    configuration always follows the same one); appends µs per run-step to each's samples."""
+    for rep in range(repeats):
+        k = rep % len(configs)
+        for c in configs[k:] + configs[:k]:
+            _sync(device)
+            start = time.perf_counter()
+            c.call()
+            _sync(device)
+            c.samples.append((time.perf_counter() - start) / (steps * c.runs) * 1e6)
+
+
+def spread(samples: list[float]) -> float:
+    """(max - min) / median."""
+    return (max(samples) - min(samples)) / statistics.median(samples)
+
+
+def engine_matmul_share(
+    learner, runs: int, source: Dataset, device, steps: int = 64, top: int = 0
+) -> tuple[float, list[tuple[str, float, float]]]:
+    """From a profiled task of the engine (torch.profiler, CPU ops; `steps` steps after a warm-up):
+    the share of its self CPU time spent in matrix products, and the `top` ops by self time as
+    (op, calls per step, µs per run-step)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    small = Dataset(
+        "mnist", source.train_x[: steps * BATCH], source.train_y[: steps * BATCH], source.test_x, source.test_y
+    )
+    call = engine_call(learner, runs, small, device, graphs=False)
+    call()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    share = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total if total else float("nan")
+    ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return share, [(e.key, e.count / steps, e.self_cpu_time_total / steps / runs) for e in ranked]
+
+
+def pin_threads(threads: int) -> tuple[list[int] | None, dict[int, set[int]]]:
+    """Pin this process's threads (those alive and those it starts) to its first `threads` allowed
+    CPUs. Returns (the CPUs, every thread's previous affinity, for `unpin`)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None, {}
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
+    before = {}
+    for tid in _threads():
+        try:
+            before[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+    return cpus, before
+
+
+def unpin(before: dict[int, set[int]]) -> None:
+    for tid, cpus in before.items():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
+def _threads() -> list[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
 def paper_projection(us_per_run_step: dict[str, float], seeds: int = 5) -> float:
     """Hours to compute every run of every figure at `paper` scale with `seeds` seeds, at the
     measured per-run-step times (persistent-state timing for persistent learners, baseline otherwise)."""
     from .figures import paper_runs
+
     runs = paper_runs(seeds)
     steps = sum(s.n_tasks * s.stream.steps_per_task for s in runs if "persistent" in s.learner.kind)
     other = sum(s.n_tasks * s.stream.steps_per_task for s in runs if "persistent" not in s.learner.kind)
     return (steps * us_per_run_step["persistent"] + other * us_per_run_step["baseline"]) / 3.6e9
 
 
+def _r(x, digits=1):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, digits)
+
+
+def configurations(
+    samples: dict[tuple[str, str, int], list[float]], learners, runs, flop: dict, shares: dict
+) -> list[dict]:
+    """The JSON's rows, one per (learner, R), from every configuration's samples (µs per run-step)."""
+    rows = []
+    for name in learners:
+        naive = samples[(name, "naive", 1)]
+        for r in runs:
+            got = {impl: samples.get((name, impl, r)) for impl in IMPLEMENTATIONS}
+            got["naive"] = naive
+            med = {impl: statistics.median(s) if s else None for impl, s in got.items()}
+            spreads = {impl: round(spread(s), 3) for impl, s in got.items() if s}
+            alternatives = {impl: med[impl] for impl in ("vmap", "compile") if med[impl] is not None}
+            best = min(alternatives, key=alternatives.get) if alternatives else None
+            engine = med["engine"]
+            rows.append(
+                {
+                    "learner": name,
+                    "runs": r,
+                    "naive_us_per_run_step": _r(med["naive"]),
+                    "engine_us_per_run_step": _r(engine),
+                    "speedup": _r(med["naive"] / engine, 2),
+                    "vmap_us_per_run_step": _r(med["vmap"]),
+                    "compile_us_per_run_step": _r(med["compile"]),
+                    "roofline_us_per_run_step": _r(med["roofline"]),
+                    "best_alternative": best,
+                    "engine_vs_best_alternative": _r(alternatives[best] / engine, 2) if best else None,
+                    "engine_vs_roofline": _r(engine / med["roofline"], 2) if med["roofline"] else None,
+                    "repeats": len(got["engine"]),
+                    "spread": max(spreads.values()),
+                    "spread_by_implementation": spreads,
+                    "min_us_per_run_step": {impl: _r(min(s)) for impl, s in got.items() if s},
+                    "matmul_mflop_per_run_step": _r(flop.get((name, r), float("nan")) / 1e6, 3),
+                    "engine_matmul_share": _r(shares.get((name, r)), 3),
+                }
+            )
+    return rows
+
+
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m lopcore.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=300, help="timed steps per configuration (default 300)")
-    p.add_argument("--runs", type=int, nargs="+", help="engine run counts R (default 1 16 64, and 256 on GPU)")
+    p = argparse.ArgumentParser(
+        prog="python -m lopcore.bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--steps", type=int, default=300, help="timed steps per configuration and repeat (default 300)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved timed rounds (default 5)")
+    p.add_argument("--runs", type=int, nargs="+", help="run counts R (default 1 16 64, and 256 on GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--sharing", type=int, metavar="G", help=f"also time G groups of {SEEDS} runs sharing the device: "
-                   f"one after another, on CUDA streams at once, concatenated (default: 8 on a GPU, none on a CPU)")
-    p.add_argument("--save", action="store_true", help="keep the result in the results store ($LOPCORE_RESULTS, "
-                                                      "default results/) for the book's Performance page")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, e.g. $OMP_NUM_THREADS)")
+    p.add_argument("--no-pin", action="store_true", help="on a CPU, do not pin the threads to as many cores")
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the torch.compile reference (its compiles take minutes on a CPU); reported as null",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the engine's most expensive ops per configuration (torch.profiler)",
+    )
+    p.add_argument(
+        "--sharing",
+        type=int,
+        metavar="G",
+        help=f"also time G groups of {SEEDS} runs sharing the device: "
+        f"one after another, on CUDA streams at once, concatenated (default: 8 on a GPU, none on a CPU)",
+    )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="keep the result in the results store ($LOPCORE_RESULTS, "
+        "default results/) for the book's Performance page",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="only compare two saved outputs (files whose "
+        "last line is the JSON): every median's relative difference; exit 1 if one exceeds "
+        f"{REPEATABLE:.0%}",
+    )
     args = p.parse_args(argv)
-    if args.steps < 1 or (args.runs and min(args.runs) < 1) or (args.sharing is not None and args.sharing < 1):
-        p.error("--steps, every --runs value and --sharing must be at least 1")
+    if args.compare:
+        return compare_files(*args.compare)
+    if (
+        args.steps < 1
+        or args.repeats < 1
+        or (args.runs and min(args.runs) < 1)
+        or (args.sharing is not None and args.sharing < 1)
+    ):
+        p.error("--steps, --repeats, every --runs value and --sharing must be at least 1")
     device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    cpus, before = pin_threads(threads) if device.type == "cpu" and not args.no_pin else (None, {})
+    try:
+        return _run(args, device, threads, cpus)
+    finally:
+        unpin(before)
+
+
+def _run(args, device, threads: int, cpus) -> dict:
     runs = args.runs or ([1, 16, 64, 256] if device.type == "cuda" else [1, 16, 64])
     started = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     source = bench_data(args.steps, device)
-    rows = []
+    _allow_compiles()
+    unavailable = {} if not args.no_compile else {n: "not run (--no-compile)" for n in LEARNERS_TIMED}
+    configs, flop = [], {}
     for name, learner in LEARNERS_TIMED.items():
-        naive = naive_seconds_per_step(learner, source, device) * 1e6
+        configs.append(Timed(name, "naive", 1, naive_call(learner, source, device)))
         for r in runs:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            engine = engine_seconds_per_step(learner, r, source, device) * 1e6 / r
-            # GPU: peak allocated by this configuration; CPU: the process's peak resident set so far
-            peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2 ** 20
-            row = {"learner": name, "runs": r, "naive_us_per_run_step": round(naive, 1),
-                   "engine_us_per_run_step": round(engine, 1), "speedup": round(naive / engine, 2),
-                   "peak_memory_mb": round(peak, 1)}
-            if device.type == "cuda":  # what the CUDA graphs bring, and that they change no number
-                eager = engine_seconds_per_step(learner, r, source, device, graphs=False) * 1e6 / r
-                row.update(engine_eager_us_per_run_step=round(eager, 1),
-                           graphs_match_eager=graphs_match_eager(learner, r, source, device))
-            rows.append(row)
-    best = {name: min(r["engine_us_per_run_step"] for r in rows if r["learner"] == name) for name in LEARNERS_TIMED}
-    hours = paper_projection(best)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; {args.steps} timed steps per configuration, batch {BATCH}")
-    print(f"{'learner':<11}{'R':>5}{'naive µs/run-step':>19}{'engine µs/run-step':>20}{'speedup':>9}")
-    for r in rows:
-        print(f"{r['learner']:<11}{r['runs']:>5}{r['naive_us_per_run_step']:>19.1f}"
-              f"{r['engine_us_per_run_step']:>20.1f}{r['speedup']:>9.2f}")
-    print(f"projected wall time of every figure at paper scale, 5 seeds, at the best R: {hours:.1f} h")
-    result = {"device": name, "steps": args.steps, "configurations": rows, "paper_projection_hours": round(hours, 2)}
+            configs.append(Timed(name, "vmap", r, func_call(learner, r, source, device, compile=False)))
+            if name not in unavailable:
+                configs.append(Timed(name, "compile", r, func_call(learner, r, source, device, compile=True)))
+            configs += [
+                Timed(name, "engine", r, engine_call(learner, r, source, device)),
+                Timed(name, "roofline", r, roofline_call(learner, r, source, device)),
+            ]
+    for name, learner in LEARNERS_TIMED.items():  # the products per run-step do not depend on R
+        flop.update({(name, r): Roofline(learner, 1, device).flop_per_run_step for r in runs})
+    configs = warm_up(configs, device, unavailable)
+    peak = {(c.learner, c.runs): c.peak_memory_mb for c in configs if c.implementation == "engine"}
+    time_interleaved(configs, args.repeats, args.steps, device)
+    samples = {(c.learner, c.implementation, c.runs): c.samples for c in configs}
+    shares, profiles = {}, {}
+    if device.type == "cpu":
+        for name, learner in LEARNERS_TIMED.items():
+            for r in runs:
+                shares[(name, r)], profiles[(name, r)] = engine_matmul_share(
+                    learner, r, source, device, steps=min(64, args.steps), top=10 if args.profile else 0
+                )
+    rows = configurations(samples, LEARNERS_TIMED, runs, flop, shares)
+    for row in rows:
+        row["peak_memory_mb"] = peak[(row["learner"], row["runs"])]
+        if device.type == "cuda":  # what the CUDA graphs bring, and that they change no number
+            learner = LEARNERS_TIMED[row["learner"]]
+            eager = engine_seconds_per_step(learner, row["runs"], source, device, graphs=False) * 1e6 / row["runs"]
+            row.update(
+                engine_eager_us_per_run_step=round(eager, 1),
+                graphs_match_eager=graphs_match_eager(learner, row["runs"], source, device),
+            )
+    projections = {}
+    for impl in IMPLEMENTATIONS:
+        best = {}
+        for name in LEARNERS_TIMED:
+            got = [r[f"{impl}_us_per_run_step"] for r in rows if r["learner"] == name]
+            got = [g for g in got if g is not None]
+            best[name] = min(got) if got else None
+        projections[impl] = round(paper_projection(best), 2) if None not in best.values() else None
+    hours = projections["engine"]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
+    busy = busy_warning(rows, load)
+    _print_table(args, name, threads, cpus, load, rows, unavailable, projections)
+    result = {
+        "device": name,
+        "steps": args.steps,
+        "configurations": rows,
+        "paper_projection_hours": hours,
+        "repeats": args.repeats,
+        "threads": threads,
+        "pinned_cpus": cpus,
+        "load_average_at_start": None if load is None else round(load, 2),
+        "paper_projection_hours_by_implementation": projections,
+        "compile_unavailable": unavailable or None,
+        "busy_warning": busy,
+        "torch": torch.__version__,
+    }
+    if args.profile and profiles:
+        result["engine_profile"] = {
+            f"{n} R={r}": [[op, round(c, 2), round(us, 2)] for op, c, us in ops] for (n, r), ops in profiles.items()
+        }
+        for key, ops in result["engine_profile"].items():
+            print(f"engine profile, {key} (op, calls per step, self µs per run-step):")
+            for op, c, us in ops:
+                print(f"    {op:<32}{c:>7.2f}{us:>10.2f}")
+    if busy:
+        print(busy)
     sharing = args.sharing if args.sharing is not None else (8 if device.type == "cuda" else 0)
     if sharing:
         result["sharing_groups"] = sharing
         result["sharing_us_per_run_step"] = sharing_us_per_run_step(sharing, SEEDS, source, device)
-        print(f"{sharing} groups of {SEEDS} runs sharing the device, µs per run-step (warm-up included): " +
-              ", ".join(f"{way} {us:.1f}" for way, us in result["sharing_us_per_run_step"].items()))
+        print(
+            f"{sharing} groups of {SEEDS} runs sharing the device, µs per run-step (warm-up included): "
+            + ", ".join(f"{way} {us:.1f}" for way, us in result["sharing_us_per_run_step"].items())
+        )
     if args.save:
         path = save(result, runs, device, time.perf_counter() - started)
         print(f"saved to {path}")
@@ -239,60 +550,392 @@ def main(argv=None) -> dict:
     return result
 
 
+REPEATABLE = 0.15  # two runs on a quiet machine: every median within this of the other's
+
+
+def repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, float]]:
+    """(learner, R, implementation, median in a, in b, |a - b| / min(a, b)) for every median both
+    benchmark results (their JSON) have."""
+    out = []
+    rows_b = {(r["learner"], r["runs"]): r for r in b["configurations"]}
+    for ra in a["configurations"]:
+        rb = rows_b.get((ra["learner"], ra["runs"]))
+        for impl in IMPLEMENTATIONS:
+            x, y = ra.get(f"{impl}_us_per_run_step"), (rb or {}).get(f"{impl}_us_per_run_step")
+            if x and y:
+                out.append((ra["learner"], ra["runs"], impl, x, y, abs(x - y) / min(x, y)))
+    return out
+
+
+def compare_files(path_a: str, path_b: str) -> dict:
+    """`--compare`: print how far two benchmark outputs' medians are apart; SystemExit(1) beyond REPEATABLE."""
+    a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in (path_a, path_b))
+    diffs = repeatability(a, b)
+    for learner, runs, impl, x, y, d in diffs:
+        flag = f"  > {REPEATABLE:.0%}" if d > REPEATABLE else ""
+        print(f"{learner:<11}{runs:>5}  {impl:<9}{x:>10.1f}{y:>10.1f}{d:>8.1%}{flag}")
+    worst = max((d for *_, d in diffs), default=0.0)
+    print(f"largest difference {worst:.1%} ({'within' if worst <= REPEATABLE else 'beyond'} {REPEATABLE:.0%})")
+    if worst > REPEATABLE:
+        raise SystemExit(1)
+    return {"largest_difference": worst, "differences": diffs}
+
+
+def busy_warning(rows: list[dict], load: float | None) -> str | None:
+    """The warning printed (and saved) when a configuration's repeats spread by more than
+    SPREAD_WARNING of their median: something else was using the machine. None otherwise."""
+    worst = max(r["spread"] for r in rows)
+    if worst <= SPREAD_WARNING:
+        return None
+    at = "" if load is None else f" (load average {load:.2f} when the benchmark started)"
+    return (
+        f"WARNING: repeats of one configuration differ by up to {worst:.0%} of their median (more than "
+        f"{SPREAD_WARNING:.0%}): the machine is busy{at}, so these figures do not measure the "
+        f"implementations; rerun on a quiet machine"
+    )
+
+
+def _peak_mb(device) -> float:
+    """GPU: peak allocated so far; CPU: the process's peak resident set so far (MiB)."""
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return round(peak / 2**20, 1)
+
+
+def _fmt(x, width, digits=1):
+    return f"{'—' if x is None else f'{x:.{digits}f}':>{width}}"
+
+
+def _print_table(args, name, threads, cpus, load, rows, unavailable, projections) -> None:
+    pinned = f", pinned to CPU {', '.join(map(str, cpus))}" if cpus else ""
+    print(
+        f"device: {name}{pinned}; torch {torch.__version__}; load average at start "
+        f"{'?' if load is None else f'{load:.2f}'}"
+    )
+    print(
+        f"{args.steps} timed steps per configuration × {args.repeats} interleaved repeats, after one warm-up; "
+        f"batch {BATCH}; medians, µs per run-step (naive: one run)"
+    )
+    print(
+        f"{'learner':<11}{'R':>5}{'naive':>9}{'vmap':>9}{'compile':>9}{'engine':>9}{'roofline':>10}"
+        f"{'×naive':>8}{'×best alt':>10}{'÷roofline':>10}{'spread':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['learner']:<11}{r['runs']:>5}{_fmt(r['naive_us_per_run_step'], 9)}"
+            f"{_fmt(r['vmap_us_per_run_step'], 9)}"
+            f"{_fmt(r['compile_us_per_run_step'], 9)}{_fmt(r['engine_us_per_run_step'], 9)}"
+            f"{_fmt(r['roofline_us_per_run_step'], 10)}{_fmt(r['speedup'], 8, 2)}"
+            f"{_fmt(r['engine_vs_best_alternative'], 10, 2)}{_fmt(r['engine_vs_roofline'], 10, 2)}"
+            f"{r['spread']:>8.0%}"
+        )
+    print(
+        "(naive: the textbook loop, the engine's speedup over it is ×naive; ×best alt: over the faster of vmap "
+        "and compile; ÷roofline: engine time over its matrix products alone)"
+    )
+    for learner, reason in unavailable.items():
+        print(f"compile ({learner}): unavailable, {reason}")
+    print(
+        "projected wall time of every figure at paper scale, 5 seeds, at each implementation's best R: "
+        + ", ".join(f"{impl} {'—' if h is None else f'{h:.1f} h'}" for impl, h in projections.items())
+    )
+
+
+# ---- saved results, the targets, and what the Performance page shows -----------------------------
+
 COLUMNS = ("learner", "runs", "naive_us_per_run_step", "engine_us_per_run_step", "speedup", "peak_memory_mb")
-# The engine-speed targets: (device type, smallest R, learners, least speedup, most projected hours)
-TARGETS = {"cpu": (16, ("baseline", "persistent"), 7.0, None), "cuda": (64, ("baseline", "persistent"), 100.0, 10 / 60)}
+# added with the side-by-side references and interleaved repeats (absent from older saved benchmarks)
+NEW_COLUMNS = (
+    "vmap_us_per_run_step",
+    "compile_us_per_run_step",
+    "roofline_us_per_run_step",
+    "best_alternative",
+    "engine_vs_best_alternative",
+    "engine_vs_roofline",
+    "repeats",
+    "spread",
+    "matmul_mflop_per_run_step",
+    "engine_matmul_share",
+)
+NOT_MEASURED = "not measured yet"
+# The engine-speed targets per device type: (label, column, R, at least (True) or at most, bound)
+TARGETS = {
+    "cpu": [
+        ("≥ 10× naive at R = 16", "speedup", 16, True, 10.0),
+        ("≥ 2× best of vmap/compile at R = 16", "engine_vs_best_alternative", 16, True, 2.0),
+        ("≤ 1.5× roofline at R = 64", "engine_vs_roofline", 64, False, 1.5),
+    ],
+    "cuda": [("≥ 100× at R ≥ 64, paper ≤ 10 min", "speedup", 64, True, 100.0)],
+}
+GPU_MOST_HOURS = 10 / 60
 
 
 def saved_results(store=None) -> pd.DataFrame:
     """Every saved benchmark (`--save`) as one tidy frame: a row per (benchmark, learner, R), with the
-    benchmark's device, thread count, timed steps, date, lopcore commit and paper projection."""
+    benchmark's device, thread count, timed steps, date, lopcore commit and paper projection. Columns
+    a benchmark predates (NEW_COLUMNS) are NaN, and `interleaved` is False for it."""
     from .store import Store
+
     rows = []
     for record in (store or Store()).records("bench"):
-        metrics, prov = record["metrics"], record["provenance"]
-        about = {"device": record["spec"]["device"], "device_type": "cuda" if prov["device"].startswith("cuda") else "cpu",
-                 "steps": record["spec"]["steps"], "date": prov["date"][:10], "git_commit": prov["git_commit"][:12],
-                 "paper_projection_hours": metrics["paper_projection_hours"][0]}
-        rows += [{**about, **{c: metrics[c][i] for c in COLUMNS}} for i in range(len(metrics["learner"]))]
-    return pd.DataFrame(rows, columns=["device", "device_type", "steps", "date", "git_commit",
-                                       "paper_projection_hours", *COLUMNS])
+        metrics, prov, spec = record["metrics"], record["provenance"], record["spec"]
+        unavailable = (metrics.get("compile_unavailable") or [None])[0]
+        about = {
+            "device": spec["device"],
+            "device_type": "cuda" if prov["device"].startswith("cuda") else "cpu",
+            "steps": spec["steps"],
+            "date": prov["date"][:10],
+            "git_commit": prov["git_commit"][:12],
+            "paper_projection_hours": metrics["paper_projection_hours"][0],
+            "interleaved": "repeats" in metrics,
+            "busy": bool((metrics.get("busy_warning") or [None])[0]),
+            "compile_unavailable": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) if unavailable else None,
+        }
+        rows += [
+            {**about, **{c: metrics[c][i] if c in metrics else None for c in (*COLUMNS, *NEW_COLUMNS)}}
+            for i in range(len(metrics["learner"]))
+        ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "device",
+            "device_type",
+            "steps",
+            "date",
+            "git_commit",
+            "paper_projection_hours",
+            "interleaved",
+            "busy",
+            "compile_unavailable",
+            *COLUMNS,
+            *NEW_COLUMNS,
+        ],
+    )
+
+
+def _benchmarks(results: pd.DataFrame):
+    return results.groupby(["device", "date", "steps", "git_commit"], sort=False)
+
+
+def _cell(value, measured: bool, digits: int = 1, unavailable: str = "unavailable") -> str:
+    if not measured:
+        return NOT_MEASURED
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return unavailable
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
+def _mflop(learner: str, saved) -> float:
+    """MFLOP of the matrix products per run-step: as saved, or (benchmarks that predate the column)
+    counted from the engine's step now."""
+    if saved is not None and not (isinstance(saved, float) and math.isnan(saved)):
+        return float(saved)
+    return Roofline(LEARNERS_TIMED[learner], 1, "cpu").flop_per_run_step / 1e6
+
+
+def describe_saved(results: pd.DataFrame) -> str:
+    """Every saved benchmark as a header line and a table of medians (µs per run-step), "not measured
+    yet" in the columns it predates, "unavailable" where a reference could not run; the engine's
+    GFLOP/s are its matrix products' FLOPs per run-step over its time."""
+    if results.empty:
+        return "No benchmark is saved in this results store; run `python -m lopcore.bench --save`."
+    parts = []
+    for (device, date, steps, commit), g in _benchmarks(results):
+        new = bool(g.interleaved.iloc[0])
+        repeats = f"{int(g.repeats.iloc[0])} interleaved repeats" if new else "one block each (before repeats)"
+        head = f"{device}, {date}, commit {commit}: {steps} timed steps × {repeats}"
+        if g.busy.iloc[0]:
+            head += " — WARNING: the machine was busy (spread above 10 %), not a measurement"
+        table = pd.DataFrame(
+            {
+                "learner": g.learner,
+                "R": g.runs,
+                "naive": [_cell(v, True) for v in g.naive_us_per_run_step],
+                "vmap": [_cell(v, new) for v in g.vmap_us_per_run_step],
+                "compile": [_cell(v, new) for v in g.compile_us_per_run_step],
+                "engine": [_cell(v, True) for v in g.engine_us_per_run_step],
+                "roofline": [_cell(v, new) for v in g.roofline_us_per_run_step],
+                "×naive": [_cell(v, True, 2) for v in g.speedup],
+                "×best alt": [_cell(v, new, 2) for v in g.engine_vs_best_alternative],
+                "÷roofline": [_cell(v, new, 2) for v in g.engine_vs_roofline],
+                "spread %": [_cell(None if v is None else 100 * v, new, 0) for v in g.spread],
+                "matmul %": [_cell(None if v is None else 100 * v, new, 0, "—") for v in g.engine_matmul_share],
+                "engine GFLOP/s": [
+                    _cell(_mflop(learner, m) / us * 1e3, True, 0)
+                    for learner, m, us in zip(g.learner, g.matmul_mflop_per_run_step, g.engine_us_per_run_step)
+                ],
+                "peak MB": [_cell(v, True, 0) for v in g.peak_memory_mb],
+            }
+        )
+        absent = [c for c in table.columns if (table[c] == NOT_MEASURED).all()]
+        text = head + "\n" + table.drop(columns=absent).to_string(index=False)
+        if absent:
+            text += f"\n{NOT_MEASURED} (this benchmark predates them): {', '.join(absent)}"
+        parts.append(text)
+        if new and g.compile_unavailable.iloc[0]:
+            parts.append(f"compile unavailable: {g.compile_unavailable.iloc[0]}")
+    return "\n\n".join(parts)
 
 
 def target_verdicts(results: pd.DataFrame) -> pd.DataFrame:
-    """Per saved benchmark and learner, whether the engine-speed target for its device type holds:
-    CPU, speedup >= 7 at R = 16; GPU, speedup >= 100 at R >= 64 and the whole paper (5 seeds) in
-    <= 10 minutes."""
+    """Per saved benchmark, learner and target of its device type, whether the target holds (✓/✗), or
+    "not measured yet" where the benchmark predates the column (or lacks the R) it needs. CPU: at
+    R = 16, ≥ 10× the textbook loop and ≥ 2× the faster of vmap and compile; at R = 64, within 1.5× of
+    the roofline. GPU: ≥ 100× the textbook loop at R ≥ 64 and the whole paper (5 seeds) in ≤ 10 minutes.
+    `note` says where the machine was busy (the figures then do not measure the implementations)."""
     rows = []
-    for (device, date, steps, kind), group in results.groupby(["device", "date", "steps", "device_type"]):
-        least_r, learners, least_speedup, most_hours = TARGETS[kind]
-        for learner in learners:
-            at = group[(group.learner == learner) & (group.runs >= least_r)]
-            if at.empty:
+    for (device, date, steps, _), group in _benchmarks(results):
+        kind = group.device_type.iloc[0]
+        busy = "machine busy: not a measurement" if group.busy.iloc[0] else ""
+        for learner in ("baseline", "persistent"):
+            mine = group[group.learner == learner]
+            if mine.empty:
                 continue
-            best = at.loc[at.speedup.idxmax()] if kind == "cuda" else at.loc[at.runs.idxmin()]
-            hours = best.paper_projection_hours
-            holds = best.speedup >= least_speedup and (most_hours is None or hours <= most_hours)
-            target = f"≥ {least_speedup:g}× at R {'≥' if kind == 'cuda' else '='} {least_r}" + (
-                f", paper ≤ {most_hours * 60:g} min" if most_hours else "")
-            rows.append({"device": device, "date": date, "steps": steps, "learner": learner, "target": target,
-                         "measured": f"{best.speedup:.2f}× at R = {best.runs}" + (
-                             f", paper {hours * 60:.0f} min" if most_hours else ""),
-                         "verdict": "✓" if holds else "✗"})
-    return pd.DataFrame(rows, columns=["device", "date", "steps", "learner", "target", "measured", "verdict"])
+            for label, column, r, at_least, bound in TARGETS[kind]:
+                at = mine[mine.runs >= r] if kind == "cuda" else mine[mine.runs == r]
+                value = None
+                if not at.empty:
+                    best = at.loc[at[column].astype(float).idxmax()] if kind == "cuda" else at.iloc[0]
+                    value = best[column]
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    rows.append(
+                        {
+                            "device": device,
+                            "date": date,
+                            "steps": steps,
+                            "learner": learner,
+                            "target": label,
+                            "measured": NOT_MEASURED,
+                            "verdict": NOT_MEASURED,
+                            "note": busy,
+                        }
+                    )
+                    continue
+                holds = value >= bound if at_least else value <= bound
+                measured = f"{value:.2f}× at R = {best.runs}"
+                if kind == "cuda":
+                    hours = best.paper_projection_hours
+                    holds = holds and hours <= GPU_MOST_HOURS
+                    measured += f", paper {hours * 60:.0f} min"
+                rows.append(
+                    {
+                        "device": device,
+                        "date": date,
+                        "steps": steps,
+                        "learner": learner,
+                        "target": label,
+                        "measured": measured,
+                        "verdict": "✓" if holds else "✗",
+                        "note": busy,
+                    }
+                )
+    return pd.DataFrame(rows, columns=["device", "date", "steps", "learner", "target", "measured", "verdict", "note"])
+
+
+def projections(results: pd.DataFrame) -> pd.DataFrame:
+    """Per saved benchmark, the projected wall time (hours) of every Iqbal figure at paper scale with
+    5 seeds for each implementation, at its fastest measured R (the textbook loop: one run at a time)."""
+    rows = []
+    for (device, date, steps, _), g in _benchmarks(results):
+        new = bool(g.interleaved.iloc[0])
+        row = {"device": device, "date": date, "steps": steps}
+        for impl in IMPLEMENTATIONS:
+            column = g[f"{impl}_us_per_run_step"].astype(float)
+            if not new and impl in ("vmap", "compile", "roofline"):
+                row[impl] = NOT_MEASURED
+                continue
+            best = {name: column[g.learner == name].min() for name in LEARNERS_TIMED}
+            row[impl] = (
+                "unavailable" if any(math.isnan(b) for b in best.values()) else f"{paper_projection(best):.1f} h"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["device", "date", "steps", *IMPLEMENTATIONS])
+
+
+STYLE = {
+    "naive": dict(color="tab:red", ls=":", marker="o"),
+    "vmap": dict(color="tab:orange", marker="s"),
+    "compile": dict(color="tab:purple", marker="^"),
+    "engine": dict(color="tab:blue", marker="D", lw=2),
+    "roofline": dict(color="black", ls="--", marker=""),
+}
+LABELS = {
+    "naive": "naive loop (one run per loop)",
+    "vmap": "vmap(grad) over functional_call",
+    "compile": "vmap(grad) under torch.compile",
+    "engine": "lopcore engine",
+    "roofline": "roofline: the engine's matrix products alone",
+}
+
+
+def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
+    """µs per run-step against R for every implementation of the latest saved benchmark on this device
+    type (one panel per learner, log-log), the roofline drawn dashed. None if there is none."""
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    mine = results[results.device_type == device_type]
+    if mine.empty:
+        return None
+    latest = max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0])))
+    (device, date, steps, commit), g = latest
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    missing = [impl for impl in IMPLEMENTATIONS if g[f"{impl}_us_per_run_step"].isna().all()]
+    for ax, learner in zip(axes, LEARNERS_TIMED):
+        sub = g[g.learner == learner].sort_values("runs")
+        for impl in IMPLEMENTATIONS:
+            y = sub[f"{impl}_us_per_run_step"].astype(float)
+            if y.isna().all():
+                continue
+            ax.plot(sub.runs, y, label=LABELS[impl], **STYLE[impl])
+        ax.set(xscale="log", yscale="log", xlabel="runs trained together, R", title=learner)
+        ax.set_xticks(list(sub.runs), [str(r) for r in sub.runs])
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes:
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    axes[0].set_ylabel("µs per run-step" + (" (median of repeats)" if g.interleaved.iloc[0] else ""))
+    axes[0].legend(fontsize=8)
+    absent = NOT_MEASURED if not g.interleaved.iloc[0] else "unavailable"
+    note = f"; {', '.join(missing)}: {absent}" if missing else ""
+    if g.busy.iloc[0]:
+        note += "; MACHINE BUSY, not a measurement"
+    fig.suptitle(f"{device}, {date}, commit {commit}, {steps} steps{note}", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float, store=None):
     """Keep a benchmark result in the results store: the spec names what was measured (device,
-    threads, steps, run counts), the metrics are the table's columns."""
+    threads, steps, repeats, run counts), the metrics are the table's columns and the run's facts."""
     from .store import Store, provenance
+
     spec = {"learner": {"kind": "bench"}, "device": result["device"], "steps": result["steps"], "runs": runs}
+    if "repeats" in result:
+        spec["repeats"] = result["repeats"]
     rows = result["configurations"]
-    metrics = {column: [row[column] for row in rows] for column in rows[0]}
+    metrics = {column: [row.get(column) for row in rows] for column in rows[0]}
     metrics["paper_projection_hours"] = [result["paper_projection_hours"]]
+    for key in (
+        "paper_projection_hours_by_implementation",
+        "compile_unavailable",
+        "busy_warning",
+        "threads",
+        "pinned_cpus",
+        "load_average_at_start",
+        "engine_profile",
+    ):
+        if key in result:
+            metrics[key] = [result[key]]
     for way, us in result.get("sharing_us_per_run_step", {}).items():
         metrics[f"sharing_{way}_us_per_run_step"] = [us]
-    return (store or Store()).save(spec, metrics, provenance(str(device), wall_time_s, runs_in_group=0))
+    threads = result.get("threads") if device.type == "cpu" else None
+    prov = provenance(str(device), wall_time_s, runs_in_group=0, threads=threads)
+    return (store or Store()).save(spec, metrics, prov)
 
 
 if __name__ == "__main__":

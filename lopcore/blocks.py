@@ -19,8 +19,8 @@ Replays compute exactly the kernels the eager steps compute, in the same order. 
 is no graph: `BlockTrainer(capture=False)` runs the same blocks eagerly, which the tests pin to the
 engine's plain per-batch loop bit for bit.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 
@@ -39,24 +39,29 @@ def block_steps(period: int, most: int = BLOCK_STEPS) -> int:
 def graphs_enabled() -> bool:
     """$LOPCORE_CUDA_GRAPHS: "1" (default) records blocks as CUDA graphs on a GPU, "0" runs every
     step eagerly (to compare, or to debug)."""
-    return from_env("LOPCORE_CUDA_GRAPHS", "1", {"1": True, "0": False}.get,
-                    "give 1 (CUDA graphs, the default) or 0")
+    return from_env("LOPCORE_CUDA_GRAPHS", "1", {"1": True, "0": False}.get, "give 1 (CUDA graphs, the default) or 0")
 
 
 def per_batch(learner, state: dict, stream, data: dict):
     """The plain way to train a task, for every learner and stream: one step per batch the stream
     gives. Returns a function of the task, like `BlockTrainer.train`."""
+
     def train(task) -> None:
         for x, y in stream.train_batches(data, task):
             learner.step(state, x, y)
+
     return train
 
 
 def usable(learner, stream, device: torch.device) -> bool:
     """Whether the engine trains this group in (graph-recorded) blocks: a GPU, a permuted-image
     stream, a learner with a `block_period`, and $LOPCORE_CUDA_GRAPHS not 0."""
-    return (device.type == "cuda" and isinstance(stream, PermutedStream)
-            and getattr(learner, "block_period", lambda: None)() is not None and graphs_enabled())
+    return (
+        device.type == "cuda"
+        and isinstance(stream, PermutedStream)
+        and getattr(learner, "block_period", lambda: None)() is not None
+        and graphs_enabled()
+    )
 
 
 class BlockTrainer:
@@ -68,8 +73,9 @@ class BlockTrainer:
     A block is at most `most_steps` steps (default 64 with graphs, 8 without).
     """
 
-    def __init__(self, learner, state: dict, stream: PermutedStream, data: dict, capture: bool,
-                 most_steps: int | None = None):
+    def __init__(
+        self, learner, state: dict, stream: PermutedStream, data: dict, capture: bool, most_steps: int | None = None
+    ):
         self.learner, self.state, self.stream, self.data, self.capture = learner, state, stream, data, capture
         self.period = learner.block_period()
         self.steps = block_steps(self.period, most_steps or (BLOCK_STEPS if capture else EAGER_BLOCK_STEPS))
@@ -90,22 +96,27 @@ class BlockTrainer:
         self._eager(task, 0, done)
         self.permutation.copy_(task.permutation)
         while total - done >= self.steps:
-            self.order.copy_(task.order[:, done * batch:(done + self.steps) * batch])
+            self.order.copy_(task.order[:, done * batch : (done + self.steps) * batch])
             self._block(task.dataset)
             done += self.steps
         self._eager(task, done, total)
 
     def _eager(self, task: Task, first: int, stop: int) -> None:
         b = self.stream.batch_size
-        self._run(task.dataset, task.order[:, first * b:stop * b], task.permutation, task.standardize)
+        self._run(task.dataset, task.order[:, first * b : stop * b], task.permutation, task.standardize)
 
-    def _run(self, dataset: str, order: torch.Tensor, permutation: torch.Tensor,
-             standardize: tuple[float, float] | None = None) -> None:
+    def _run(
+        self,
+        dataset: str,
+        order: torch.Tensor,
+        permutation: torch.Tensor,
+        standardize: tuple[float, float] | None = None,
+    ) -> None:
         """The steps over these examples (R, steps * batch), their batches gathered in one go."""
         b, source = self.stream.batch_size, self.data[dataset]
         xs, ys = permuted(source.train_x[order], permutation, standardize), source.train_y[order]
         for i in range(order.shape[1] // b):
-            self.learner.step(self.state, xs[:, i * b:(i + 1) * b], ys[:, i * b:(i + 1) * b])
+            self.learner.step(self.state, xs[:, i * b : (i + 1) * b], ys[:, i * b : (i + 1) * b])
 
     def _steps(self, dataset: str) -> None:
         """One block: gather its batches from the index buffer, K steps, and leave every state
@@ -144,8 +155,7 @@ class BlockTrainer:
         """Record one block. Recording runs no kernel; the host-side bookkeeping the block did while
         recording (step counters, the persistent state's chain of saved steps) is put back, and the
         counters' advance is replayed by hand."""
-        host = {k: (list(v) if isinstance(v, list) else v) for k, v in self.state.items()
-                if isinstance(v, (int, list))}
+        host = {k: (list(v) if isinstance(v, list) else v) for k, v in self.state.items() if isinstance(v, (int, list))}
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
         # a memory pool of its own (alternating data sets replay their graphs in turn); other groups'

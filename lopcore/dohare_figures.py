@@ -36,6 +36,7 @@ Scales (`SCALES`):
            change-rate study at the same 250k examples, switching every 250, 2500 or 25000
     smoke  seconds: tiny networks and tasks, for tests
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,14 +66,39 @@ class Scale:
 
 
 SCALES = {
-    "paper": Scale(n_tasks=800, examples_per_task=60000, width=2000, widths=(100, 1000, 10000), width_tasks=150,
-                   change_every=(10_000, 100_000, 1_000_000), change_examples=48_000_000, probe_examples=2000,
-                   test_examples=10000),
-    "small": Scale(n_tasks=100, examples_per_task=2500, width=100, widths=(25, 100, 400), width_tasks=100,
-                   change_every=(250, 2500, 25000), change_examples=250_000, probe_examples=2000,
-                   test_examples=2000),
-    "smoke": Scale(n_tasks=3, examples_per_task=200, width=16, widths=(8, 16, 32), width_tasks=3,
-                   change_every=(50, 100, 200), change_examples=600, probe_examples=100, test_examples=200),
+    "paper": Scale(
+        n_tasks=800,
+        examples_per_task=60000,
+        width=2000,
+        widths=(100, 1000, 10000),
+        width_tasks=150,
+        change_every=(10_000, 100_000, 1_000_000),
+        change_examples=48_000_000,
+        probe_examples=2000,
+        test_examples=10000,
+    ),
+    "small": Scale(
+        n_tasks=100,
+        examples_per_task=2500,
+        width=100,
+        widths=(25, 100, 400),
+        width_tasks=100,
+        change_every=(250, 2500, 25000),
+        change_examples=250_000,
+        probe_examples=2000,
+        test_examples=2000,
+    ),
+    "smoke": Scale(
+        n_tasks=3,
+        examples_per_task=200,
+        width=16,
+        widths=(8, 16, 32),
+        width_tasks=3,
+        change_every=(50, 100, 200),
+        change_examples=600,
+        probe_examples=100,
+        test_examples=200,
+    ),
 }
 BATCH_SIZE = 1  # fully online: one SGD step per example
 INIT = "kaiming"  # W ~ N(0, 2/fan_in), b = 0
@@ -117,8 +143,9 @@ def _step_size_label(lr: float) -> str:
 def stepsize(scale: Scale, step_sizes=STEP_SIZES) -> dict[str, Run]:
     """Thesis Fig. 4.2: backprop at each step size, the main network."""
     step_sizes = params.float_list("step_sizes", step_sizes, 1e-9, 1.0)
-    return {_step_size_label(lr): Run(mlp(scale.width, lr), scale.n_tasks, scale.examples_per_task)
-            for lr in step_sizes}
+    return {
+        _step_size_label(lr): Run(mlp(scale.width, lr), scale.n_tasks, scale.examples_per_task) for lr in step_sizes
+    }
 
 
 def width(scale: Scale, widths=None) -> dict[str, Run]:
@@ -133,8 +160,10 @@ def changerate(scale: Scale, change_every=None) -> dict[str, Run]:
     change_every = params.int_list("change_every", scale.change_every if change_every is None else change_every, 1)
     too_long = [n for n in change_every if n > scale.change_examples]
     if too_long:
-        raise params.ParameterError(f"change_every={too_long!r} is not valid; an interval must be at most the "
-                                    f"{scale.change_examples} examples of the study at this scale")
+        raise params.ParameterError(
+            f"change_every={too_long!r} is not valid; an interval must be at most the "
+            f"{scale.change_examples} examples of the study at this scale"
+        )
     return {f"change every {n:,}": Run(mlp(scale.width), scale.change_examples // n, n) for n in change_every}
 
 
@@ -164,9 +193,15 @@ DEFAULT_SEEDS = {name: 3 for name in FIGURES}  # the committed results' seeds (t
 def run_spec(run: Run, scale: Scale, seed: int) -> RunSpec:
     """The engine's spec of one curve and seed: batch 1, the τ-dormant fraction recorded."""
     stream = PermutedStream(datasets=("mnist",), examples_per_task=run.examples_per_task, batch_size=BATCH_SIZE)
-    return RunSpec(learner=run.learner, stream=stream, n_tasks=run.n_tasks, test_examples=scale.test_examples,
-                   probe_examples=min(scale.probe_examples, run.examples_per_task), seed=seed,
-                   dormant_tau=DORMANT_TAU)
+    return RunSpec(
+        learner=run.learner,
+        stream=stream,
+        n_tasks=run.n_tasks,
+        test_examples=scale.test_examples,
+        probe_examples=min(scale.probe_examples, run.examples_per_task),
+        seed=seed,
+        dormant_tau=DORMANT_TAU,
+    )
 
 
 def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
@@ -175,12 +210,18 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
     params.choice("scale", scale, SCALES)
     seeds = params.seed_list(seeds)
     size = SCALES[scale]
-    return [(label, run_spec(r, size, seed)) for label, r in FIGURES[figure](size, **options).items()
-            for seed in seeds]
+    return [(label, run_spec(r, size, seed)) for label, r in FIGURES[figure](size, **options).items() for seed in seeds]
 
 
-def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto", store: Store | None = None,
-                progress: bool = True, **options) -> pd.DataFrame:
+def load_figure(
+    figure: str,
+    scale: str = "small",
+    seeds=3,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> pd.DataFrame:
     """The figure's tidy results (one row per run x task) with the network-level correlates added
     (`network_correlates`); computes only runs missing from the store, none where
     $LOPCORE_NO_COMPUTE=1, and none at paper scale where $CI is set."""

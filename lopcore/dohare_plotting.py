@@ -2,6 +2,7 @@
 drawn like Iqbal's (`plotting.curve`): bold line the seed mean, band the seeds' range (min to max);
 online accuracy also faint per task under a trailing sliding mean over a fiftieth of the run.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -44,13 +45,18 @@ def accuracy_by_examples(df: pd.DataFrame, title: str = ""):
     parts = []
     for _, g in df.groupby("run", sort=False):
         g = g.sort_values("task")
-        parts.append(g.assign(value=sliding_mean(g["online_accuracy"].to_numpy(), accuracy_window(g)),
-                              millions=g["examples_seen"] / 1e6))
+        parts.append(
+            g.assign(
+                value=sliding_mean(g["online_accuracy"].to_numpy(), accuracy_window(g)),
+                millions=g["examples_seen"] / 1e6,
+            )
+        )
     data = pd.concat(parts)
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     palette = dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
-    sns.lineplot(data=data, x="millions", y="value", hue="label", palette=palette, errorbar=("pi", 100),
-                 linewidth=1.8, ax=ax)
+    sns.lineplot(
+        data=data, x="millions", y="value", hue="label", palette=palette, errorbar=("pi", 100), linewidth=1.8, ax=ax
+    )
     ax.set_xlabel("examples seen (millions)")
     ax.set_ylabel("online accuracy per task (sliding mean)")
     ax.legend(title=None, frameon=False)
@@ -71,7 +77,7 @@ def correlate_panels(df: pd.DataFrame, title: str = "", rank: str = "effective_r
     for ax, column in zip(axes.flat[1:], columns):
         curve(df, column, ax, None, CORRELATES[column])
         ax.get_legend().remove()
-    for ax in axes.flat[1 + len(columns):]:
+    for ax in axes.flat[1 + len(columns) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)

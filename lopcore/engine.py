@@ -18,6 +18,7 @@ map or class pair), `probe_inputs` (the task-start correlates' inputs), `test_si
 are those of its final hidden state, the one layer it has (`_l1`); a tanh/sigmoid unit is rarely
 exactly 0, so its dead fraction is mostly 0 by construction.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,9 +33,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets (and no widget JS in the offline book)
 
-from . import blocks
+from . import blocks, metrics
 from . import checkpoint as ckpt
-from . import metrics
 from .device import own_stream, resolve_device
 from .frames import frame
 from .params import from_env
@@ -53,16 +53,20 @@ def evaluate(learner, state, dataset, task, n_examples: int, chunk: int = 2000, 
     """Test accuracy (R,) on the task's first `n_examples` test examples under its permutation,
     label map or class pair. `dataset` and `task` are as `stream` gives them; without `stream`,
     a permuted-image data set and task."""
-    chunks = stream.test_batches(dataset, task, n_examples, chunk) if stream else test_batches(
-        dataset, task, n_examples, chunk)
+    chunks = (
+        stream.test_batches(dataset, task, n_examples, chunk)
+        if stream
+        else test_batches(dataset, task, n_examples, chunk)
+    )
     correct = 0
     for x, y in chunks:
         correct = correct + (learner.logits(state, x).argmax(-1) == y).sum(-1)
     return correct / n_examples
 
 
-def correlates(learner, state, dataset, task, n_examples: int, stream=None, dormant_tau: float | None = None
-               ) -> dict[str, torch.Tensor]:
+def correlates(
+    learner, state, dataset, task, n_examples: int, stream=None, dormant_tau: float | None = None
+) -> dict[str, torch.Tensor]:
     """Dead-unit fraction, effective rank and srank (δ = 0.01) of every hidden layer at task start
     (the recurrent learner: of its final hidden state), and with `dormant_tau` the τ-dormant
     fraction. Arguments as for `evaluate`. (Weight magnitudes are recorded at each task's end,
@@ -82,9 +86,13 @@ class DivergenceWarning(RuntimeWarning):
     """A run's loss became non-finite; it is stored flagged `diverged`, its group mates unaffected."""
 
 
-def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = True,
-              checkpoint: Path | None = None, checkpoint_every_s: float = 0.0
-              ) -> tuple[list[dict[str, list]], float, list[int]]:
+def run_group(
+    specs: Sequence[RunSpec],
+    device: torch.device,
+    progress: bool = True,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = 0.0,
+) -> tuple[list[dict[str, list]], float, list[int]]:
     """Train the runs of one group together.
 
     Returns per-run metric columns, the wall time spent on them (over all sessions, if resumed) and
@@ -93,10 +101,10 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
     With `checkpoint` (a file path, see lopcore.checkpoint) the group's state is saved there after
     every task (or, with `checkpoint_every_s` > 0, after the first task that ends at least that many
     seconds after the last save: for paper-scale runs of many short tasks, where writing the state
-    after every task would cost more than the tasks), and a matching checkpoint found there is resumed from: the results are then
-    bit-identical to an uninterrupted run on the same kind of device. The caller deletes the file
-    once the results are stored. Runs are independent: one whose loss turns non-finite (it
-    diverged) is reported with a DivergenceWarning and keeps going; the others' numbers are
+    after every task would cost more than the tasks), and a matching checkpoint found there is
+    resumed from: the results are then bit-identical to an uninterrupted run on the same kind of
+    device. The caller deletes the file once the results are stored. Runs are independent: one whose
+    loss turns non-finite (it diverged) is reported with a DivergenceWarning and keeps going; the others' numbers are
     unchanged, since every kernel treats the run axis as a batch of independent problems. With
     `stop_at_chance` a run's results end at its own stop task (see `chance_stops`), whatever its
     group mates do; the group stops once every run has stopped.
@@ -122,17 +130,27 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
         rows, resumed = list(saved["rows"].unbind(1)), [*saved["resumed_at"], first_task]
         if progress:
             tqdm.write(f"resuming {label} at task {first_task} from {checkpoint}", file=sys.stderr)
-    train_task = (blocks.BlockTrainer(learner, state, stream, source, capture=True).train  # GPU: CUDA graphs
-                  if blocks.usable(learner, stream, device) else blocks.per_batch(learner, state, stream, source))
-    diverged = set() if not rows else set(
-        (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist())
+    train_task = (
+        blocks.BlockTrainer(learner, state, stream, source, capture=True).train  # GPU: CUDA graphs
+        if blocks.usable(learner, stream, device)
+        else blocks.per_batch(learner, state, stream, source)
+    )
+    diverged = (
+        set()
+        if not rows
+        else set(
+            (~torch.stack(rows, 1)[:, :, columns.index("online_loss")].isfinite()).any(1).nonzero().flatten().tolist()
+        )
+    )
     started = last_saved = time.perf_counter()
-    with tqdm(total=spec.n_tasks, initial=first_task, desc=label, unit="task", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=spec.n_tasks, initial=first_task, desc=label, unit="task", disable=not progress, leave=False
+    ) as bar:
         for k in range(first_task, spec.n_tasks):
             task = stream.new_task(seeds, k, source)
-            found = correlates(learner, state, source, task, spec.probe_examples, stream=stream,
-                               dormant_tau=spec.dormant_tau)
+            found = correlates(
+                learner, state, source, task, spec.probe_examples, stream=stream, dormant_tau=spec.dormant_tau
+            )
             state["correct"].zero_()
             state["loss_sum"].zero_()
             train_task(task)
@@ -145,16 +163,30 @@ def run_group(specs: Sequence[RunSpec], device: torch.device, progress: bool = T
             for r in (~rows[-1][:, columns.index("online_loss")].isfinite()).nonzero().flatten().tolist():
                 if r not in diverged:
                     diverged.add(r)
-                    warnings.warn(f"{label}: run seed={seeds[r]} diverged at task {k} (non-finite loss); its "
-                                  f"results are kept, flagged `diverged`", DivergenceWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{label}: run seed={seeds[r]} diverged at task {k} (non-finite loss); its "
+                        f"results are kept, flagged `diverged`",
+                        DivergenceWarning,
+                        stacklevel=2,
+                    )
             due = time.perf_counter() - last_saved >= checkpoint_every_s
             if checkpoint is not None and k + 1 < spec.n_tasks and due:
                 last_saved = time.perf_counter()
-                ckpt.save(checkpoint, {
-                    "format": ckpt.FORMAT, "specs": spec_dicts, "device_type": device.type,
-                    "torch": str(torch.__version__), "task": k + 1, "columns": columns,
-                    "rows": torch.stack(rows, 1), "elapsed_s": elapsed + time.perf_counter() - started,
-                    "resumed_at": resumed, "state": ckpt.pack_state(state)})
+                ckpt.save(
+                    checkpoint,
+                    {
+                        "format": ckpt.FORMAT,
+                        "specs": spec_dicts,
+                        "device_type": device.type,
+                        "torch": str(torch.__version__),
+                        "task": k + 1,
+                        "columns": columns,
+                        "rows": torch.stack(rows, 1),
+                        "elapsed_s": elapsed + time.perf_counter() - started,
+                        "resumed_at": resumed,
+                        "state": ckpt.pack_state(state),
+                    },
+                )
             bar.set_postfix(acc=f"{rows[-1][:, columns.index('online_accuracy')].mean():.3f}")
             bar.update()
             stops = chance_stops(torch.stack(rows, 1)[:, :, columns.index("online_accuracy")], spec.stop_at_chance)
@@ -177,24 +209,39 @@ def _restore(state: dict, saved: dict, checkpoint: Path) -> None:
     except ckpt.StaleCheckpoint as err:
         raise ckpt.CorruptCheckpointError(
             f"checkpoint {checkpoint} does not fit the learner state ({err}); delete it "
-            f"(rm {checkpoint}) and rerun: the group restarts from its first task") from None
+            f"(rm {checkpoint}) and rerun: the group restarts from its first task"
+        ) from None
 
 
 def checkpoint_interval() -> float:
     """Seconds between checkpoints of a group in progress: $LOPCORE_CHECKPOINT_EVERY_S, default 0
     (after every task)."""
-    return from_env("LOPCORE_CHECKPOINT_EVERY_S", "0", lambda raw: float(raw) if 0 <= float(raw) < float("inf")
-                    else None, "give seconds >= 0 (0, the default: after every task)")
+    return from_env(
+        "LOPCORE_CHECKPOINT_EVERY_S",
+        "0",
+        lambda raw: float(raw) if 0 <= float(raw) < float("inf") else None,
+        "give seconds >= 0 (0, the default: after every task)",
+    )
 
 
 def concurrent_groups() -> int:
     """Run groups that train at once: $LOPCORE_CONCURRENT_GROUPS, default 1 (one after another)."""
-    return from_env("LOPCORE_CONCURRENT_GROUPS", "1", lambda raw: int(raw) if raw.isdigit() and int(raw) >= 1
-                    else None, "give an integer >= 1 (default 1)")
+    return from_env(
+        "LOPCORE_CONCURRENT_GROUPS",
+        "1",
+        lambda raw: int(raw) if raw.isdigit() and int(raw) >= 1 else None,
+        "give an integer >= 1 (default 1)",
+    )
 
 
-def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = None,
-        progress: bool = True, compute: bool = True, concurrent: int | None = None) -> pd.DataFrame:
+def run(
+    specs: Sequence[RunSpec],
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    compute: bool = True,
+    concurrent: int | None = None,
+) -> pd.DataFrame:
     """Results of every run in `specs`, computing (and storing) only those not yet stored.
 
     Returns a tidy DataFrame, one row per run x task, with the learner's options as columns.
@@ -213,8 +260,10 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
     missing = list({store.path(s.to_dict()): s for s in specs if s.to_dict() not in store}.values())
     if missing and not compute:
         paths = "\n  ".join(str(store.path(s.to_dict())) for s in missing[:5])
-        raise MissingResultsError(f"{len(missing)} run(s) are not in the results store {store.root}, "
-                                  f"e.g.\n  {paths}\nrun them first (they are not computed here)")
+        raise MissingResultsError(
+            f"{len(missing)} run(s) are not in the results store {store.root}, "
+            f"e.g.\n  {paths}\nrun them first (they are not computed here)"
+        )
     dev = resolve_device(device) if missing else None
     groups: dict[str, list[RunSpec]] = defaultdict(list)
     for s in missing:
@@ -227,7 +276,7 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
         prov = provenance(dev, wall, len(group))
         if resumed:
             prov["resumed_at_tasks"] = resumed
-        for s, cols in zip(group, results):
+        for s, cols in zip(group, results, strict=True):
             store.save(s.to_dict(), cols, prov)
         ckpt.remove(checkpoint)  # only once every run of the group is stored
 
@@ -242,5 +291,3 @@ def run(specs: Sequence[RunSpec], device: str = "auto", store: Store | None = No
                     done.result()  # a group's error surfaces here; finished groups are already stored
                     bar.update()
     return pd.concat([frame(store.load(s.to_dict())) for s in specs], ignore_index=True)
-
-

@@ -10,6 +10,7 @@ Read it back with pandas::
 
     df = pd.read_csv("fig2-small.csv")          # or pd.read_parquet("fig2-small.parquet")
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ def choose_format(fmt: str | None, path: str | Path | None) -> str:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise params.ParameterError("--format parquet needs pyarrow, which is not installed here: "
-                                        "pip install pyarrow (or lopcore[parquet]), or use --format csv") from None
+            raise params.ParameterError(
+                "--format parquet needs pyarrow, which is not installed here: "
+                "pip install pyarrow (or lopcore[parquet]), or use --format csv"
+            ) from None
     return fmt
 
 
@@ -49,14 +52,21 @@ def default_path(figure: str, scale: str, fmt: str = "csv") -> Path:
     return Path(f"{figure}-{scale}.{fmt}")
 
 
-def tidy(module, figure: str, scale: str, seeds, device: str = "auto", store: Store | None = None,
-         progress: bool = True, **options) -> pd.DataFrame:
+def tidy(
+    module,
+    figure: str,
+    scale: str,
+    seeds,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> pd.DataFrame:
     """The figure's tidy frame from `module` (figures, boundary, recurrent_figures, dohare_figures),
     with `figure` and the provenance columns added."""
     store = store or Store()
     runs = module.figure_runs(figure, scale, seeds, **options)  # validates every parameter first
-    df = module.load_figure(figure, scale=scale, seeds=seeds, device=device, store=store, progress=progress,
-                            **options)
+    df = module.load_figure(figure, scale=scale, seeds=seeds, device=device, store=store, progress=progress, **options)
     prov = {}
     for _, spec in runs:
         record = store.load(spec.to_dict())
@@ -86,9 +96,18 @@ def write(df: pd.DataFrame, path: str | Path, fmt: str) -> Path:
     return path
 
 
-def export(module, figure: str, scale: str = "small", seeds=None, fmt: str | None = None,
-           path: str | Path | None = None, device: str = "auto", store: Store | None = None,
-           progress: bool = True, **options) -> tuple[Path, pd.DataFrame]:
+def export(
+    module,
+    figure: str,
+    scale: str = "small",
+    seeds=None,
+    fmt: str | None = None,
+    path: str | Path | None = None,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> tuple[Path, pd.DataFrame]:
     """Write the figure's tidy frame (see `tidy`) to `path` (default FIGURE-SCALE.FORMAT here);
     `seeds` defaults to the figure's (module.DEFAULT_SEEDS). Returns the path and the frame."""
     fmt = choose_format(fmt, path)

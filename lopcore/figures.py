@@ -6,6 +6,7 @@ runs are defined once. Scales:
     small  CPU-sized: the same 600 tasks, 6000 images each (a tenth of the steps)
     smoke  seconds: a few tiny tasks, for tests
 """
+
 from __future__ import annotations
 
 import os
@@ -45,16 +46,27 @@ MNIST, FASHION, ALTERNATING = ("mnist",), ("fashion_mnist",), ("fashion_mnist", 
 
 def _spec(learner, datasets, scale: Scale, seed: int, task_fraction: float = 1.0) -> RunSpec:
     stream = PermutedStream(datasets=datasets, examples_per_task=scale.examples_per_task, batch_size=BATCH_SIZE)
-    return RunSpec(learner=learner, stream=stream, n_tasks=max(1, round(scale.n_tasks * task_fraction)),
-                   test_examples=scale.test_examples, probe_examples=scale.probe_examples, seed=seed)
+    return RunSpec(
+        learner=learner,
+        stream=stream,
+        n_tasks=max(1, round(scale.n_tasks * task_fraction)),
+        test_examples=scale.test_examples,
+        probe_examples=scale.probe_examples,
+        seed=seed,
+    )
 
 
 def _persistent(n, d_int, label_d: bool = False, **options) -> dict[str, PersistentState]:
     """One persistent-state learner per (n, d_int); the label names d only when it varies."""
     n = params.int_list("n", n, 1)
     d_ints = params.int_list("d_int", d_int, 1)
-    return {f"persistent n={k}" + (f", d={d}" if label_d or len(d_ints) > 1 else ""):
-            PersistentState(lr=LR, d_int=d, n=k, **options) for d in d_ints for k in n}
+    return {
+        f"persistent n={k}" + (f", d={d}" if label_d or len(d_ints) > 1 else ""): PersistentState(
+            lr=LR, d_int=d, n=k, **options
+        )
+        for d in d_ints
+        for k in n
+    }
 
 
 def _cbp() -> ContinualBackprop:
@@ -87,17 +99,22 @@ def fig4(n=(1, 2, 4), d_int: int = 256) -> dict[str, tuple]:
 
 def fig5() -> dict[str, tuple]:
     """Iqbal Fig. 5: end-of-task test accuracy of the runs of Figs. 2 and 3 (no runs of its own)."""
-    return {**{f"MNIST · {k}": v for k, v in fig2(combined=False).items()},
-            **{f"Fashion-MNIST · {k}": v for k, v in fig3().items()}}
+    return {
+        **{f"MNIST · {k}": v for k, v in fig2(combined=False).items()},
+        **{f"Fashion-MNIST · {k}": v for k, v in fig3().items()},
+    }
 
 
 def fig6(n: int = 2, d_int: int = 128) -> dict[str, tuple]:
     """Iqbal Fig. 6: state ablations (frozen at zero; random with the learned norm) on permuted MNIST."""
     n = params.int_at_least("n", n, 1)
     d_int = params.int_at_least("d_int", d_int, 1)
-    learners = {"baseline": Backprop(lr=LR), f"persistent n={n}": PersistentState(lr=LR, d_int=d_int, n=n),
-                f"zero state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="zero"),
-                f"random state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="random")}
+    learners = {
+        "baseline": Backprop(lr=LR),
+        f"persistent n={n}": PersistentState(lr=LR, d_int=d_int, n=n),
+        f"zero state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="zero"),
+        f"random state n={n}": PersistentState(lr=LR, d_int=d_int, n=n, state="random"),
+    }
     return {label: (MNIST, learner) for label, learner in learners.items()}
 
 
@@ -116,7 +133,13 @@ def cbp_sweep(rates=CBP_RATES) -> dict[str, tuple]:
 
 
 FIGURES: dict[str, Callable[..., dict[str, tuple]]] = {
-    "fig2": fig2, "fig3": fig3, "fig4": fig4, "fig5": fig5, "fig6": fig6, "fig7": fig7, "cbp_sweep": cbp_sweep,
+    "fig2": fig2,
+    "fig3": fig3,
+    "fig4": fig4,
+    "fig5": fig5,
+    "fig6": fig6,
+    "fig7": fig7,
+    "cbp_sweep": cbp_sweep,
 }
 TASK_FRACTION = {"cbp_sweep": 1 / 3}  # figures that run only a prefix of the scale's tasks
 # Seeds of the committed `small`-scale results (a page's default at that scale): 5 where the paper's
@@ -130,14 +153,17 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
     params.choice("scale", scale, SCALES)
     seeds = params.seed_list(seeds)
     fraction = TASK_FRACTION.get(figure, 1.0)
-    return [(label, _spec(learner, datasets, SCALES[scale], seed, fraction))
-            for label, (datasets, learner) in FIGURES[figure](**options).items() for seed in seeds]
+    return [
+        (label, _spec(learner, datasets, SCALES[scale], seed, fraction))
+        for label, (datasets, learner) in FIGURES[figure](**options).items()
+        for seed in seeds
+    ]
 
 
 def alone_runs(scale: str = "small", seeds=3, n: int = 2, d_int: int = 256) -> list[tuple[str, RunSpec]]:
     """Fig. 7's comparison line: Fig. 3's persistent state (same n and d_int) on Fashion-MNIST alone."""
     label = f"persistent n={n}, d={d_int}"
-    return [(l, spec) for l, spec in figure_runs("fig3", scale, seeds, n=n, d_int=d_int) if l == label]
+    return [(line, spec) for line, spec in figure_runs("fig3", scale, seeds, n=n, d_int=d_int) if line == label]
 
 
 def page_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
@@ -146,8 +172,15 @@ def page_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tup
     return runs + alone_runs(scale, seeds, **options) if figure == "fig7" else runs
 
 
-def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto", store: Store | None = None,
-                progress: bool = True, **options) -> pd.DataFrame:
+def load_figure(
+    figure: str,
+    scale: str = "small",
+    seeds=3,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> pd.DataFrame:
     """The figure's tidy results, computing only runs missing from the store.
 
     Paper-scale runs are never computed where $CI is set or $LOPCORE_NO_COMPUTE=1 (a cache miss
@@ -157,8 +190,9 @@ def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto"
     return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
 
 
-def load_runs(runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None,
-              progress: bool = True) -> pd.DataFrame:
+def load_runs(
+    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None, progress: bool = True
+) -> pd.DataFrame:
     """The tidy results of (label, run spec) pairs at `scale`, labelled; computes only runs missing
     from the store, and none where $LOPCORE_NO_COMPUTE=1, nor at paper scale where $CI is set."""
     compute = not (os.environ.get("LOPCORE_NO_COMPUTE") == "1" or (scale == "paper" and os.environ.get("CI")))
@@ -199,11 +233,17 @@ def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS) -> pd.D
         for label, specs in lines.items():
             records = [store.load(s.to_dict()) for s in specs if s.to_dict() in store]
             prov = [r["provenance"] for r in records]
-            rows.append({"figure": figure, "label": label, "seeds_stored": f"{len(records)}/{len(specs)}",
-                         "device": ", ".join(sorted({p["device_name"] for p in prov})),
-                         "wall_time_h": round(max(p["wall_time_s"] for p in prov) / 3600, 2) if prov else None,
-                         "git_commit": ", ".join(sorted({p["git_commit"][:12] for p in prov})),
-                         "date": max((p["date"][:10] for p in prov), default="")})
+            rows.append(
+                {
+                    "figure": figure,
+                    "label": label,
+                    "seeds_stored": f"{len(records)}/{len(specs)}",
+                    "device": ", ".join(sorted({p["device_name"] for p in prov})),
+                    "wall_time_h": round(max(p["wall_time_s"] for p in prov) / 3600, 2) if prov else None,
+                    "git_commit": ", ".join(sorted({p["git_commit"][:12] for p in prov})),
+                    "date": max((p["date"][:10] for p in prov), default=""),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -216,8 +256,9 @@ def stored_by_line(runs: list[tuple[str, RunSpec]], store: Store | None = None) 
     return stored
 
 
-def stored_lines(runs: list[tuple[str, RunSpec]], scale: str, store: Store | None = None,
-                 progress: bool = False) -> pd.DataFrame:
+def stored_lines(
+    runs: list[tuple[str, RunSpec]], scale: str, store: Store | None = None, progress: bool = False
+) -> pd.DataFrame:
     """The tidy results of the lines (labels) of `runs` whose runs are all stored (nothing is
     computed); empty if none is complete."""
     complete = {label for label, stored in stored_by_line(runs, store).items() if all(stored)}
@@ -225,8 +266,9 @@ def stored_lines(runs: list[tuple[str, RunSpec]], scale: str, store: Store | Non
     return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
 
 
-def stored_paper_lines(figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS,
-                       progress: bool = False) -> pd.DataFrame:
+def stored_paper_lines(
+    figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS, progress: bool = False
+) -> pd.DataFrame:
     """The tidy paper-scale results of the figure's lines whose seeds are all stored (nothing is
     computed); empty if none is complete yet."""
     return stored_lines(figure_runs(figure, "paper", seeds), "paper", store, progress)

@@ -5,6 +5,7 @@ the argument's device with no host synchronisation (no ``.item()``, no branching
 so the engine can call these inside its loop. ``sliding_mean`` is the exception: a plotting helper.
 Ranks are computed from ``torch.linalg.svdvals`` in float64 and returned in the activations' dtype.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

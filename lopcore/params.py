@@ -8,6 +8,7 @@ text, which is what papermill's `-p` passes for one: ``"[1, 2]"`` (a Python / JS
 numbers or strings, read with `ast.literal_eval`, never evaluated), ``"1,2"`` (comma-separated), or
 one value such as ``"2"``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,16 +23,22 @@ class ParameterError(ValueError):
     would be valid) and `single` (True where one value, not a list, is expected), so a caller such as
     the command line can restate them in its own terms (`--hidden 0` rather than `widths=0`)."""
 
-    def __init__(self, message: str, name: str | None = None, value=None, expected: str | None = None,
-                 single: bool = False):
+    def __init__(
+        self, message: str, name: str | None = None, value=None, expected: str | None = None, single: bool = False
+    ):
         super().__init__(message)
         self.name, self.value, self.expected, self.single = name, value, expected, single
 
 
 def _bad(name: str, value, expected: str, example: str = "", single: bool = False) -> ParameterError:
     """The one-line error of parameter `name`: `name=value is not valid; expected[, e.g. example]`."""
-    return ParameterError(f"{name}={value!r} is not valid; {expected}" + (f", e.g. {example}" if example else ""),
-                          name=name, value=value, expected=expected, single=single)
+    return ParameterError(
+        f"{name}={value!r} is not valid; {expected}" + (f", e.g. {example}" if example else ""),
+        name=name,
+        value=value,
+        expected=expected,
+        single=single,
+    )
 
 
 def _scalar(text: str):
@@ -101,8 +108,11 @@ def choice_list(name: str, value, choices: Iterable[str]) -> tuple[str, ...]:
     choices = tuple(choices)
     given = value if isinstance(value, str) and value in choices else as_list(value)  # a choice may hold a comma
     values = [given] if isinstance(given, str) else given
-    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) and v in choices
-                                                                          for v in values):
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, str) and v in choices for v in values)
+    ):
         raise _bad(name, value, f"give one or a list of: {', '.join(map(repr, choices))}")
     return tuple(dict.fromkeys(values))
 
@@ -119,8 +129,12 @@ def int_list(name: str, value, minimum: int) -> tuple[int, ...]:
     given = as_list(value)
     values = [given] if _is_int(given) else given
     if not isinstance(values, (list, tuple)) or not values or not all(_is_int(v) and v >= minimum for v in values):
-        raise _bad(name, value, f"give an integer >= {minimum} or a non-empty list of them",
-                   f"{name}=[{minimum}, {minimum + 1}]")
+        raise _bad(
+            name,
+            value,
+            f"give an integer >= {minimum} or a non-empty list of them",
+            f"{name}=[{minimum}, {minimum + 1}]",
+        )
     return tuple(dict.fromkeys(values))
 
 
@@ -135,11 +149,15 @@ def float_list(name: str, value, low: float, high: float) -> tuple[float, ...]:
     (also written as text: "[0.1, 0.2]", "0.1,0.2" or "0.1", see `as_list`)."""
     given = as_list(value)
     values = [given] if isinstance(given, (int, float)) and not isinstance(given, bool) else given
-    ok = isinstance(values, (list, tuple)) and values and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v < high for v in values)
+    ok = (
+        isinstance(values, (list, tuple))
+        and values
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v < high for v in values)
+    )
     if not ok:
-        raise _bad(name, value, f"give a number in [{low:g}, {high:g}) or a non-empty list of them",
-                   f"{name}=[1e-4, 1e-3]")
+        raise _bad(
+            name, value, f"give a number in [{low:g}, {high:g}) or a non-empty list of them", f"{name}=[1e-4, 1e-3]"
+        )
     return tuple(dict.fromkeys(float(v) for v in values))
 
 
@@ -159,6 +177,7 @@ def seed_list(value) -> tuple[int, ...]:
 
 def device_name(value) -> str:
     from .device import resolve_device  # late: it imports torch, which parsing options does not need
+
     if not isinstance(value, str):
         raise ParameterError(f"device={value!r} is not valid; choose 'auto', 'cpu', 'cuda' or 'cuda:N'")
     try:

@@ -3,6 +3,7 @@
 Curves follow the paper's presentation: per-task values faint, a sliding average over tasks in
 bold; across seeds, the bold line is the mean and the band spans the seeds' range (min to max).
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -20,17 +21,32 @@ def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
     return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))
 
 
-def curve(df: pd.DataFrame, column: str, ax, window: int | None = WINDOW, ylabel: str | None = None,
-          palette: dict | None = None):
+def curve(
+    df: pd.DataFrame,
+    column: str,
+    ax,
+    window: int | None = WINDOW,
+    ylabel: str | None = None,
+    palette: dict | None = None,
+):
     """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds
     (colours from `palette`, label -> colour, else in the order the labels appear)."""
     data = df.assign(value=smoothed(df, column, window) if window else df[column])
     palette = palette or dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
     if window:
-        sns.lineplot(data=df, x="task", y=column, hue="label", palette=palette, errorbar=None,
-                     alpha=0.25, linewidth=0.6, legend=False, ax=ax)
-    sns.lineplot(data=data, x="task", y="value", hue="label", palette=palette,
-                 errorbar=("pi", 100), linewidth=2, ax=ax)
+        sns.lineplot(
+            data=df,
+            x="task",
+            y=column,
+            hue="label",
+            palette=palette,
+            errorbar=None,
+            alpha=0.25,
+            linewidth=0.6,
+            legend=False,
+            ax=ax,
+        )
+    sns.lineplot(data=data, x="task", y="value", hue="label", palette=palette, errorbar=("pi", 100), linewidth=2, ax=ax)
     ax.set_ylabel(ylabel or column.replace("_", " "))
     ax.set_xlabel("task")
     ax.legend(title=None, frameon=False)
@@ -65,8 +81,13 @@ def test_accuracy_by_dataset(df: pd.DataFrame, window: int = WINDOW):
     names = list(df["dataset_name"].unique())
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.2), squeeze=False)
     for ax, name in zip(axes[0], names):
-        curve(df[df.dataset_name == name], "test_accuracy", ax, window,
-              f"test accuracy at task end ({window}-task sliding mean)")
+        curve(
+            df[df.dataset_name == name],
+            "test_accuracy",
+            ax,
+            window,
+            f"test accuracy at task end ({window}-task sliding mean)",
+        )
         ax.set_title(f"permuted {name}")
     fig.tight_layout()
     return fig
@@ -78,13 +99,26 @@ def alternating(df: pd.DataFrame, window: int = WINDOW):
     lines are MNIST tasks, dashed lines Fashion-MNIST tasks; colour is the learner."""
     sns.set_theme(style="whitegrid", context="notebook")
     per_set = max(1, window // 2)
-    data = df.assign(value=df.groupby(["run", "dataset"], sort=False)["online_accuracy"].transform(
-        lambda s: sliding_mean(s.to_numpy(), per_set)))
+    data = df.assign(
+        value=df.groupby(["run", "dataset"], sort=False)["online_accuracy"].transform(
+            lambda s: sliding_mean(s.to_numpy(), per_set)
+        )
+    )
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     palette = dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
     data["data set"] = data["dataset"].map({"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"})
-    sns.lineplot(data=data, x="task", y="value", hue="label", style="data set", palette=palette,
-                 style_order=["MNIST", "Fashion-MNIST"], errorbar=("pi", 100), linewidth=1.8, ax=left)
+    sns.lineplot(
+        data=data,
+        x="task",
+        y="value",
+        hue="label",
+        style="data set",
+        palette=palette,
+        style_order=["MNIST", "Fashion-MNIST"],
+        errorbar=("pi", 100),
+        linewidth=1.8,
+        ax=left,
+    )
     left.set_ylabel(f"online accuracy ({per_set}-task sliding mean per data set)")
     left.set_xlabel("task")
     left.legend(frameon=False, fontsize="small")
@@ -104,19 +138,25 @@ def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: i
     and weight norm at the end (means over seeds), and each seed's collapse task ("-" for none)."""
     df = df.assign(sliding=smoothed(df, "online_accuracy", window))
     n_tasks = df["task"].max() + 1
-    per_run = df.groupby(["label", "run"], sort=False).apply(lambda g: pd.Series({
-        f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
-        f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
-        "lowest sliding acc": g["sliding"].min(),
-        "test acc, end": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
-        "weight norm ×1e4, end": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
-        "collapse": collapse_task(g["sliding"], g["task"]),
-    }), include_groups=False)
+    per_run = df.groupby(["label", "run"], sort=False).apply(
+        lambda g: pd.Series(
+            {
+                f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
+                f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
+                "lowest sliding acc": g["sliding"].min(),
+                "test acc, end": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
+                "weight norm ×1e4, end": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
+                "collapse": collapse_task(g["sliding"], g["task"]),
+            }
+        ),
+        include_groups=False,
+    )
     by_label = per_run.groupby("label", sort=False)
     table = by_label.mean().drop(columns="collapse").round(3)
     table.insert(0, "seeds", by_label.size())
     table["collapse task per seed"] = by_label["collapse"].agg(
-        lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c))
+        lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c)
+    )
     return table
 
 
@@ -124,8 +164,12 @@ def provenance(df: pd.DataFrame) -> pd.DataFrame:
     """Where each label's runs were computed: device, seeds, wall time per group, commit, date."""
     runs = df.drop_duplicates("run")
     return runs.groupby("label", sort=False).agg(
-        seeds=("seed", "size"), device=("device_name", "first"), wall_time_s=("wall_time_s", "max"),
-        git_commit=("git_commit", lambda c: ", ".join(sorted({v[:12] for v in c}))), date=("date", "max"))
+        seeds=("seed", "size"),
+        device=("device_name", "first"),
+        wall_time_s=("wall_time_s", "max"),
+        git_commit=("git_commit", lambda c: ", ".join(sorted({v[:12] for v in c}))),
+        date=("date", "max"),
+    )
 
 
 def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
@@ -192,13 +236,26 @@ def collapse_vs_rate(table: pd.DataFrame, horizon: int, title: str = ""):
         shift = 1.0 + 0.012 * (i - (len(names) - 1) / 2)  # spread the learners' points a little
         low = rows["mean"] - rows["ci_low"].fillna(rows["mean"])
         high = rows["ci_high"].fillna(rows["mean"]) - rows["mean"]
-        ax.errorbar(rows.lr * shift, rows["mean"], yerr=[low, high], color=palette[name], marker="o",
-                    capsize=3, linewidth=1.8, label=name)
-        for lr, seeds in zip(rows.lr, rows["per_seed"]):
+        ax.errorbar(
+            rows.lr * shift,
+            rows["mean"],
+            yerr=[low, high],
+            color=palette[name],
+            marker="o",
+            capsize=3,
+            linewidth=1.8,
+            label=name,
+        )
+        for lr, seeds in zip(rows.lr, rows["per_seed"], strict=True):
             hit = [c for c in seeds if c < horizon]
             ax.scatter([lr * shift] * len(hit), hit, color=palette[name], s=14, alpha=0.6)
-            ax.scatter([lr * shift] * (len(seeds) - len(hit)), [horizon] * (len(seeds) - len(hit)),
-                       facecolors="none", edgecolors=palette[name], s=30)
+            ax.scatter(
+                [lr * shift] * (len(seeds) - len(hit)),
+                [horizon] * (len(seeds) - len(hit)),
+                facecolors="none",
+                edgecolors=palette[name],
+                s=30,
+            )
     ax.axhline(horizon, color="0.4", linestyle=":", linewidth=1)
     ax.set_xscale("log")
     lrs = sorted(set(table.lr))
@@ -222,10 +279,16 @@ def curves_by_rate(df: pd.DataFrame, lrs, horizon: int, window: int = WINDOW):
         return None
     palette = dict(zip(df["learner_name"].unique(), sns.color_palette("colorblind")))
     fig, axes = plt.subplots(1, len(lrs), figsize=(4.2 * len(lrs), 3.8), squeeze=False, sharey=True)
-    for ax, lr in zip(axes[0], lrs):
+    for ax, lr in zip(axes[0], lrs, strict=True):
         rows = df[df.lr == lr]
-        curve(rows.assign(label=rows.learner_name), "online_accuracy", ax, window,
-              f"online accuracy ({window}-task sliding mean)", palette)
+        curve(
+            rows.assign(label=rows.learner_name),
+            "online_accuracy",
+            ax,
+            window,
+            f"online accuracy ({window}-task sliding mean)",
+            palette,
+        )
         ax.axhline(COLLAPSE_BELOW, color="0.4", linestyle=":", linewidth=1)
         ax.set_xlim(0, horizon)
         ax.set_title(f"lr = {lr:g}")

@@ -13,6 +13,7 @@ Metrics per seed (the report's, Section 5.1):
     IAA        (⟨A⟩_mitigated − ⟨A⟩_baseline) / ⟨A⟩_baseline × 100, seeds paired (seed s of a
                mitigation against seed s of the baseline: the same task stream)
 """
+
 from __future__ import annotations
 
 import re
@@ -37,12 +38,19 @@ PEAK_MARGIN = 5.0  # percent: the best of many noisy stretches of tasks sits abo
 # GRU L2 15.56 / CBP 13.14 / S&P −10.08 and MLP L2 36.69 / S&P 49.45. We show the table's.
 REPORTED = {
     "delta_accuracy": {("rfig1", "MLP"): 60.83, ("rfig1", "LSTM"): 27.47, ("rfig3", "reshuffle"): 50.62},
-    "iaa": {("rfig4", "L2"): 36.69, ("rfig4", "S&P"): 49.45, ("rfig4", "CBP"): 28.01,
-            ("rfig5", "L2"): 15.56, ("rfig5", "S&P"): -10.08, ("rfig5", "CBP"): 13.14},
+    "iaa": {
+        ("rfig4", "L2"): 36.69,
+        ("rfig4", "S&P"): 49.45,
+        ("rfig4", "CBP"): 28.01,
+        ("rfig5", "L2"): 15.56,
+        ("rfig5", "S&P"): -10.08,
+        ("rfig5", "CBP"): 13.14,
+    },
 }
 
 
 # --- per-seed metrics --------------------------------------------------------------------------
+
 
 def curves(df: pd.DataFrame, label: str, column: str = COLUMN) -> pd.DataFrame:
     """A_k of one label: one row per seed, one column per task."""
@@ -58,6 +66,7 @@ def _ends(values: np.ndarray, window: float | None) -> tuple[np.ndarray, np.ndar
 def seed_delta(df: pd.DataFrame, label: str, window: float | None = WINDOW) -> np.ndarray:
     """ΔA of every seed (window None: first and last task; else the robust variant)."""
     import torch
+
     first, last = _ends(curves(df, label).to_numpy(), window)
     return delta_accuracy(torch.tensor(first), torch.tensor(last)).numpy()
 
@@ -77,6 +86,7 @@ def seed_peak_drop(df: pd.DataFrame, label: str, window: float = WINDOW) -> np.n
 def seed_iaa(df: pd.DataFrame, label: str, baseline: str = "baseline") -> np.ndarray:
     """IAA of every seed against the same seed's baseline."""
     import torch
+
     mine, base = curves(df, label).mean(axis=1), curves(df, baseline).mean(axis=1)
     common = mine.index.intersection(base.index)
     return iaa(torch.tensor(mine[common].to_numpy()), torch.tensor(base[common].to_numpy())).numpy()
@@ -102,6 +112,7 @@ def _show(x: np.ndarray, unit: str = "%") -> str:
 
 
 # --- predicates --------------------------------------------------------------------------------
+
 
 def loses_plasticity(df, label: str):
     """Robust ΔA exceeds LOSS_MARGIN percent by SEPARATION standard errors: A_k falls from the first
@@ -224,20 +235,31 @@ CLAIMS: dict[str, list[Claim]] = {
         ("Hypothesis left open by the report: ΔA grows with every step in T", longer_degrades_more, ()),
     ],
     "rfig7": [
-        ("(ours) GRU: the persistent state with n = 2 improves on the baseline (IAA > 0)", improves_on_baseline,
-         ("state n=2",)),
-        ("(ours) GRU: the persistent state with n = 1 improves on the baseline (IAA > 0)", improves_on_baseline,
-         ("state n=1",)),
-        ("(ours) GRU: the persistent state's (n = 2) improvement lasts to the last tasks", improvement_lasts,
-         ("state n=2",)),
+        (
+            "(ours) GRU: the persistent state with n = 2 improves on the baseline (IAA > 0)",
+            improves_on_baseline,
+            ("state n=2",),
+        ),
+        (
+            "(ours) GRU: the persistent state with n = 1 improves on the baseline (IAA > 0)",
+            improves_on_baseline,
+            ("state n=1",),
+        ),
+        (
+            "(ours) GRU: the persistent state's (n = 2) improvement lasts to the last tasks",
+            improvement_lasts,
+            ("state n=2",),
+        ),
     ],
 }
 NEEDS_BASELINE = (improves_on_baseline, worse_than_baseline, improvement_lasts, improvement_fades)
 
 
-DEFINITION = (f"A_k = test accuracy at the end of task k; robust ΔA from the first/last {WINDOW:.0%} of tasks; "
-              f"a difference counts beyond {SEPARATION:g} standard errors over seeds; ± is one standard error; "
-              f"a loss counts above {LOSS_MARGIN:g}% and a drop from the peak above {PEAK_MARGIN:g}%")
+DEFINITION = (
+    f"A_k = test accuracy at the end of task k; robust ΔA from the first/last {WINDOW:.0%} of tasks; "
+    f"a difference counts beyond {SEPARATION:g} standard errors over seeds; ± is one standard error; "
+    f"a loss counts above {LOSS_MARGIN:g}% and a drop from the peak above {PEAK_MARGIN:g}%"
+)
 
 
 def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
@@ -252,16 +274,21 @@ def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:
 
 def summary_table(figure: str, df: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame:
     """Per label, rounded: the report's ΔA (seed-mean curve, first and last task), the robust ΔA
-    (mean and s.d. over seeds), the drop from the peak (seed mean), ⟨A⟩, and, with a baseline, IAA (mean and s.d. over paired seeds),
-    each beside the report's number where it gives one."""
+    (mean and s.d. over seeds), the drop from the peak (seed mean), ⟨A⟩, and, with a baseline, IAA
+    (mean and s.d. over paired seeds), each beside the report's number where it gives one."""
     rows = []
     for label in df.label.unique():
         curve = curves(df, label).mean(axis=0).to_numpy()
         robust = seed_delta(df, label)
-        row = {"label": label, "seeds": len(robust),
-               "ΔA %": (curve[0] - curve[-1]) / curve[0] * 100,
-               "ΔA robust %": robust.mean(), "ΔA robust s.d.": robust.std(ddof=1) if len(robust) > 1 else 0.0,
-               "drop from peak %": seed_peak_drop(df, label).mean(), "⟨A⟩": curve.mean()}
+        row = {
+            "label": label,
+            "seeds": len(robust),
+            "ΔA %": (curve[0] - curve[-1]) / curve[0] * 100,
+            "ΔA robust %": robust.mean(),
+            "ΔA robust s.d.": robust.std(ddof=1) if len(robust) > 1 else 0.0,
+            "drop from peak %": seed_peak_drop(df, label).mean(),
+            "⟨A⟩": curve.mean(),
+        }
         if (figure, label) in REPORTED["delta_accuracy"]:
             row["report ΔA %"] = REPORTED["delta_accuracy"][figure, label]
         if baseline in set(df.label):

@@ -19,6 +19,7 @@ Scales:
            Figure 6's twelve learners more than four hours.
     smoke  seconds: two tiny tasks, for tests
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ from .store import Store
 EPOCHS = 30
 # Training examples of one task: MNIST 60000 images (a pair of classes ≈ 12000), Tatoeba 10 × 1000
 # sentences (a pair 2000).
-TRAIN_SIZE = {("mnist", "reshuffle"): 60000, ("mnist", "binary"): 12000,
-              ("tatoeba", "reshuffle"): 10000, ("tatoeba", "binary"): 2000}
+TRAIN_SIZE = {
+    ("mnist", "reshuffle"): 60000,
+    ("mnist", "binary"): 12000,
+    ("tatoeba", "reshuffle"): 10000,
+    ("tatoeba", "binary"): 2000,
+}
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,18 @@ class Scale:
 
 SCALES = {
     "paper": Scale({"mnist": 50, "tatoeba": 100}, {k: EPOCHS * n for k, n in TRAIN_SIZE.items()}, 10000, 2000, 64),
-    "small": Scale({"mnist": 50, "tatoeba": 40},
-                   {("mnist", "reshuffle"): 6000, ("mnist", "binary"): 6000,
-                    ("tatoeba", "reshuffle"): 2000, ("tatoeba", "binary"): 2000}, 2000, 500, 64),
+    "small": Scale(
+        {"mnist": 50, "tatoeba": 40},
+        {
+            ("mnist", "reshuffle"): 6000,
+            ("mnist", "binary"): 6000,
+            ("tatoeba", "reshuffle"): 2000,
+            ("tatoeba", "binary"): 2000,
+        },
+        2000,
+        500,
+        64,
+    ),
     "smoke": Scale({"mnist": 2, "tatoeba": 2}, {k: 64 for k in TRAIN_SIZE}, 100, 32, 16),
 }
 STREAMS = {"reshuffle": ReshuffleStream, "binary": BinaryPairStream}
@@ -81,6 +95,7 @@ def gru(hidden: int = WIDTH, **options) -> Recurrent:
 
 
 # A figure: {label: (source, stream kind, stream options, learner)}.
+
 
 def fig1() -> dict[str, tuple]:
     """Report Fig. 1: MNIST label reshuffle, MLP (flat images) vs LSTM (rows as steps)."""
@@ -104,17 +119,24 @@ def fig3(seq_len: int = SEQ_LEN, data: str = "local") -> dict[str, tuple]:
 
 def fig4() -> dict[str, tuple]:
     """Report Fig. 4: mitigations on the MLP, MNIST reshuffle."""
-    learners = {"baseline": mlp(), "L2": mlp(weight_decay=WEIGHT_DECAY),
-                "S&P": mlp(shrink=SHRINK, noise_std=NOISE_STD),
-                "CBP": ContinualBackprop(lr=MLP_LR, optimizer="adam")}
+    learners = {
+        "baseline": mlp(),
+        "L2": mlp(weight_decay=WEIGHT_DECAY),
+        "S&P": mlp(shrink=SHRINK, noise_std=NOISE_STD),
+        "CBP": ContinualBackprop(lr=MLP_LR, optimizer="adam"),
+    }
     return {label: ("mnist", "reshuffle", {"flat": True}, learner) for label, learner in learners.items()}
 
 
 def fig5(seq_len: int = SEQ_LEN) -> dict[str, tuple]:
     """Report Fig. 5: mitigations on the GRU, Tatoeba reshuffle."""
     seq_len = params.int_at_least("seq_len", seq_len, 1)
-    learners = {"baseline": gru(), "L2": gru(weight_decay=WEIGHT_DECAY), "S&P": gru(shrink=SHRINK, noise_std=NOISE_STD),
-                "CBP": ContinualBackpropRecurrent(cell="gru", hidden=WIDTH, lr=LR)}
+    learners = {
+        "baseline": gru(),
+        "L2": gru(weight_decay=WEIGHT_DECAY),
+        "S&P": gru(shrink=SHRINK, noise_std=NOISE_STD),
+        "CBP": ContinualBackpropRecurrent(cell="gru", hidden=WIDTH, lr=LR),
+    }
     return {label: ("tatoeba", "reshuffle", {"max_len": seq_len}, learner) for label, learner in learners.items()}
 
 
@@ -128,22 +150,41 @@ def fig7(n=(1, 2), d_int: int = WIDTH, seq_len: int = SEQ_LEN) -> dict[str, tupl
     """Beyond the report: Iqbal's persistent internal state on the GRU, Tatoeba reshuffle."""
     ns, d_int = params.int_list("n", n, 1), params.int_at_least("d_int", d_int, 1)
     seq_len = params.int_at_least("seq_len", seq_len, 1)
-    learners = {"baseline": gru(), **{f"state n={k}": PersistentRecurrent(cell="gru", hidden=WIDTH, lr=LR, d_int=d_int, n=k)
-                                      for k in ns}}
+    learners = {
+        "baseline": gru(),
+        **{f"state n={k}": PersistentRecurrent(cell="gru", hidden=WIDTH, lr=LR, d_int=d_int, n=k) for k in ns},
+    }
     return {label: ("tatoeba", "reshuffle", {"max_len": seq_len}, learner) for label, learner in learners.items()}
 
 
 FIGURES: dict[str, Callable[..., dict[str, tuple]]] = {
-    "rfig1": fig1, "rfig2": fig2, "rfig3": fig3, "rfig4": fig4, "rfig5": fig5, "rfig6": fig6, "rfig7": fig7}
+    "rfig1": fig1,
+    "rfig2": fig2,
+    "rfig3": fig3,
+    "rfig4": fig4,
+    "rfig5": fig5,
+    "rfig6": fig6,
+    "rfig7": fig7,
+}
 DEFAULT_SEEDS = {name: 3 for name in FIGURES}
 
 
 def _spec(source: str, kind: str, stream_options: dict, learner, scale: Scale, seed: int) -> RunSpec:
     family = "tatoeba" if source.startswith("tatoeba") else source  # either language data: the same sizes
-    stream = STREAMS[kind](examples_per_task=scale.examples_per_task[family, kind], batch_size=scale.batch_size,
-                           source=source, **stream_options)
-    return RunSpec(learner=learner, stream=stream, n_tasks=scale.n_tasks[family], test_examples=scale.test_examples,
-                   probe_examples=scale.probe_examples, seed=seed)
+    stream = STREAMS[kind](
+        examples_per_task=scale.examples_per_task[family, kind],
+        batch_size=scale.batch_size,
+        source=source,
+        **stream_options,
+    )
+    return RunSpec(
+        learner=learner,
+        stream=stream,
+        n_tasks=scale.n_tasks[family],
+        test_examples=scale.test_examples,
+        probe_examples=scale.probe_examples,
+        seed=seed,
+    )
 
 
 def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
@@ -151,20 +192,31 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
     params.choice("figure", figure, FIGURES)
     params.choice("scale", scale, SCALES)
     seeds = params.seed_list(seeds)
-    return [(label, _spec(*run_of, SCALES[scale], seed))
-            for label, run_of in FIGURES[figure](**options).items() for seed in seeds]
+    return [
+        (label, _spec(*run_of, SCALES[scale], seed))
+        for label, run_of in FIGURES[figure](**options).items()
+        for seed in seeds
+    ]
 
 
-def load_figure(figure: str, scale: str = "small", seeds=3, device: str = "auto", store: Store | None = None,
-                progress: bool = True, **options) -> pd.DataFrame:
+def load_figure(
+    figure: str,
+    scale: str = "small",
+    seeds=3,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = True,
+    **options,
+) -> pd.DataFrame:
     """The figure's tidy results (one row per run x task), computing only runs missing from the
     store; paper scale is never computed where $CI is set or $LOPCORE_NO_COMPUTE=1."""
     params.device_name(device)
     return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
 
 
-def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "test_accuracy",
-            window: float = 0.1) -> pd.DataFrame:
+def summary(
+    df: pd.DataFrame, baseline: str | None = "baseline", column: str = "test_accuracy", window: float = 0.1
+) -> pd.DataFrame:
     """The report's metrics per label, from the seed-mean curve of `column` (A_k):
 
     delta_accuracy         ΔA = (A_first − A_last) / A_first × 100 (first and last task)
@@ -176,13 +228,18 @@ def summary(df: pd.DataFrame, baseline: str | None = "baseline", column: str = "
     import torch
 
     from .metrics import delta_accuracy, iaa
+
     curves = df.groupby(["label", "task"])[column].mean().unstack("task").sort_index(axis=1)
     values = torch.tensor(curves.to_numpy(), dtype=torch.float64)  # (labels, tasks)
     n = max(1, round(values.shape[1] * window))
-    out = pd.DataFrame({
-        "delta_accuracy": delta_accuracy(values[:, 0], values[:, -1]).numpy(),
-        "delta_accuracy_robust": delta_accuracy(values[:, :n].mean(1), values[:, -n:].mean(1)).numpy(),
-        "mean_accuracy": values.mean(1).numpy()}, index=curves.index)
+    out = pd.DataFrame(
+        {
+            "delta_accuracy": delta_accuracy(values[:, 0], values[:, -1]).numpy(),
+            "delta_accuracy_robust": delta_accuracy(values[:, :n].mean(1), values[:, -n:].mean(1)).numpy(),
+            "mean_accuracy": values.mean(1).numpy(),
+        },
+        index=curves.index,
+    )
     if baseline is not None and baseline in out.index:
         base = torch.tensor(out.loc[baseline, "mean_accuracy"])
         out["iaa"] = iaa(torch.tensor(out["mean_accuracy"].to_numpy()), base).numpy()
@@ -194,11 +251,18 @@ def tatoeba_languages(seq_len: int = SEQ_LEN, data: str = "local") -> pd.DataFra
     sentences and the share of sentences longer than `seq_len` bytes (cut there)."""
     from . import tatoeba_export
     from .sequences import LANGUAGES, load_tatoeba
+
     source = LANGUAGE_DATA[params.choice("data", data, LANGUAGE_DATA)]
     sentences = load_tatoeba(params.int_at_least("seq_len", seq_len, 1), source=source)
     rows = []
     for i, lang in enumerate(LANGUAGES if source == "tatoeba" else tatoeba_export.REPORT_LANGUAGES):
         train, test = sentences.train_y == i, sentences.test_y == i
-        rows.append({"language": lang, "train sentences": int(train.sum()), "test sentences": int(test.sum()),
-                     f"≥ {seq_len} bytes (cut)": f"{(sentences.train_len[train] == seq_len).float().mean().item():.0%}"})
+        rows.append(
+            {
+                "language": lang,
+                "train sentences": int(train.sum()),
+                "test sentences": int(test.sum()),
+                f"≥ {seq_len} bytes (cut)": f"{(sentences.train_len[train] == seq_len).float().mean().item():.0%}",
+            }
+        )
     return pd.DataFrame(rows).set_index("language")

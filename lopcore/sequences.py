@@ -13,6 +13,7 @@ never told where a task starts:
 - `BinaryPairStream`: every task two *distinct* classes, drawn uniformly among the C·(C-1)/2
   pairs (which one is called 0 is a coin flip), on those classes' examples only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,6 +40,7 @@ class Sequences(NamedTuple):
 
     inputs: Tensor
     lengths: Tensor
+
 
 LANGUAGES = ("cat", "cmn", "eng", "fra", "glg", "ita", "jpn", "kor", "por", "spa")
 TATOEBA_FOLDER = "tatoeba"
@@ -84,16 +86,32 @@ class SequenceData:
 
 # --- MNIST rows as time steps ---
 
+
 def mnist_sequences(name: str = "mnist") -> SequenceData:
     """MNIST (or Fashion-MNIST) with each image's 28 rows as 28 time steps of 28 pixels."""
     images = image_data.load(name)
-    rows = lambda x: x.view(len(x), MNIST_SIDE, MNIST_SIDE)
-    full = lambda x: torch.full((len(x),), MNIST_SIDE, dtype=torch.int64)
-    return SequenceData(name, rows(images.train_x), full(images.train_x), images.train_y,
-                        rows(images.test_x), full(images.test_x), images.test_y, 10, MNIST_SIDE)
+
+    def rows(x):
+        return x.view(len(x), MNIST_SIDE, MNIST_SIDE)
+
+    def full(x):
+        return torch.full((len(x),), MNIST_SIDE, dtype=torch.int64)
+
+    return SequenceData(
+        name,
+        rows(images.train_x),
+        full(images.train_x),
+        images.train_y,
+        rows(images.test_x),
+        full(images.test_x),
+        images.test_y,
+        10,
+        MNIST_SIDE,
+    )
 
 
 # --- Tatoeba: find, verify, read ---
+
 
 def tatoeba_search_paths() -> list[Path]:
     """Folders that may hold the Tatoeba files, in the order `lopcore.data` searches for images, then
@@ -106,9 +124,11 @@ def tatoeba_search_paths() -> list[Path]:
 
 def _how_to_fix(folder: Path | None = None) -> str:
     where = f"Replace {folder} with" if folder else "Put"
-    return (f"{where} a copy of the Tatoeba/tatodet data folder (files {', '.join(sorted(TATOEBA_SHA256))}) "
-            f"in one of: {', '.join(map(str, tatoeba_search_paths()))}; or set LOPCORE_DATA to a folder "
-            f"holding {TATOEBA_FOLDER}/. No package registry ships these sentences.")
+    return (
+        f"{where} a copy of the Tatoeba/tatodet data folder (files {', '.join(sorted(TATOEBA_SHA256))}) "
+        f"in one of: {', '.join(map(str, tatoeba_search_paths()))}; or set LOPCORE_DATA to a folder "
+        f"holding {TATOEBA_FOLDER}/. No package registry ships these sentences."
+    )
 
 
 def locate_tatoeba() -> Path:
@@ -132,10 +152,15 @@ def read_verified(path: Path, pins: dict[str, str] = TATOEBA_SHA256) -> list[tup
         raise DataError(f"{path} is missing. {_how_to_fix(path.parent)}") from None
     actual, expected = hashlib.sha256(raw).hexdigest(), pins[path.name]
     if actual != expected:
-        fix = (_how_to_fix(path.parent) if pins is TATOEBA_SHA256 else
-               f"Delete {path.parent} and fetch it again: `python -m lopcore data fetch --dataset tatoeba_report`.")
-        raise DataError(f"sha256 mismatch for {path}: expected {expected}, got {actual}; the file is corrupt "
-                        f"or not the one its manifest names. {fix}")
+        fix = (
+            _how_to_fix(path.parent)
+            if pins is TATOEBA_SHA256
+            else f"Delete {path.parent} and fetch it again: `python -m lopcore data fetch --dataset tatoeba_report`."
+        )
+        raise DataError(
+            f"sha256 mismatch for {path}: expected {expected}, got {actual}; the file is corrupt "
+            f"or not the one its manifest names. {fix}"
+        )
     return [tuple(line.split("\t", 2)) for line in raw.decode("utf-8").splitlines() if line]
 
 
@@ -147,14 +172,13 @@ def encode_bytes(texts: Sequence[str], max_len: int) -> tuple[Tensor, Tensor]:
     lengths = torch.empty(len(texts), dtype=torch.int64)
     for i, text in enumerate(texts):
         encoded = list(text.encode("utf-8")[:max_len])
-        tokens[i, :len(encoded)] = torch.tensor(encoded, dtype=torch.int64)
+        tokens[i, : len(encoded)] = torch.tensor(encoded, dtype=torch.int64)
         lengths[i] = len(encoded)  # 0 for an empty sentence: it is classified from h0 = 0
     return tokens, lengths
 
 
 @functools.lru_cache(maxsize=None)
-def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, source: str = "tatoeba"
-                 ) -> SequenceData:
+def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, source: str = "tatoeba") -> SequenceData:
     """Tatoeba language identification, byte-level: train on the 1000-sentence files, test on
     `testset.csv` without the sentences that also occur in training (they would test recall).
     `source`: "tatoeba", the local tatodet copy (LANGUAGES); "tatoeba_report", the report's languages
@@ -174,8 +198,7 @@ def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, so
         folder, pins = locate_tatoeba(), TATOEBA_SHA256
     train = [row for lang in languages for row in read_verified(folder / f"{lang}_1000.csv", pins)]
     seen = {text for _, _, text in train}
-    test = [row for row in read_verified(folder / TATOEBA_TEST, pins)
-            if row[1] in languages and row[2] not in seen]
+    test = [row for row in read_verified(folder / TATOEBA_TEST, pins) if row[1] in languages and row[2] not in seen]
     label = {lang: i for i, lang in enumerate(languages)}
 
     def split(rows):
@@ -186,6 +209,7 @@ def load_tatoeba(max_len: int = 64, languages: tuple[str, ...] | None = None, so
 
 
 # --- task streams ---
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelTask:
@@ -269,8 +293,9 @@ class EngineHooks:
     def test_batches(self, data: SequenceData, task: LabelTask, n_examples: int, chunk: int = 2000):
         """The first `n_examples` of the task's test set under its label map, `chunk` at a time."""
         for start in range(0, n_examples, chunk):
-            yield self._shaped(gather_examples(data, task, task.test_order[:, start:min(start + chunk, n_examples)],
-                                               train=False))
+            yield self._shaped(
+                gather_examples(data, task, task.test_order[:, start : min(start + chunk, n_examples)], train=False)
+            )
 
     def probe_inputs(self, data: SequenceData, task: LabelTask, n_examples: int) -> Sequences:
         """Inputs for the task-start correlates: the task's first training examples."""
@@ -299,6 +324,7 @@ class ReshuffleStream(EngineHooks):
         orders = [repeated_shuffles(all_train, self.examples_per_task, generator(s, k, "order")) for s in seeds]
         test = torch.arange(len(data.test_y)).expand(len(seeds), -1)
         return LabelTask(k, torch.stack(maps), torch.stack(orders), test)
+
 
 def class_pairs(n_classes: int) -> list[tuple[int, int]]:
     """The C·(C-1)/2 unordered pairs of distinct classes."""
@@ -353,8 +379,8 @@ class BinaryPairStream(EngineHooks):
 
 # --- batches ---
 
-def gather_examples(data: SequenceData, task: LabelTask, idx: Tensor, train: bool = True
-                    ) -> tuple[Sequences, Tensor]:
+
+def gather_examples(data: SequenceData, task: LabelTask, idx: Tensor, train: bool = True) -> tuple[Sequences, Tensor]:
     """Examples idx (R, n) of the train or test split: (Sequences, task labels (R, n)).
     Feature rows become float in [0, 1]; tokens stay int64."""
     x, lengths, y = (data.train_x, data.train_len, data.train_y) if train else (data.test_x, data.test_len, data.test_y)
@@ -364,16 +390,20 @@ def gather_examples(data: SequenceData, task: LabelTask, idx: Tensor, train: boo
     return Sequences(inputs, lengths[idx]), task.label_map.gather(1, y[idx])
 
 
-def batches(data: SequenceData, task: LabelTask, batch_size: int, chunk_examples: int = 4096
-            ) -> Iterator[tuple[Sequences, Tensor]]:
+def batches(
+    data: SequenceData, task: LabelTask, batch_size: int, chunk_examples: int = 4096
+) -> Iterator[tuple[Sequences, Tensor]]:
     """The task's training batches in order: (Sequences, labels (R, batch)). Examples are gathered a
     chunk at a time; a trailing partial batch is dropped."""
     n = task.order.shape[1] // batch_size * batch_size
     chunk = max(batch_size, chunk_examples // batch_size * batch_size)
     for start in range(0, n, chunk):
-        seqs, y = gather_examples(data, task, task.order[:, start:min(start + chunk, n)])
+        seqs, y = gather_examples(data, task, task.order[:, start : min(start + chunk, n)])
         for i in range(0, seqs.inputs.shape[1], batch_size):
-            yield Sequences(seqs.inputs[:, i:i + batch_size], seqs.lengths[:, i:i + batch_size]), y[:, i:i + batch_size]
+            yield (
+                Sequences(seqs.inputs[:, i : i + batch_size], seqs.lengths[:, i : i + batch_size]),
+                y[:, i : i + batch_size],
+            )
 
 
 def task_test_set(data: SequenceData, task: LabelTask) -> tuple[Sequences, Tensor]:

@@ -4,6 +4,7 @@ A run is a learner on a task stream for `n_tasks` tasks, with one seed. `RunSpec
 store hashes; options added after results were stored are left out of it at their defaults, so those
 results keep their keys. Validation happens here, when a spec is built, before any work starts.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -38,31 +39,45 @@ class RunSpec:
     # tasks (`frame` marks it `stopped_early`). None: run all n_tasks, left out of the store key
 
     def __post_init__(self):
-        positive = {"n_tasks": self.n_tasks, "test_examples": self.test_examples,
-                    "probe_examples": self.probe_examples, "stream.batch_size": self.stream.batch_size}
+        positive = {
+            "n_tasks": self.n_tasks,
+            "test_examples": self.test_examples,
+            "probe_examples": self.probe_examples,
+            "stream.batch_size": self.stream.batch_size,
+        }
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} is not valid; it must be an integer >= 1")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is not valid; it must be an integer >= 0")
-        if self.dormant_tau is not None and (isinstance(self.dormant_tau, bool) or not isinstance(
-                self.dormant_tau, (int, float)) or not 0.0 <= self.dormant_tau < 1.0):
+        if self.dormant_tau is not None and (
+            isinstance(self.dormant_tau, bool)
+            or not isinstance(self.dormant_tau, (int, float))
+            or not 0.0 <= self.dormant_tau < 1.0
+        ):
             raise ValueError(f"dormant_tau={self.dormant_tau!r} is not valid; give None or a number in [0, 1)")
-        if self.stop_at_chance is not None and (not isinstance(self.stop_at_chance, int) or isinstance(
-                self.stop_at_chance, bool) or self.stop_at_chance < 1):
+        if self.stop_at_chance is not None and (
+            not isinstance(self.stop_at_chance, int) or isinstance(self.stop_at_chance, bool) or self.stop_at_chance < 1
+        ):
             raise ValueError(f"stop_at_chance={self.stop_at_chance!r} is not valid; give None or an integer >= 1")
         if self.probe_examples > self.stream.examples_per_task:
-            raise ValueError(f"probe_examples={self.probe_examples} is not valid; a task has only "
-                             f"{self.stream.examples_per_task} examples to probe with")
+            raise ValueError(
+                f"probe_examples={self.probe_examples} is not valid; a task has only "
+                f"{self.stream.examples_per_task} examples to probe with"
+            )
         if not isinstance(self.stream, PermutedStream):
             if self.stream.batch_size > self.stream.examples_per_task:
-                raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it "
-                                 f"must be at least the batch size ({self.stream.batch_size})")
+                raise ValueError(
+                    f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it "
+                    f"must be at least the batch size ({self.stream.batch_size})"
+                )
             return  # a sequence stream checks its own fields
         if self.stream.examples_per_task < self.stream.batch_size:
-            raise ValueError(f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
-                             f"be at least the batch size ({self.stream.batch_size}); beyond the 60000 training "
-                             f"images a task takes further passes")
+            raise ValueError(
+                f"stream.examples_per_task={self.stream.examples_per_task!r} is not valid; it must "
+                f"be at least the batch size ({self.stream.batch_size}); beyond the 60000 training "
+                f"images a task takes further passes"
+            )
         if not self.stream.datasets:
             raise ValueError(f"stream.datasets={self.stream.datasets!r} is not valid; name at least one data set")
         for name in self.stream.datasets:
@@ -76,9 +91,16 @@ class RunSpec:
         extra = {} if self.dormant_tau is None else {"dormant_tau": float(self.dormant_tau)}
         if self.stop_at_chance is not None:
             extra["stop_at_chance"] = self.stop_at_chance
-        return {"learner": learner, "stream": stream, "n_tasks": self.n_tasks,
-                "test_examples": self.test_examples, "probe_examples": self.probe_examples,
-                "seed": self.seed, "metrics_version": METRICS_VERSION, **extra}
+        return {
+            "learner": learner,
+            "stream": stream,
+            "n_tasks": self.n_tasks,
+            "test_examples": self.test_examples,
+            "probe_examples": self.probe_examples,
+            "seed": self.seed,
+            "metrics_version": METRICS_VERSION,
+            **extra,
+        }
 
     def group_key(self) -> str:
         """Runs with the same group key differ only in seed and can share kernels."""

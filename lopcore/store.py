@@ -6,6 +6,7 @@ Files are written atomically (temp file + rename), so an interrupted run leaves 
 file or the new one; a truncated or edited file fails its checksum and is an error, never used.
 Checkpoints of run groups in progress live in the store's `.checkpoints/` folder (lopcore.checkpoint).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -81,15 +82,21 @@ def default_root() -> Path:
     if names_lopcore and (checkout / "results").is_dir():
         return checkout / "results"
     from .data import cache_dir  # the per-user cache folder is defined once, with the data cache
+
     return cache_dir() / "results"
 
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -101,10 +108,18 @@ def provenance(device: str, wall_time_s: float, runs_in_group: int, threads: int
     cuda = str(device).startswith("cuda")
     name = torch.cuda.get_device_name(device) if cuda else platform.processor() or "cpu"
     cpu_threads = {} if cuda else {"threads": threads or torch.get_num_threads()}
-    return {"lopcore": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "python": platform.python_version(), "device": str(device), "device_name": name,
-            "wall_time_s": round(wall_time_s, 2), "runs_in_group": runs_in_group, **cpu_threads,
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "lopcore": __version__,
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name,
+        "wall_time_s": round(wall_time_s, 2),
+        "runs_in_group": runs_in_group,
+        **cpu_threads,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 class Store:
@@ -148,8 +163,7 @@ class Store:
         for path in sorted((self.root / kind).glob("*.json")):
             body, sha256 = _read(path)
             if self.path(body["spec"]) != path:
-                raise CorruptResultError(f"result file {path} holds a different run than its name says; "
-                                         f"{_fix(path)}")
+                raise CorruptResultError(f"result file {path} holds a different run than its name says; {_fix(path)}")
             out.append(_checked(path, body, sha256))
         return out
 

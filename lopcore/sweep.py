@@ -15,6 +15,7 @@ axis when given a list of lists.) Everything is validated before any work starts
 Runs are computed by a backend (lopcore.backends: `local` or `ray`) in units of work (lopcore.units),
 and the results land in the results store like a figure's: a run already stored is never recomputed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -61,8 +62,9 @@ def _option_value(kind: str, name: str, value, default):
     if isinstance(default, int):
         return params.int_at_least(name, value, 0)
     if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                            for v in value):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise params.ParameterError(bad + f"give a list of integers, e.g. {list(default)}")
         return tuple(value)
     if not isinstance(value, type(default)):
@@ -78,7 +80,8 @@ def learner_grid(kind: str, options: dict) -> list[tuple[str, object]]:
         if name not in defaults:
             raise params.ParameterError(
                 f"unknown option {name!r} for learner {kind!r}; its options: {', '.join(defaults)}; "
-                f"sweep keys: {', '.join(SWEEP_KEYS)}")
+                f"sweep keys: {', '.join(SWEEP_KEYS)}"
+            )
     axes = {}
     for name, value in options.items():
         values = value if _is_axis(value, defaults[name]) else [value]
@@ -87,13 +90,14 @@ def learner_grid(kind: str, options: dict) -> list[tuple[str, object]]:
         axes[name] = list(dict.fromkeys(_option_value(kind, name, v, defaults[name]) for v in values))
     learners = []
     for combo in itertools.product(*axes.values()):
-        chosen = dict(zip(axes, combo))
+        chosen = dict(zip(axes, combo, strict=True))
         try:
             learner = make_learner(kind, **chosen)
         except (ValueError, TypeError) as err:
             raise params.ParameterError(f"learner {kind!r} with {chosen}: {err}") from None
-        label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in chosen.items() if len(axes[k]) > 1)
+        label = ", ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen.items() if len(axes[k]) > 1
+        )
         learners.append((label or kind, learner))
     return learners
 
@@ -101,8 +105,10 @@ def learner_grid(kind: str, options: dict) -> list[tuple[str, object]]:
 def _datasets(value) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n in data.DATASETS for n in names):
-        raise params.ParameterError(f"dataset={value!r} is not valid; choose one of {', '.join(map(repr, data.DATASETS))}"
-                                    f", or a list of them for an alternating stream")
+        raise params.ParameterError(
+            f"dataset={value!r} is not valid; choose one of {', '.join(map(repr, data.DATASETS))}"
+            f", or a list of them for an alternating stream"
+        )
     return tuple(names)
 
 
@@ -125,8 +131,11 @@ def labeled_plan(spec: dict) -> list[tuple[str, RunSpec]]:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise params.ParameterError(f"task_fraction={fraction!r} is not valid; give a number in (0, 1]")
     options = {k: v for k, v in spec.items() if k not in SWEEP_KEYS}
-    return [(label, _spec(learner, datasets, scale, seed, fraction))
-            for label, learner in learner_grid(kind, options) for seed in seeds]
+    return [
+        (label, _spec(learner, datasets, scale, seed, fraction))
+        for label, learner in learner_grid(kind, options)
+        for seed in seeds
+    ]
 
 
 def load_spec(path: str | Path) -> dict:
@@ -137,9 +146,19 @@ def load_spec(path: str | Path) -> dict:
         raise params.ParameterError(f"sweep spec {path}: {err}") from None
 
 
-def compute(runs: Sequence[RunSpec], backend: str = "local", store: Store | None = None, device: str = "auto",
-            max_runs_per_unit: int = 8, max_retries: int = 2, progress: bool = True, address: str | None = None,
-            cpus_per_unit: float = 1, gpus_per_unit: float | None = None, execute_unit=execute) -> list[Unit]:
+def compute(
+    runs: Sequence[RunSpec],
+    backend: str = "local",
+    store: Store | None = None,
+    device: str = "auto",
+    max_runs_per_unit: int = 8,
+    max_retries: int = 2,
+    progress: bool = True,
+    address: str | None = None,
+    cpus_per_unit: float = 1,
+    gpus_per_unit: float | None = None,
+    execute_unit=execute,
+) -> list[Unit]:
     """Compute every run not yet in the store on `backend`; returns the units computed.
 
     Units hold at most `max_runs_per_unit` seeds of one run group and use `cpus_per_unit` torch
@@ -156,8 +175,9 @@ def compute(runs: Sequence[RunSpec], backend: str = "local", store: Store | None
     if backend == "local":
         failures = run_local(units, store, device, max_retries, progress, cpus_per_unit, execute_unit)
     else:
-        failures = run_ray(units, store, device, max_retries, progress, address, cpus_per_unit, gpus_per_unit,
-                           execute_unit)
+        failures = run_ray(
+            units, store, device, max_retries, progress, address, cpus_per_unit, gpus_per_unit, execute_unit
+        )
     if failures:
         raise SweepError(failures, max_retries + 1)
     return units
@@ -171,8 +191,9 @@ def run_specs(runs: Sequence[RunSpec], backend: str = "local", store: Store | No
     return pd.concat([frame(store.load(r.to_dict())) for r in runs], ignore_index=True)
 
 
-def run_sweep(spec: dict | str | Path, backend: str = "local", address: str | None = None,
-              store: Store | None = None, **options) -> pd.DataFrame:
+def run_sweep(
+    spec: dict | str | Path, backend: str = "local", address: str | None = None, store: Store | None = None, **options
+) -> pd.DataFrame:
     """Results of a sweep (a spec dict or a JSON file's path), computed on `backend` where missing:
     tidy, one row per run x task, with the grid point as `label` (the options that vary).
 

@@ -5,6 +5,7 @@ Task k of run `seed` is a pixel permutation and an example order, both pure func
 resume and spot checks cheap. The learner only ever sees batches; task boundaries are known
 to the engine (for metrics) and never passed to the learner.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,13 +82,17 @@ class PermutedStream:
 
     def __post_init__(self):
         if self.inputs not in INPUT_SCALINGS:
-            raise ValueError(f"inputs={self.inputs!r} is not valid; choose one of: "
-                             f"{', '.join(map(repr, INPUT_SCALINGS))}")
+            raise ValueError(
+                f"inputs={self.inputs!r} is not valid; choose one of: {', '.join(map(repr, INPUT_SCALINGS))}"
+            )
 
     def to_dict(self) -> dict:
         """The stream as stored in a run spec: its fields, `inputs` only where it is not "unit"."""
-        d = {"datasets": list(self.datasets), "examples_per_task": self.examples_per_task,
-             "batch_size": self.batch_size}
+        d = {
+            "datasets": list(self.datasets),
+            "examples_per_task": self.examples_per_task,
+            "batch_size": self.batch_size,
+        }
         return d if self.inputs == "unit" else {**d, "inputs": self.inputs}
 
     def dataset_of(self, task: int) -> str:
@@ -95,8 +100,9 @@ class PermutedStream:
 
     def task(self, seeds: Sequence[int], k: int, n_train: int = 60000) -> Task:
         perms = [torch.randperm(N_PIXELS, generator=generator(s, k, "permutation")) for s in seeds]
-        orders = [repeated_shuffles(torch.arange(n_train), self.examples_per_task, generator(s, k, "order"))
-                  for s in seeds]
+        orders = [
+            repeated_shuffles(torch.arange(n_train), self.examples_per_task, generator(s, k, "order")) for s in seeds
+        ]
         dataset = self.dataset_of(k)
         return Task(k, dataset, torch.stack(perms), torch.stack(orders), self.standardize_of(dataset))
 
@@ -113,6 +119,7 @@ class PermutedStream:
     def load(self, device) -> dict[str, "Dataset"]:
         """The stream's data sets by name, on `device`."""
         from . import data  # late: data pulls in the download machinery
+
         return {name: data.on_device(name, str(device)) for name in set(self.datasets)}
 
     def n_inputs(self, data: dict) -> int:
@@ -141,8 +148,9 @@ class PermutedStream:
         return gather_examples(data[task.dataset], task, 0, n_examples)[0]
 
 
-def permuted(images: torch.Tensor, permutation: torch.Tensor, standardize: tuple[float, float] | None = None
-             ) -> torch.Tensor:
+def permuted(
+    images: torch.Tensor, permutation: torch.Tensor, standardize: tuple[float, float] | None = None
+) -> torch.Tensor:
     """Apply each run's pixel permutation: images (R, N, 784) uint8 -> float32 in [0, 1], then,
     with `standardize` (mean, std), (x - mean) / std."""
     idx = permutation[:, None, :].expand(-1, images.shape[1], -1)
@@ -153,13 +161,17 @@ def permuted(images: torch.Tensor, permutation: torch.Tensor, standardize: tuple
 def gather_examples(data: "Dataset", task: Task, start: int, stop: int, train: bool = True):
     """Examples [start, stop) of the task's order for every run, permuted: x (R, N, 784), y (R, N)."""
     source_x, source_y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
-    idx = task.order[:, start:stop] if train else torch.arange(start, stop, device=source_x.device).expand(
-        task.permutation.shape[0], -1)
+    idx = (
+        task.order[:, start:stop]
+        if train
+        else torch.arange(start, stop, device=source_x.device).expand(task.permutation.shape[0], -1)
+    )
     return permuted(source_x[idx], task.permutation, task.standardize), source_y[idx]
 
 
-def batches(data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 4096
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 4096
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The task's batches, in order: each (R, batch, 784) float and (R, batch) int64.
 
     Examples are gathered and permuted a chunk at a time (one gather per ~4k examples, not per
@@ -171,7 +183,7 @@ def batches(data: "Dataset", task: Task, batch_size: int, chunk_examples: int = 
         stop = min(start + chunk, n)
         xs, ys = gather_examples(data, task, start, stop)
         for i in range(0, stop - start, batch_size):
-            yield xs[:, i:i + batch_size], ys[:, i:i + batch_size]
+            yield xs[:, i : i + batch_size], ys[:, i : i + batch_size]
 
 
 def test_batches(data: "Dataset", task: Task, n_examples: int, chunk: int = 2000):

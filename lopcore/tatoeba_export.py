@@ -10,6 +10,7 @@ seeded from (seed, language). They are written as `<lang>_1000.csv` and `testset
 of their sha256s, which every later read verifies. The export grows, so fetches on different days
 can differ; the manifest records the export files' sha256s and the date.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -62,8 +63,10 @@ def _download(url: str) -> bytes:
             return response.read()
     except OSError as e:  # URLError, HTTPError and socket timeouts are all OSErrors
         cls = DataError if isinstance(e, urllib.error.HTTPError) else DataUnreachable
-        raise cls(f"cannot download {url}: {e}. The official Tatoeba export needs internet access; offline, "
-                  f"the figures use the local copy (../shared/data/tatoeba).") from e
+        raise cls(
+            f"cannot download {url}: {e}. The official Tatoeba export needs internet access; offline, "
+            f"the figures use the local copy (../shared/data/tatoeba)."
+        ) from e
 
 
 def sample(rows: list[tuple[int, str, str]], lang: str, seed: int) -> tuple[list, list]:
@@ -74,15 +77,17 @@ def sample(rows: list[tuple[int, str, str]], lang: str, seed: int) -> tuple[list
         first.setdefault(row[2], row)
     unique = sorted(first.values())
     if len(unique) < TRAIN + TEST:
-        raise DataError(f"the Tatoeba export of {lang!r} has {len(unique)} distinct sentences; "
-                        f"{TRAIN + TEST} are needed")
+        raise DataError(
+            f"the Tatoeba export of {lang!r} has {len(unique)} distinct sentences; {TRAIN + TEST} are needed"
+        )
     order = torch.randperm(len(unique), generator=generator(seed, "tatoeba_report", lang)).tolist()
-    picked = [unique[i] for i in order[:TRAIN + TEST]]
+    picked = [unique[i] for i in order[: TRAIN + TEST]]
     return picked[:TRAIN], picked[TRAIN:]
 
 
-def fetch(languages: Sequence[str] = REPORT_LANGUAGES, dest: Path | None = None, url: str = EXPORT_URL,
-          seed: int = 0) -> Path:
+def fetch(
+    languages: Sequence[str] = REPORT_LANGUAGES, dest: Path | None = None, url: str = EXPORT_URL, seed: int = 0
+) -> Path:
     """Download, sample and write the languages' sentences (see the module doc); returns the folder.
     Built beside `dest` and renamed into place, so a reader never sees half of it."""
     dest = Path(dest) if dest is not None else folder()
@@ -103,9 +108,15 @@ def fetch(languages: Sequence[str] = REPORT_LANGUAGES, dest: Path | None = None,
             test_rows += test
         _write(tmp / TEST_FILE, test_rows)
         files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp.glob("*.csv"))}
-        manifest = {"files": files, "exports": exports, "languages": list(languages), "seed": seed,
-                    "train_per_language": TRAIN, "test_per_language": TEST,
-                    "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        manifest = {
+            "files": files,
+            "exports": exports,
+            "languages": list(languages),
+            "seed": seed,
+            "train_per_language": TRAIN,
+            "test_per_language": TEST,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
         tmp.chmod(0o755)
         if dest.exists():

@@ -10,6 +10,7 @@ one device (memory grows with R) and a large group can spread over several devic
 `execute` computes a unit wherever it runs (in-process or on a Ray worker) through the engine's
 own `run_group`, so a unit's numbers do not depend on the backend, only on the device kind.
 """
+
 from __future__ import annotations
 
 import time
@@ -38,10 +39,14 @@ class Unit:
         """The learner kind, its options that differ from the defaults, the data and the seeds."""
         first = self.runs[0]
         default = type(first.learner)()
-        options = [f"{f}={getattr(first.learner, f)}" for f in vars(first.learner)
-                   if getattr(first.learner, f) != getattr(default, f)]
-        return " ".join([first.learner.kind, *options, "+".join(first.stream.datasets),
-                         f"seeds={[r.seed for r in self.runs]}"])
+        options = [
+            f"{f}={getattr(first.learner, f)}"
+            for f in vars(first.learner)
+            if getattr(first.learner, f) != getattr(default, f)
+        ]
+        return " ".join(
+            [first.learner.kind, *options, "+".join(first.stream.datasets), f"seeds={[r.seed for r in self.runs]}"]
+        )
 
     def keys(self) -> list[str]:
         """Store keys of the unit's runs, in order."""
@@ -73,8 +78,11 @@ def pack(runs: Sequence[RunSpec], max_runs_per_unit: int = 8, store: Store | Non
     params.int_at_least("max_runs_per_unit", max_runs_per_unit, 1)
     if store is not None:
         runs = [r for r in runs if r.to_dict() not in store]
-    return [Unit(tuple(group[i:i + max_runs_per_unit]))
-            for group in group_runs(runs) for i in range(0, len(group), max_runs_per_unit)]
+    return [
+        Unit(tuple(group[i : i + max_runs_per_unit]))
+        for group in group_runs(runs)
+        for i in range(0, len(group), max_runs_per_unit)
+    ]
 
 
 def execute(unit: Unit, device: str = "cpu", checkpoint: Path | None = None, threads: int = 1) -> UnitResult:

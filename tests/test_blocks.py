@@ -1,5 +1,6 @@
 """Blocks of steps (lopcore.blocks): the GPU's CUDA-graph path, its eager form on the CPU, and
 groups that train at once. The recorded graphs themselves need a GPU (those tests skip here)."""
+
 import pytest
 import torch
 
@@ -20,8 +21,9 @@ from lopcore.tasks import PermutedStream
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU; none here")
 
 
-def per_batch_and_blocks(learner, steps_per_task, most_steps, datasets=("mnist",), seeds=(0, 1, 2), tasks=3,
-                         capture=False, device="cpu"):
+def per_batch_and_blocks(
+    learner, steps_per_task, most_steps, datasets=("mnist",), seeds=(0, 1, 2), tasks=3, capture=False, device="cpu"
+):
     """The same runs trained by the engine's per-batch loop and by a BlockTrainer: both states."""
     stream = PermutedStream(datasets=datasets, examples_per_task=8 * steps_per_task, batch_size=8)
     source = stream.load(torch.device(device))
@@ -45,10 +47,18 @@ def assert_same_state(learner, a, b):
         assert torch.equal(a["h"], b["h"]) and a["t"] == b["t"]
 
 
-@pytest.mark.parametrize("learner", [
-    Backprop(), PersistentState(d_int=16, n=1), PersistentState(d_int=16, n=2), PersistentState(d_int=16, n=4),
-    PersistentState(d_int=16, n=3, through_state="forward_weights"), PersistentState(d_int=16, n=2, state="zero")],
-    ids=["backprop", "n1", "n2", "n4", "n3-forward-weights", "zero-state"])
+@pytest.mark.parametrize(
+    "learner",
+    [
+        Backprop(),
+        PersistentState(d_int=16, n=1),
+        PersistentState(d_int=16, n=2),
+        PersistentState(d_int=16, n=4),
+        PersistentState(d_int=16, n=3, through_state="forward_weights"),
+        PersistentState(d_int=16, n=2, state="zero"),
+    ],
+    ids=["backprop", "n1", "n2", "n4", "n3-forward-weights", "zero-state"],
+)
 def test_blocks_compute_exactly_what_the_per_batch_loop_computes(learner):
     # 30 steps per task with blocks of at most 8: tasks start off the period (30 is no multiple of
     # 4 or 3), so every task has eager steps before, whole blocks, and eager steps after
@@ -64,9 +74,15 @@ def test_blocks_follow_the_data_set_of_each_task():
 
 def test_block_period_says_which_learners_may_be_recorded():
     assert Backprop().block_period() == 1 and Backprop(weight_decay=1e-3).block_period() == 1
-    for learner in (Backprop(dropout=0.1), Backprop(optimizer="adam"), Backprop(shrink=1e-3, noise_std=1e-3),
-                    Backprop(online_norm=True), ContinualBackprop(), PersistentStateCBP(),
-                    PersistentState(state="random")):
+    for learner in (
+        Backprop(dropout=0.1),
+        Backprop(optimizer="adam"),
+        Backprop(shrink=1e-3, noise_std=1e-3),
+        Backprop(online_norm=True),
+        ContinualBackprop(),
+        PersistentStateCBP(),
+        PersistentState(state="random"),
+    ):
         assert learner.block_period() is None, learner
     assert [PersistentState(n=n).block_period() for n in (1, 2, 4)] == [1, 2, 4]
     assert PersistentState(n=2, state="zero").block_period() == 2
@@ -95,8 +111,11 @@ def test_the_data_is_on_a_device_once_however_many_groups_use_it():
 
 def two_groups(seeds=(0, 1)):
     stream = PermutedStream(examples_per_task=80, batch_size=8)
-    return [RunSpec(learner=learner, stream=stream, n_tasks=2, test_examples=100, probe_examples=32, seed=s)
-            for learner in (Backprop(), PersistentState(d_int=8, n=2)) for s in seeds]
+    return [
+        RunSpec(learner=learner, stream=stream, n_tasks=2, test_examples=100, probe_examples=32, seed=s)
+        for learner in (Backprop(), PersistentState(d_int=8, n=2))
+        for s in seeds
+    ]
 
 
 def numbers(df):
@@ -120,11 +139,21 @@ def test_concurrent_groups_are_validated(monkeypatch, tmp_path):
 
 
 @CUDA
-@pytest.mark.parametrize("learner", [Backprop(), PersistentState(n=1), PersistentState(n=2), PersistentState(n=4)],
-                         ids=["backprop", "n1", "n2", "n4"])
+@pytest.mark.parametrize(
+    "learner",
+    [Backprop(), PersistentState(n=1), PersistentState(n=2), PersistentState(n=4)],
+    ids=["backprop", "n1", "n2", "n4"],
+)
 def test_recorded_blocks_replay_exactly_the_eager_steps(learner):
-    loop, blocked = per_batch_and_blocks(learner, steps_per_task=30, most_steps=8, datasets=("fashion_mnist", "mnist"),
-                                         tasks=4, capture=True, device="cuda")
+    loop, blocked = per_batch_and_blocks(
+        learner,
+        steps_per_task=30,
+        most_steps=8,
+        datasets=("fashion_mnist", "mnist"),
+        tasks=4,
+        capture=True,
+        device="cuda",
+    )
     assert_same_state(learner, loop, blocked)
 
 

@@ -5,6 +5,7 @@ figure; every page with mathematics must have it typeset by the local MathJax (M
 replaces each formula by an `mjx-container` element); and no relative link or resource may point at a
 missing file. A screenshot of the Figure 2 page is saved to tests/artifacts/fig2.png (gitignored).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,19 @@ HTML = ROOT / "_build" / "html"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SKIPPED_PAGES = {"genindex.html", "search.html"}  # generated indexes, not content
 NOT_PAGES = ("_static", "_sources", "_images")  # theme template fragments and assets
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=8000", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 CONSOLE_ERRORS = re.compile(r"Failed to load resource|Uncaught|ERR_FILE_NOT_FOUND|net::ERR_")
 
 
@@ -44,8 +55,11 @@ def install_chromium() -> str:
     if not shutil.which("apt-get") or os.geteuid() != 0:
         return "chromium is not installed and apt-get is unavailable (or not root) to install it"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-q", "chromium"], ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "chromium"]):
+    for command in (
+        ["apt-get", "install", "-y", "-q", "chromium"],
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "chromium"],
+    ):
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
         if command[1] == "install" and result.returncode == 0 and find_chromium():
             return ""
@@ -54,8 +68,12 @@ def install_chromium() -> str:
 
 def chromium(browser: str, page: Path, *extra: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="lopcore-chromium-") as profile:
-        return subprocess.run(["timeout", "60", browser, *FLAGS, f"--user-data-dir={profile}", *extra,
-                               page.as_uri()], capture_output=True, text=True, timeout=90)
+        return subprocess.run(
+            ["timeout", "60", browser, *FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
 
 
 class Links(HTMLParser):
@@ -100,8 +118,9 @@ def rendered() -> dict[Path, tuple[str, str]]:
             pytest.skip(reason)
     build = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert build.returncode == 0, f"make book failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
-    pages = sorted(p for p in HTML.rglob("*.html")
-                   if p.name not in SKIPPED_PAGES and p.relative_to(HTML).parts[0] not in NOT_PAGES)
+    pages = sorted(
+        p for p in HTML.rglob("*.html") if p.name not in SKIPPED_PAGES and p.relative_to(HTML).parts[0] not in NOT_PAGES
+    )
     assert HTML / "index.html" in pages and HTML / "notebooks" / "fig2.html" in pages
     out = {}
     for page in pages:
@@ -111,14 +130,20 @@ def rendered() -> dict[Path, tuple[str, str]]:
             assert target in pages, f"{page.relative_to(HTML)} redirects to a missing page {redirect.group(1)}"
             continue
         result = chromium(browser, page, "--dump-dom")
-        assert result.returncode == 0 and "</html>" in result.stdout, \
+        assert result.returncode == 0 and "</html>" in result.stdout, (
             f"chromium failed on {page} (exit {result.returncode}):\n{result.stderr[-2000:]}"
+        )
         out[page] = (result.stdout, result.stderr)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "fig2.png"
     shot.unlink(missing_ok=True)
-    result = chromium(browser, HTML / "notebooks" / "fig2.html", f"--screenshot={shot}", "--window-size=1280,1800",
-                      "--hide-scrollbars")
+    result = chromium(
+        browser,
+        HTML / "notebooks" / "fig2.html",
+        f"--screenshot={shot}",
+        "--window-size=1280,1800",
+        "--hide-scrollbars",
+    )
     assert result.returncode == 0 and shot.is_file(), f"no screenshot of fig2:\n{result.stderr[-2000:]}"
     return out
 
@@ -134,7 +159,15 @@ def test_every_page_loads_without_console_errors(rendered):
 def test_figure_pages_show_their_figures(rendered):
     # the scoreboard and the Performance page are tables
     figures = [p for p in rendered if p.parent.name == "notebooks" and p.stem not in ("claims", "performance")]
-    assert {p.stem for p in figures} >= {"fig2", "fig3", "fig4", "fig5", "fig6", "fig7", *(f"rfig{i}" for i in range(1, 7))}
+    assert {p.stem for p in figures} >= {
+        "fig2",
+        "fig3",
+        "fig4",
+        "fig5",
+        "fig6",
+        "fig7",
+        *(f"rfig{i}" for i in range(1, 7)),
+    }
     for page in figures:
         images = parse(rendered[page][0]).images
         pngs = [src for src in images if src.startswith("data:image/png")]

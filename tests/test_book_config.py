@@ -1,4 +1,5 @@
 """Cheap checks of the Jupyter Book configuration (no build): `make book` builds it for real."""
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,7 @@ def test_mathjax_is_local():
     assert sphinx["html_static_path"] == ["book/_static"]
     assert f"book/_static/{path.split('/')[0]}/" in (ROOT / ".gitignore").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^MATHJAX_DIR\s*:?=\s*book/_static/" + re.escape(path.split("/")[0]) + r"\s*$",
-                     makefile, re.M)
+    assert re.search(r"^MATHJAX_DIR\s*:?=\s*book/_static/" + re.escape(path.split("/")[0]) + r"\s*$", makefile, re.M)
 
 
 def test_no_remote_services():
@@ -113,6 +113,7 @@ def test_book_prose_holds_no_control_characters():
     """A backslash escape written through a Python string (\\b in \\bar, \\t in \\text) turns into a
     control character that MathJax then fails on: it happened twice, so it is checked."""
     import json
+
     control = re.compile(r"[\x00-\x09\x0b-\x1f]")
     texts = {p: p.read_text() for p in [*ROOT.glob("book/*.md"), ROOT / "README.md"]}
     for nb in ROOT.glob("notebooks/*.ipynb"):

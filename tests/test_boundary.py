@@ -1,5 +1,6 @@
 """The collapse boundary: the protocol readings (input scaling, early stop), the summed-loss
 equivalence, the collapse-task statistic and the boundary claims."""
+
 import math
 import warnings
 
@@ -20,6 +21,7 @@ CPU = torch.device("cpu")
 
 
 # --- input scaling --------------------------------------------------------------------------------
+
 
 def test_unit_inputs_keep_the_store_key_and_standardized_inputs_change_it():
     unit = RunSpec(learner=Backprop(), stream=PermutedStream()).to_dict()
@@ -52,6 +54,7 @@ def test_the_standardization_constants_are_the_training_pixels_mean_and_std(name
 
 # --- summed loss = mean loss at lr x batch ---------------------------------------------------------
 
+
 def test_the_summed_loss_at_lr_is_the_mean_loss_at_lr_times_batch():
     torch.manual_seed(0)
     batch, lr = 8, 0.05
@@ -76,11 +79,13 @@ def test_the_summed_loss_at_lr_is_the_mean_loss_at_lr_times_batch():
 
 # --- early stop at chance --------------------------------------------------------------------------
 
+
 def test_chance_stops_finds_the_end_of_each_runs_first_streak():
     low, high = AT_CHANCE_BELOW / 2, 0.9
-    acc = torch.tensor([[high, low, low, low, high, low],
-                        [high, high, low, high, low, low],
-                        [low, low, high, high, high, high]], dtype=torch.float64)
+    acc = torch.tensor(
+        [[high, low, low, low, high, low], [high, high, low, high, low, low], [low, low, high, high, high, high]],
+        dtype=torch.float64,
+    )
     assert chance_stops(acc, 3) == [3, None, None]
     assert chance_stops(acc, 2) == [2, 5, 1]
     assert chance_stops(acc, None) == [None, None, None]
@@ -95,8 +100,18 @@ def test_a_bad_stop_at_chance_is_named():
 def collapsing_specs(seeds, stop=2):
     """A step size far too large: the runs sit at chance from their first tasks."""
     stream = PermutedStream(examples_per_task=480, batch_size=8)
-    return [RunSpec(learner=Backprop(lr=3.0), stream=stream, n_tasks=8, test_examples=200, probe_examples=64,
-                    seed=s, stop_at_chance=stop) for s in seeds]
+    return [
+        RunSpec(
+            learner=Backprop(lr=3.0),
+            stream=stream,
+            n_tasks=8,
+            test_examples=200,
+            probe_examples=64,
+            seed=s,
+            stop_at_chance=stop,
+        )
+        for s in seeds
+    ]
 
 
 def test_a_run_at_chance_stops_early_and_its_frame_says_so(tmp_path):
@@ -122,6 +137,7 @@ def test_where_a_run_stops_does_not_depend_on_its_group_mates():
 
 # --- figure specs ----------------------------------------------------------------------------------
 
+
 def test_printed_protocol_lines_are_the_figures_runs_and_the_others_stop_at_chance():
     fig2 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig2", "paper", 5)}
     fig3 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig3", "paper", 5)}
@@ -138,17 +154,21 @@ def test_printed_protocol_lines_are_the_figures_runs_and_the_others_stop_at_chan
     assert readings["Kaiming init, lr=0.05"].stop_at_chance == boundary.STOP_AT_CHANCE  # not a printed line
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"dataset": "cifar"}, r"dataset='cifar' is not valid; choose one of: 'mnist', 'fashion_mnist'"),
-    ({"learners": ["adam"]}, r"learners=\['adam'\] is not valid; give one or a list of: 'baseline'"),
-    ({"lrs": [-1]}, r"lrs=\[-1\] is not valid"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"dataset": "cifar"}, r"dataset='cifar' is not valid; choose one of: 'mnist', 'fashion_mnist'"),
+        ({"learners": ["adam"]}, r"learners=\['adam'\] is not valid; give one or a list of: 'baseline'"),
+        ({"lrs": [-1]}, r"lrs=\[-1\] is not valid"),
+    ],
+)
 def test_bad_boundary_options_are_named(options, message):
     with pytest.raises(ParameterError, match=message):
         boundary.figure_runs("boundary", "paper", **options)
 
 
 # --- the collapse statistic and the claims ---------------------------------------------------------
+
 
 def synthetic(lines: dict[tuple[str, float], list[int | None]], horizon: int = 300) -> pd.DataFrame:
     """A frame of runs whose online accuracy is 0.9 until its collapse task's window, then 0.1
@@ -159,9 +179,21 @@ def synthetic(lines: dict[tuple[str, float], list[int | None]], horizon: int = 3
             acc = np.full(horizon, 0.9)
             if c is not None:
                 acc[c:] = 0.1
-            rows.append(pd.DataFrame({"task": range(horizon), "online_accuracy": acc, "lr": lr, "seed": seed,
-                                      "label": f"{name} · lr={lr:g}", "run": f"{name}{lr}{seed}",
-                                      "learner_name": name, "reading": "printed", "stopped_early": False}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "task": range(horizon),
+                        "online_accuracy": acc,
+                        "lr": lr,
+                        "seed": seed,
+                        "label": f"{name} · lr={lr:g}",
+                        "run": f"{name}{lr}{seed}",
+                        "learner_name": name,
+                        "reading": "printed",
+                        "stopped_early": False,
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -193,8 +225,14 @@ def test_the_premise_needs_a_good_start_and_a_collapse_by_task_200():
 
 def test_later_everywhere_pairs_seeds_and_needs_every_collapsing_rate():
     base = {("baseline", 0.1): [None] * 3, ("baseline", 0.2): [100, 120, 140], ("baseline", 0.3): [10, 12, 14]}
-    later = synthetic({**base, ("persistent n=2", 0.1): [None] * 3, ("persistent n=2", 0.2): [150, 175, 190],
-                       ("persistent n=2", 0.3): [40, 45, 47]})
+    later = synthetic(
+        {
+            **base,
+            ("persistent n=2", 0.1): [None] * 3,
+            ("persistent n=2", 0.2): [150, 175, 190],
+            ("persistent n=2", 0.3): [40, 45, 47],
+        }
+    )
     holds, evidence = boundary.collapses_later_everywhere(boundary.per_run(later), "persistent n=2")
     assert holds and "lr=0.1" not in evidence and "lr=0.2: +52" in evidence  # 0.1: the baseline never collapses
     mixed = synthetic({**base, ("persistent n=2", 0.2): [150, 175, 190], ("persistent n=2", 0.3): [10, 12, 14]})

@@ -1,13 +1,14 @@
 """Continual backprop: the run-vectorized learner against a per-unit reference loop, and the
 properties of generate-and-test (which unit goes, maturity, bias correction, run independence)."""
+
 import pytest
 import torch
+from test_learners import LR, N_IN, N_OUT, ReferenceMLP, batches, engine_losses
 from torch.nn import functional as F
 
 from lopcore.learners import ContinualBackprop, PersistentStateCBP
 from lopcore.learners.cbp import eligible_count, replace_units_
 from lopcore.tasks import derive_seed
-from test_learners import LR, N_IN, N_OUT, ReferenceMLP, batches, engine_losses
 
 FAST = dict(replacement_rate=0.02, maturity=20)  # many replacements within a short test
 
@@ -49,7 +50,7 @@ def reference_cbp(learner, xs, ys, seed=0):
                 owed[i] -= k
                 corrected = util[i] / (1 - eta ** age[i])
                 chosen = eligible[torch.sort(corrected[eligible], stable=True).indices[:k]]
-                bound = cur.in_features ** -0.5
+                bound = cur.in_features**-0.5
                 new = torch.rand(cur.in_features, k, generator=g) * (2 * bound) - bound
                 nxt.bias += (nxt.weight[:, chosen] * (mean[i][chosen] / (1 - eta ** age[i][chosen]))).sum(1)
                 nxt.weight[:, chosen] = 0
@@ -65,8 +66,9 @@ def double_state(learner, seeds):
     for key in ("weights", "biases"):
         state[key] = [t.double() for t in state[key]]
     state["loss_sum"] = state["loss_sum"].double()
-    state["gnt"] = {k: [t.double() for t in v] if k in ("utility", "mean_act", "birth") else v
-                    for k, v in state["gnt"].items()}
+    state["gnt"] = {
+        k: [t.double() for t in v] if k in ("utility", "mean_act", "birth") else v for k, v in state["gnt"].items()
+    }
     return state
 
 
@@ -98,7 +100,7 @@ def test_runs_are_independent_of_their_group():
     xs, ys = batches(4, steps=200, runs=3)
     together, state = engine_losses(learner, xs, ys, seeds=(0, 1, 2))
     for r, seed in enumerate((0, 1, 2)):
-        alone, single = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
+        alone, single = engine_losses(learner, xs[:, r : r + 1], ys[:, r : r + 1], seeds=(seed,))
         assert torch.allclose(together[:, r], alone[:, 0], atol=1e-5)
         assert torch.equal(state["gnt"]["birth"][1][r], single["gnt"]["birth"][1][0])  # the same units replaced
 
@@ -112,7 +114,7 @@ def test_the_silent_unit_without_outgoing_weights_is_the_one_replaced():
     for r, j in enumerate(victims):  # a different victim per run: no activity, no outgoing weights
         w_in[r, :, j], b_in[r, 0, j], w_out[r, j, :] = 0.0, -1.0, 0.0
     xs, ys = batches(5, steps=40, runs=2)
-    for t, (x, y) in enumerate(zip(xs, ys)):
+    for t, (x, y) in enumerate(zip(xs, ys)):  # noqa: B007 (t: the step it broke at, read below)
         learner.step(state, x, y)
         if (state["gnt"]["birth"][1] >= 0).any():
             break
@@ -138,12 +140,16 @@ def test_replaced_units_are_protected_until_mature():
             assert (t - last_birth[i][new] > learner.maturity).all()
             # the host's count of eligible units (no device read) is every run's count, at the next step
             next_ages = state["gnt"]["t"] - born
-            assert (next_ages > learner.maturity).sum(1).eq(eligible_count(state["gnt"], i, 100, learner.maturity)).all()
+            assert (
+                (next_ages > learner.maturity).sum(1).eq(eligible_count(state["gnt"], i, 100, learner.maturity)).all()
+            )
             last_birth[i] = born.clone()
     assert all((b >= 0).sum() > 100 for b in state["gnt"]["birth"])
 
 
-@pytest.mark.parametrize("learner", [ContinualBackprop(), PersistentStateCBP(d_int=8, n=2)], ids=lambda l: l.kind)
+@pytest.mark.parametrize(
+    "learner", [ContinualBackprop(), PersistentStateCBP(d_int=8, n=2)], ids=lambda learner: learner.kind
+)
 @pytest.mark.parametrize("bias_correction", [True, False])
 def test_a_replacement_leaves_the_output_unchanged(learner, bias_correction):
     """A unit whose activation is input-independent (sitting at its mean) is replaced: with the bias
@@ -157,7 +163,8 @@ def test_a_replacement_leaves_the_output_unchanged(learner, bias_correction):
         j = 3 + i
         w_in[:, :, j], b_in[:, 0, j] = 0.0, 0.7  # constant activation 0.7 ...
         age = t - gnt["birth"][i][:, j]
-        gnt["mean_act"][i][:, j] = 0.7 * (1 - learner.decay ** age)  # ... which its running mean has tracked
+        gnt["mean_act"][i][:, j] = 0.7 * (1 - learner.decay**age)  # ... which its running mean has tracked
+
     def outputs():  # logits, and every head's output on the batch-mean of the last hidden layer
         last = learner.hidden_activations(state, x)[-1].mean(1, keepdim=True)
         heads = [torch.baddbmm(b, last, w) for w, b in learner.hidden_units(state)[-1][2]]
@@ -165,8 +172,15 @@ def test_a_replacement_leaves_the_output_unchanged(learner, bias_correction):
 
     before = outputs()
     for i, layer in enumerate(learner.hidden_units(state)):
-        replace_units_(layer, torch.tensor([[3 + i], [3 + i]]), gnt, i, learner.decay, learner.init,
-                       bias_correction=bias_correction)
+        replace_units_(
+            layer,
+            torch.tensor([[3 + i], [3 + i]]),
+            gnt,
+            i,
+            learner.decay,
+            learner.init,
+            bias_correction=bias_correction,
+        )
     after = outputs()
     if bias_correction:
         assert torch.allclose(before, after, atol=1e-5)

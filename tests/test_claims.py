@@ -1,21 +1,35 @@
 """Each claim predicate on synthetic frames that satisfy it and frames that contradict it."""
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from lopcore.claims import (CLAIMS, SAME, alternation_claims, alternation_does_not_hurt, choose_cbp_rate,
-                            collapse_statistic, collapse_tasks, evaluate, figure_claims, per_seed, scoreboard)
 from test_plotting import synthetic
+
+from lopcore.claims import (
+    CLAIMS,
+    SAME,
+    alternation_claims,
+    alternation_does_not_hurt,
+    choose_cbp_rate,
+    collapse_statistic,
+    collapse_tasks,
+    evaluate,
+    figure_claims,
+    per_seed,
+    scoreboard,
+)
 
 
 def labelled(names_to_runs, n_tasks=300):
     """Relabel synthetic runs: {new label: source label} ('steady' stays at 0.9; 'falling' decays
     from 0.9 to about 0.3 and collapses near task 200)."""
     df = synthetic(n_tasks=n_tasks)
-    parts = [df[df.label == src].assign(label=new, run=lambda d, new=new: new + d["run"])
-             for new, src in names_to_runs.items()]
+    parts = [
+        df[df.label == src].assign(label=new, run=lambda d, new=new: new + d["run"])
+        for new, src in names_to_runs.items()
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -52,7 +66,8 @@ def test_claims_about_absent_learners_are_skipped():
 def test_ablation_claim(zero, expected):
     df = labelled({"baseline": "falling", "persistent n=2": "steady", "zero state n=2": zero})
     assert verdicts(figure_claims("fig6", df)) == {
-        "State frozen at zero behaves like the baseline, not like the learned state": expected}
+        "State frozen at zero behaves like the baseline, not like the learned state": expected
+    }
 
 
 @pytest.mark.parametrize("n4, expected", [("falling", "✓"), ("steady", "✗")])
@@ -131,6 +146,7 @@ def intro():
 @pytest.fixture(scope="module")
 def committed_store():
     from lopcore.store import Store
+
     return Store(REPO / "results")
 
 
@@ -138,6 +154,7 @@ def committed_store():
 def paper_lines(committed_store):
     """A figure's complete lines at paper scale, from the committed store."""
     from lopcore.figures import stored_paper_lines
+
     return lambda figure: stored_paper_lines(figure, committed_store)
 
 
@@ -153,7 +170,12 @@ def test_the_books_figure_2_statement_holds_at_paper_scale(intro, paper_lines):
     state = df[df.label == "persistent n=2"]
     assert state.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "persistent n=2")).all()
     assert abs(per_seed(df, "persistent n=2").mean() - per_seed(df, "baseline").mean()) < SAME
-    final = df[df.task == 599].assign(l2=lambda d: d.weight_norm * d.n_params).groupby("label")[["weight_norm", "l2"]].mean()
+    final = (
+        df[df.task == 599]
+        .assign(l2=lambda d: d.weight_norm * d.n_params)
+        .groupby("label")[["weight_norm", "l2"]]
+        .mean()
+    )
     assert final.weight_norm["persistent n=2"] < final.weight_norm["baseline"]  # normalised: smaller
     assert "its plain L2 norm is the baseline's" in intro
     assert abs(final.l2["persistent n=2"] / final.l2["baseline"] - 1) < 0.05  # plain: the same
@@ -173,10 +195,16 @@ def test_the_books_figure_3_statement_holds_at_paper_scale(intro, paper_lines):
     assert "falls from 0.80 over the first 20 tasks to 0.70 over the last 20" in intro
     assert (round(first, 2), round(last, 2)) == (0.80, 0.70)
     states = [per_seed(df, f"persistent n={n}, d={d}").mean() for n in (1, 2) for d in (128, 256)]
-    assert "between {:.3f} and {:.3f} over the last 100 tasks (the baseline {:.3f})".format(
-        min(states), max(states), per_seed(df, "baseline").mean()) in intro
+    assert (
+        "between {:.3f} and {:.3f} over the last 100 tasks (the baseline {:.3f})".format(
+            min(states), max(states), per_seed(df, "baseline").mean()
+        )
+        in intro
+    )
     assert "continual backprop keeps 0.80 throughout" in intro
-    assert all(round(per_seed(df, "CBP", last=None, tasks=tasks).mean(), 2) == 0.80 for tasks in (range(20), range(500, 600)))
+    assert all(
+        round(per_seed(df, "CBP", last=None, tasks=tasks).mean(), 2) == 0.80 for tasks in (range(20), range(500, 600))
+    )
 
 
 def test_the_books_figure_4_statement_holds_at_paper_scale(intro, paper_lines):
@@ -211,6 +239,7 @@ def test_the_books_figure_6_statement_holds_at_paper_scale(intro, paper_lines):
 
 def test_the_books_figure_7_statement_holds_at_paper_scale(intro, paper_lines, committed_store):
     from lopcore.figures import alone_runs, stored_lines
+
     assert "On the alternating stream the state does worse than on Fashion-MNIST alone" in intro
     alternating = paper_lines("fig7")
     alone = stored_lines(alone_runs("paper", 5), "paper", committed_store)
@@ -225,6 +254,7 @@ def test_the_books_figure_7_statement_holds_at_paper_scale(intro, paper_lines, c
 
 def test_the_books_cbp_rate_statement_holds_at_paper_scale(intro, paper_lines):
     from lopcore.figures import CBP_RATE
+
     df = paper_lines("cbp_sweep")
     assert df.seed.nunique() == 5 and df.label.nunique() == 3
     assert "picks 10⁻⁴ at the paper's scale too, the rate every figure uses" in intro
@@ -243,6 +273,7 @@ def test_pending_claims_are_listed_with_what_they_wait_for():
 def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(scratch_store):
     from lopcore.engine import run
     from lopcore.figures import figure_runs
+
     tmp_path = scratch_store
     runs = figure_runs("fig2", "smoke", seeds=2)
     run([s for label, s in runs if label in ("baseline", "persistent n=2")], device="cpu", progress=False)

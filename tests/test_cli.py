@@ -1,5 +1,6 @@
 """The command line: help texts, option validation (exit 2, a message, no traceback, no work), the
 errors that exit 1, and `book`."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,11 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-@pytest.mark.parametrize("argv", [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["export"], ["paper"], ["figures"],
-                                  ["book"]],
-                         ids=lambda a: " ".join(a) or "lopcore")
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["export"], ["paper"], ["figures"], ["book"]],
+    ids=lambda a: " ".join(a) or "lopcore",
+)
 def test_help_describes_the_command_with_examples(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([*argv, "--help"])
@@ -40,17 +43,21 @@ def test_help_describes_the_command_with_examples(argv, capsys):
     assert len(description) > 30 and not description.lstrip().startswith(("usage", "positional", "options"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "0"], "seeds=0 is not valid; it must be an integer >= 1"),
-    (["--seeds", "-2"], "seeds=-2 is not valid"),
-    (["--n", "0"], r"--n 0 is not valid; give an integer >= 1"),  # the option as typed
-    (["--n", "1", "0"], r"--n 1 0 is not valid"),
-    (["--d-int", "0"], "--d-int 0 is not valid; it must be an integer >= 1"),
-    (["--max-runs-per-unit", "0"], "--max-runs-per-unit 0 is not valid; it must be an integer >= 1"),  # as sweep
-    (["--cpus-per-unit", "0"], "--cpus-per-unit 0 is not valid; give a number > 0"),
-    (["--device", "tpu"], "device: .*'tpu'.*valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
-    (["--device", ""], "device: .*valid: 'auto', 'cpu', 'cuda'"),
-] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available here")]))
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "0"], "seeds=0 is not valid; it must be an integer >= 1"),
+        (["--seeds", "-2"], "seeds=-2 is not valid"),
+        (["--n", "0"], r"--n 0 is not valid; give an integer >= 1"),  # the option as typed
+        (["--n", "1", "0"], r"--n 1 0 is not valid"),
+        (["--d-int", "0"], "--d-int 0 is not valid; it must be an integer >= 1"),
+        (["--max-runs-per-unit", "0"], "--max-runs-per-unit 0 is not valid; it must be an integer >= 1"),  # as sweep
+        (["--cpus-per-unit", "0"], "--cpus-per-unit 0 is not valid; give a number > 0"),
+        (["--device", "tpu"], "device: .*'tpu'.*valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
+        (["--device", ""], "device: .*valid: 'auto', 'cpu', 'cuda'"),
+    ]
+    + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "CUDA is not available here")]),
+)
 def test_bad_run_options_exit_2_before_any_work(scratch, capsys, args, message):
     assert cli.main(["run", "fig2", "--scale", "smoke", "--quiet", *args]) == 2
     err = capsys.readouterr().err
@@ -58,13 +65,16 @@ def test_bad_run_options_exit_2_before_any_work(scratch, capsys, args, message):
     assert "Traceback" not in err and not scratch.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "fig99"], "argument figure: invalid choice: 'fig99' \\(choose from .*'?fig2'?, '?fig3'?"),
-    (["run", "fig2", "--scale", "huge"], "--scale: invalid choice: 'huge' \\(choose from '?paper'?, '?small'?"),
-    (["run", "fig2", "--seeds", "three"], "--seeds: invalid int value: 'three'"),
-    (["data", "fetch", "--route", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "fig99"], "argument figure: invalid choice: 'fig99' \\(choose from .*'?fig2'?, '?fig3'?"),
+        (["run", "fig2", "--scale", "huge"], "--scale: invalid choice: 'huge' \\(choose from '?paper'?, '?small'?"),
+        (["run", "fig2", "--seeds", "three"], "--seeds: invalid int value: 'three'"),
+        (["data", "fetch", "--route", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_malformed_command_lines_exit_2_naming_the_valid_choices(scratch, capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
         cli.main(args)
@@ -74,8 +84,14 @@ def test_malformed_command_lines_exit_2_naming_the_valid_choices(scratch, capsys
 
 def test_bad_option_from_a_real_shell_has_no_traceback(scratch):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "lopcore", "run", "fig2", "--seeds", "0"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lopcore", "run", "fig2", "--seeds", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "lopcore: error: seeds=0 is not valid; it must be an integer >= 1"
 
@@ -95,8 +111,7 @@ def test_an_option_the_figure_lacks_is_a_usage_error(monkeypatch):
 def test_recurrent_figure_options_map_to_their_parameters():
     assert cli.figure_options("rfig3", Namespace(seq_len=[25])) == {"seq_len": 25}
     assert cli.figure_options("rfig3", Namespace(data=["report"])) == {"data": "report"}
-    assert cli.figure_options("rfig6", Namespace(seq_len=[15], hidden=[32, 64])) == {"seq_lens": 15,
-                                                                                     "hidden": [32, 64]}
+    assert cli.figure_options("rfig6", Namespace(seq_len=[15], hidden=[32, 64])) == {"seq_lens": 15, "hidden": [32, 64]}
     with pytest.raises(cli.UsageError, match="--hidden does not apply to figure 'rfig5'; its options: --seq-len"):
         cli.figure_options("rfig5", Namespace(hidden=[32]))
     with pytest.raises(cli.UsageError, match="--data does not apply to figure 'rfig6'"):
@@ -106,13 +121,17 @@ def test_recurrent_figure_options_map_to_their_parameters():
 
 
 def test_run_of_a_recurrent_figure_prints_delta_accuracy(scratch, capsys):
-    assert cli.main(["run", "rfig6", "--scale", "smoke", "--seeds", "1", "--seq-len", "15", "--hidden", "32",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(["run", "rfig6", "--scale", "smoke", "--seeds", "1", "--seq-len", "15", "--hidden", "32", "--quiet"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "T=15, H=32" in out and "delta_accuracy_robust" in out
     assert cli.main(["run", "rfig3", "--scale", "smoke", "--seq-len", "15", "25", "--quiet"]) == 2
-    assert "--seq-len 15 25 is not valid; it must be an integer >= 1 (figure 'rfig3' takes one value)" in \
-        capsys.readouterr().err
+    assert (
+        "--seq-len 15 25 is not valid; it must be an integer >= 1 (figure 'rfig3' takes one value)"
+        in capsys.readouterr().err
+    )
 
 
 def test_missing_and_corrupt_results_exit_1_with_the_fix(scratch, monkeypatch, capsys):
@@ -135,6 +154,7 @@ def test_run_prints_the_summary(scratch, capsys):
 
 
 # --- book ------------------------------------------------------------------------------------
+
 
 def test_book_runs_the_same_build_as_make_book():
     recipe = re.search(r"^book:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
@@ -172,7 +192,9 @@ def test_paper_computes_every_iqbal_run_once_and_shows_progress(scratch, monkeyp
     # 19 lines (fig5 repeats fig2 and fig3; fig4, fig6, fig7 share some), 5 seeds each
     assert len(asked["specs"]) == 95 == len({repr(s.to_dict()) for s in asked["specs"]})
     assert asked["concurrent"] == 3 and asked["device"] == "cpu"
-    assert {s.n_tasks for s in asked["specs"]} == {600, 200} and {s.stream.examples_per_task for s in asked["specs"]} == {60000}
+    assert {s.n_tasks for s in asked["specs"]} == {600, 200} and {
+        s.stream.examples_per_task for s in asked["specs"]
+    } == {60000}
     out = capsys.readouterr().out
     assert "seeds_stored" in out and "0/5" in out
     asked.clear()

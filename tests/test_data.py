@@ -5,6 +5,7 @@ machine into a persistent cache (LOPCORE_REGISTRY_TEST_CACHE, default ~/.cache/l
 and each run rebuilds the IDX files from them (a few seconds). It is skipped only when the
 registry cannot be reached.
 """
+
 import gzip
 import os
 import shutil
@@ -17,8 +18,10 @@ import torch
 from lopcore import data
 
 # Facts of the original files, pinned once (first training / test image of each set).
-FACTS = {"mnist": dict(train_y0=5, train_x0_sum=27525, test_y0=7, test_x0_sum=18454),
-         "fashion_mnist": dict(train_y0=9, train_x0_sum=76247, test_y0=9)}
+FACTS = {
+    "mnist": dict(train_y0=5, train_x0_sum=27525, test_y0=7, test_x0_sum=18454),
+    "fashion_mnist": dict(train_y0=9, train_x0_sum=76247, test_y0=9),
+}
 REGISTRY_CACHE = Path(os.environ.get("LOPCORE_REGISTRY_TEST_CACHE", "~/.cache/lopcore-registry-test")).expanduser()
 
 

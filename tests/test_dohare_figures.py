@@ -1,6 +1,7 @@
 """Dohare's permuted MNIST figure specs (lopcore/dohare_figures.py), their claims and the engine
 additions they need: the protocol's numbers at paper scale, validation, change-rate streams, the
 τ-dormant correlate, and the store keys of Iqbal's results left unchanged."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ def by_label(figure, scale="paper", seeds=1, **options):
 
 
 # --- the protocol at paper scale -------------------------------------------------------------------
+
 
 def test_paper_scale_step_size_study_is_the_thesis_protocol():
     runs = by_label("dfig_stepsize")
@@ -51,7 +53,10 @@ def test_paper_scale_methods_and_their_settings():
     assert list(runs) == ["backprop", "L2", "Shrink & Perturb", "Dropout", "online norm", "Adam", "CBP"]
     assert all(x.hidden == (2000,) * 3 and x.init == "kaiming" for x in runs.values())
     assert {label: x.lr for label, x in runs.items() if x.lr != 0.003} == {"Adam": 1e-4}
-    assert runs["L2"].weight_decay == 1e-4 and (runs["Shrink & Perturb"].shrink, runs["Shrink & Perturb"].noise_std) == (1e-4, 1e-5)
+    assert runs["L2"].weight_decay == 1e-4 and (
+        runs["Shrink & Perturb"].shrink,
+        runs["Shrink & Perturb"].noise_std,
+    ) == (1e-4, 1e-5)
     assert runs["Dropout"].dropout == 0.1 and runs["online norm"].online_norm and runs["Adam"].optimizer == "adam"
     assert type(runs["CBP"]) is ContinualBackprop and runs["CBP"].replacement_rate == 1e-4
     assert (runs["CBP"].decay, runs["CBP"].maturity) == (0.99, 100)
@@ -70,15 +75,19 @@ def test_small_scale_shares_runs_between_figures():
 
 # --- validation ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("figure, options, message", [
-    ("dfig_nope", {}, "'dfig_stepsize', 'dfig_width'"),
-    ("dfig_stepsize", {"step_sizes": 0}, "step_sizes=0 is not valid"),
-    ("dfig_stepsize", {"step_sizes": [0.01, 2.0]}, "step_sizes=[0.01, 2.0] is not valid"),
-    ("dfig_width", {"widths": [0]}, "widths=[0] is not valid"),
-    ("dfig_changerate", {"change_every": [10 ** 9]}, "at most the 48000000 examples"),
-    ("dfig_methods", {"methods": ["backprop", "EWC"]}, "'backprop', 'L2', 'Shrink & Perturb'"),
-    ("dfig_methods", {"methods": []}, "methods=[] is not valid"),
-])
+
+@pytest.mark.parametrize(
+    "figure, options, message",
+    [
+        ("dfig_nope", {}, "'dfig_stepsize', 'dfig_width'"),
+        ("dfig_stepsize", {"step_sizes": 0}, "step_sizes=0 is not valid"),
+        ("dfig_stepsize", {"step_sizes": [0.01, 2.0]}, "step_sizes=[0.01, 2.0] is not valid"),
+        ("dfig_width", {"widths": [0]}, "widths=[0] is not valid"),
+        ("dfig_changerate", {"change_every": [10**9]}, "at most the 48000000 examples"),
+        ("dfig_methods", {"methods": ["backprop", "EWC"]}, "'backprop', 'L2', 'Shrink & Perturb'"),
+        ("dfig_methods", {"methods": []}, "methods=[] is not valid"),
+    ],
+)
 def test_bad_parameters_name_the_valid_choices(figure, options, message):
     with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("]", r"\]")):
         dfig.figure_runs(figure, "paper", 1, **options)
@@ -100,13 +109,14 @@ def test_dormant_tau_is_validated():
 
 # --- change-rate streams ---------------------------------------------------------------------------
 
+
 def test_a_task_longer_than_the_training_set_is_fresh_passes_under_one_permutation():
     long, short = PermutedStream(examples_per_task=130_000, batch_size=1), PermutedStream(batch_size=1)
     task = long.task([4], 2)
     order = task.order[0]
     assert order.shape == (130_000,)
     for start in (0, 60_000):  # each full pass is a permutation of the training set ...
-        assert sorted(order[start:start + 60_000].tolist()) == list(range(60_000))
+        assert sorted(order[start : start + 60_000].tolist()) == list(range(60_000))
     assert len(set(order[120_000:].tolist())) == 10_000  # ... and the partial last pass has no repeats
     assert not torch.equal(order[:60_000], order[60_000:120_000])  # a fresh shuffle each pass
     # the first pass is the order a one-pass task has: shorter tasks' numbers are unchanged
@@ -136,6 +146,7 @@ def test_change_rate_streams_switch_permutation_every_interval():
 
 # --- correlates ------------------------------------------------------------------------------------
 
+
 def test_dormant_fraction_is_recorded_only_when_asked_and_keys_stay_put():
     spec = RunSpec(Backprop())
     assert "dormant_tau" not in spec.to_dict()
@@ -163,12 +174,18 @@ def test_iqbal_store_keys_are_unchanged_and_their_committed_results_found():
 
 
 def test_network_correlates_normalise_by_the_architecture():
-    df = pd.DataFrame({
-        "hidden": ["100x100x100"] * 2, "probe_examples": [2000, 50], "examples_per_task": [2500, 50], "task": [0, 3],
-        **{f"dead_fraction_l{i}": [0.1 * i, 0.0] for i in (1, 2, 3)},
-        **{f"dormant_fraction_l{i}": [0.2, 0.5] for i in (1, 2, 3)},
-        **{f"effective_rank_l{i}": [10.0 * i, 25.0] for i in (1, 2, 3)},
-        **{f"stable_rank_l{i}": [50.0, 40.0] for i in (1, 2, 3)}})
+    df = pd.DataFrame(
+        {
+            "hidden": ["100x100x100"] * 2,
+            "probe_examples": [2000, 50],
+            "examples_per_task": [2500, 50],
+            "task": [0, 3],
+            **{f"dead_fraction_l{i}": [0.1 * i, 0.0] for i in (1, 2, 3)},
+            **{f"dormant_fraction_l{i}": [0.2, 0.5] for i in (1, 2, 3)},
+            **{f"effective_rank_l{i}": [10.0 * i, 25.0] for i in (1, 2, 3)},
+            **{f"stable_rank_l{i}": [50.0, 40.0] for i in (1, 2, 3)},
+        }
+    )
     out = dfig.network_correlates(df)
     assert np.allclose(out.dead_percent, [20.0, 0.0]) and np.allclose(out.dormant_percent, [20.0, 50.0])
     assert np.allclose(out.effective_rank, [20.0, 25.0])
@@ -179,9 +196,14 @@ def test_network_correlates_normalise_by_the_architecture():
 
 # --- claims ----------------------------------------------------------------------------------------
 
+
 def synthetic(curves: dict[str, list[float]], seeds: int = 2, column: str = "online_accuracy") -> pd.DataFrame:
-    rows = [{"label": label, "run": f"{label}-{s}", "seed": s, "task": t, column: v + 0.001 * s}
-            for label, values in curves.items() for s in range(seeds) for t, v in enumerate(values)]
+    rows = [
+        {"label": label, "run": f"{label}-{s}", "seed": s, "task": t, column: v + 0.001 * s}
+        for label, values in curves.items()
+        for s in range(seeds)
+        for t, v in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -211,12 +233,14 @@ def test_smoke_figures_evaluate_every_claim(scratch_store):
         assert len(verdict) == n_claims and set(verdict.verdict) <= {"✓", "✗"}, figure
         assert len(dohare_claims.summary(df)) == df.label.nunique()
     # a subset of methods evaluates only the claims its learners allow
-    df = dfig.load_figure("dfig_methods", "smoke", seeds=1, device="cpu", store=store, progress=False,
-                          methods=["backprop", "CBP"])
+    df = dfig.load_figure(
+        "dfig_methods", "smoke", seeds=1, device="cpu", store=store, progress=False, methods=["backprop", "CBP"]
+    )
     assert len(dohare_claims.figure_claims("dfig_methods", df)) == 4  # CBP: no drop, best, few dead; rank falls
 
 
 # --- the book page and the command line ---------------------------------------------------------------
+
 
 def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
     """book/dohare_correlates.md quotes tables computed from the committed small-scale results."""
@@ -225,19 +249,24 @@ def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
     page = (REPO_ROOT / "book" / "dohare_correlates.md").read_text()
     tables = dohare_claims.comparison_tables("small", device="cpu")
     for name, table in tables.items():
-        assert table in page, (f"the {name} table of book/dohare_correlates.md is stale; regenerate it with "
-                               f"lopcore.dohare_claims.comparison_tables():\n{table}")
+        assert table in page, (
+            f"the {name} table of book/dohare_correlates.md is stale; regenerate it with "
+            f"lopcore.dohare_claims.comparison_tables():\n{table}"
+        )
 
 
 def test_the_command_line_runs_dohare_figures(scratch_store, capsys):
     from argparse import Namespace
 
     from lopcore import cli
+
     assert cli.figure_options("dfig_width", Namespace(hidden=[8, 16])) == {"widths": [8, 16]}
     assert cli.figure_options("dfig_methods", Namespace(methods=["CBP"])) == {"methods": "CBP"}
     with pytest.raises(cli.UsageError, match="--n does not apply to figure 'dfig_width'; its options: --hidden"):
         cli.figure_options("dfig_width", Namespace(n=[2]))
-    assert cli.main(["run", "dfig_methods", "--scale", "smoke", "--seeds", "1", "--methods", "backprop", "CBP",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(["run", "dfig_methods", "--scale", "smoke", "--seeds", "1", "--methods", "backprop", "CBP", "--quiet"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "CBP" in out and "dead %, late" in out and "Adam" not in out

@@ -1,4 +1,5 @@
 """Task streams, the results store, the engine and parameter validation, at smoke scale."""
+
 import json
 
 import pandas as pd
@@ -24,6 +25,7 @@ def tiny_spec(learner=None, seed=0, datasets=("mnist",)):
 
 
 # --- task stream -------------------------------------------------------------------------
+
 
 def test_task_is_a_pure_function_of_seed_and_index():
     stream = PermutedStream(examples_per_task=1000)
@@ -65,6 +67,7 @@ def test_alternating_stream_switches_dataset_per_task():
 
 # --- store ---------------------------------------------------------------------------------
 
+
 def test_store_roundtrip_and_corruption_is_detected(tmp_path):
     store = Store(tmp_path)
     spec = tiny_spec().to_dict()
@@ -82,21 +85,34 @@ def test_store_roundtrip_and_corruption_is_detected(tmp_path):
 
 def test_store_keys_change_with_anything_that_changes_the_numbers():
     base = tiny_spec().to_dict()
-    others = [tiny_spec(seed=1), tiny_spec(Backprop(lr=0.01)), tiny_spec(PersistentState(n=1)),
-              tiny_spec(PersistentState(n=2)), tiny_spec(datasets=("fashion_mnist",))]
+    others = [
+        tiny_spec(seed=1),
+        tiny_spec(Backprop(lr=0.01)),
+        tiny_spec(PersistentState(n=1)),
+        tiny_spec(PersistentState(n=2)),
+        tiny_spec(datasets=("fashion_mnist",)),
+    ]
     keys = {Store("x").path(s.to_dict()) for s in others} | {Store("x").path(base)}
     assert len(keys) == len(others) + 1
 
 
 # --- engine ----------------------------------------------------------------------------------
 
+
 def test_engine_runs_stores_and_reloads(tmp_path):
     store = Store(tmp_path)
     specs = [tiny_spec(PersistentState(d_int=8, n=2), seed=s) for s in (0, 1)]
     df = run(specs, device="cpu", store=store, progress=False)
     assert len(df) == 2 * TINY["n_tasks"] and df["run"].nunique() == 2
-    for column in ("online_accuracy", "test_accuracy", "weight_norm", "mean_abs_weight",
-                   "dead_fraction_l1", "effective_rank_l3", "stable_rank_l2"):
+    for column in (
+        "online_accuracy",
+        "test_accuracy",
+        "weight_norm",
+        "mean_abs_weight",
+        "dead_fraction_l1",
+        "effective_rank_l3",
+        "stable_rank_l2",
+    ):
         assert df[column].notna().all(), column
     assert df["online_accuracy"].between(0, 1).all() and (df["n"] == 2).all()
     record = store.load(specs[0].to_dict())
@@ -127,11 +143,20 @@ def test_paper_scale_is_never_computed_in_ci(tmp_path, monkeypatch):
 
 # --- parameters ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n=0), "n=0 is not valid"), (dict(n=[1, 0]), "n=\\[1, 0\\]"), (dict(n="two"), "n='two'"),
-    (dict(scale="huge"), "'paper', 'small', 'smoke'"), (dict(seeds=0), "seeds=0"),
-    (dict(d_int=0), "d_int=0"), (dict(d_int=1.5), "d_int=1.5"), (dict(figure="fig99"), "'fig2'"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n=0), "n=0 is not valid"),
+        (dict(n=[1, 0]), "n=\\[1, 0\\]"),
+        (dict(n="two"), "n='two'"),
+        (dict(scale="huge"), "'paper', 'small', 'smoke'"),
+        (dict(seeds=0), "seeds=0"),
+        (dict(d_int=0), "d_int=0"),
+        (dict(d_int=1.5), "d_int=1.5"),
+        (dict(figure="fig99"), "'fig2'"),
+    ],
+)
 def test_bad_figure_parameters_name_the_valid_choices(kwargs, message):
     figure = kwargs.pop("figure", "fig2")
     with pytest.raises(ParameterError, match=message):
@@ -157,12 +182,15 @@ def test_fig2_runs_follow_the_paper():
     assert spec.n_tasks == 600 and spec.stream.examples_per_task == 60000 == SCALES["paper"].examples_per_task
 
 
-@pytest.mark.parametrize("figure, datasets, labels", [
-    ("fig3", ("fashion_mnist",), {"baseline", "CBP", "persistent n=1, d=128", "persistent n=2, d=256"}),
-    ("fig4", ("fashion_mnist",), {"persistent n=1", "persistent n=2", "persistent n=4"}),
-    ("fig6", ("mnist",), {"baseline", "persistent n=2", "zero state n=2", "random state n=2"}),
-    ("fig7", ("fashion_mnist", "mnist"), {"baseline", "persistent n=2"}),
-])
+@pytest.mark.parametrize(
+    "figure, datasets, labels",
+    [
+        ("fig3", ("fashion_mnist",), {"baseline", "CBP", "persistent n=1, d=128", "persistent n=2, d=256"}),
+        ("fig4", ("fashion_mnist",), {"persistent n=1", "persistent n=2", "persistent n=4"}),
+        ("fig6", ("mnist",), {"baseline", "persistent n=2", "zero state n=2", "random state n=2"}),
+        ("fig7", ("fashion_mnist", "mnist"), {"baseline", "persistent n=2"}),
+    ],
+)
 def test_every_figure_has_its_learners_and_data(figure, datasets, labels):
     runs = figure_runs(figure, scale="small", seeds=1)
     assert labels <= {label for label, _ in runs}
@@ -183,27 +211,36 @@ def test_the_sweep_runs_a_third_of_the_tasks_and_contains_the_chosen_rate():
 def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
     from lopcore.figures import paper_progress, stored_paper_lines
     from lopcore.store import provenance
+
     store = Store(tmp_path)
     baseline = [s for label, s in figure_runs("fig2", "paper", 5) if label == "baseline"]
     for spec in baseline[:4]:  # four of five seeds: the line is not complete
-        store.save(spec.to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.9]},
-                   provenance("cpu", 7200.0, 5))
+        store.save(
+            spec.to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.9]}, provenance("cpu", 7200.0, 5)
+        )
     progress = paper_progress(store).set_index(["figure", "label"])
     assert progress.loc[("fig2", "baseline"), "seeds_stored"] == "4/5"
     assert progress.loc[("fig6", "baseline"), "seeds_stored"] == "4/5"  # the same runs
-    assert progress.loc[("fig2", "CBP"), "seeds_stored"] == "0/5" and progress.loc[("fig2", "baseline"), "wall_time_h"] == 2.0
+    assert (
+        progress.loc[("fig2", "CBP"), "seeds_stored"] == "0/5"
+        and progress.loc[("fig2", "baseline"), "wall_time_h"] == 2.0
+    )
     assert stored_paper_lines("fig2", store).empty
-    store.save(baseline[4].to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.8]},
-               provenance("cpu", 7200.0, 5))
+    store.save(
+        baseline[4].to_dict(),
+        {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.8]},
+        provenance("cpu", 7200.0, 5),
+    )
     df = stored_paper_lines("fig2", store)
     assert set(df.label) == {"baseline"} and sorted(df.seed) == [0, 1, 2, 3, 4] and set(df.scale) == {"paper"}
 
 
 def test_the_fig7_page_also_reads_fig3s_state_on_fashion_mnist_alone_and_nothing_else_of_fig3():
     from lopcore.figures import page_runs
+
     own, page = figure_runs("fig7", "small", 2, n=1), page_runs("fig7", "small", 2, n=1)
-    extra = page[len(own):]
-    assert page[:len(own)] == own and {label for label, _ in extra} == {"persistent n=1, d=256"}
+    extra = page[len(own) :]
+    assert page[: len(own)] == own and {label for label, _ in extra} == {"persistent n=1, d=256"}
     fig3 = [s.to_dict() for _, s in figure_runs("fig3", "small", 2, n=1, d_int=256)]
     assert len(extra) == 2 and all(s.stream.datasets == ("fashion_mnist",) and s.to_dict() in fig3 for _, s in extra)
     assert page_runs("fig3", "small", 2) == figure_runs("fig3", "small", 2)
@@ -222,10 +259,12 @@ def test_figure_pages_default_to_paper_scale_exactly_when_the_committed_store_ha
         page_defaults,
         page_runs,
     )
+
     committed = Store(Path(__file__).resolve().parents[1] / "results")
     complete = {f for f in FIGURES if all(s.to_dict() in committed for _, s in page_runs(f, "paper", PAPER_SEEDS))}
     assert set(PAPER_PAGES) == complete
-    assert all(page_defaults(f) == (("paper", PAPER_SEEDS) if f in complete else ("small", DEFAULT_SEEDS[f]))
-               for f in FIGURES)
+    assert all(
+        page_defaults(f) == (("paper", PAPER_SEEDS) if f in complete else ("small", DEFAULT_SEEDS[f])) for f in FIGURES
+    )
     with pytest.raises(ValueError, match="fig2"):
         page_defaults("fig9")

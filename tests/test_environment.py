@@ -1,4 +1,5 @@
 """environment.yml (conda) must wrap exactly the pinned requirements.txt (the single source of truth)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,7 +50,8 @@ def test_environment_pip_list_equals_requirements():
     extra = sorted(set(listed) - set(reqs))
     assert not missing and not extra, (
         f"environment.yml and requirements.txt disagree: missing from environment.yml {missing}, "
-        f"not in requirements.txt {extra}")
+        f"not in requirements.txt {extra}"
+    )
 
 
 def test_environment_pins_python_and_pip():
@@ -69,6 +71,9 @@ def test_check_detects_one_sided_edits(edit):
     """The comparison above fails when either file changes alone."""
     reqs = requirement_lines((ROOT / "requirements.txt").read_text())
     listed = [p for p in conda_pip_list(conda_env()) if p != "-e ."]
-    changed = {"drop": listed[1:], "add": listed + ["rich==1.0"],
-               "change": [listed[0].split("==")[0] + "==0.0.1"] + listed[1:]}[edit]
+    changed = {
+        "drop": listed[1:],
+        "add": listed + ["rich==1.0"],
+        "change": [listed[0].split("==")[0] + "==0.0.1"] + listed[1:],
+    }[edit]
     assert set(changed) != set(reqs)

@@ -1,5 +1,6 @@
 """lopcore's imports point down only: a test that parses every module's imports (late imports inside
 functions included, imports under `if TYPE_CHECKING:` excluded) and fails on any cycle."""
+
 import ast
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, stack)
         stack.pop()

@@ -1,4 +1,5 @@
 """The hand-written, run-vectorized learners against plain autograd `nn.Module` loops."""
+
 import contextlib
 
 import pytest
@@ -114,16 +115,25 @@ def test_the_two_gradient_semantics_differ_for_n_above_one():
     assert (paper - exact).abs().max() < 0.1  # a small correction, not another algorithm
 
 
-@pytest.mark.parametrize("learner", [Backprop(), PersistentState(d_int=8, n=2),
-                                     PersistentState(d_int=8, n=2, through_state="forward_weights"),
-                                     PersistentState(d_int=8, state="random")], ids=str)
+@pytest.mark.parametrize(
+    "learner",
+    [
+        Backprop(),
+        PersistentState(d_int=8, n=2),
+        PersistentState(d_int=8, n=2, through_state="forward_weights"),
+        PersistentState(d_int=8, state="random"),
+    ],
+    ids=str,
+)
 def test_runs_are_independent_of_their_batchmates(learner):
     seeds = (3, 5, 7, 11)
     xs, ys = batches(2, steps=60, runs=4)
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
-        alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
-        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # float32 sums regroup with the batch shape and thread count
+        alone, _ = engine_losses(learner, xs[:, r : r + 1], ys[:, r : r + 1], seeds=(seed,))
+        torch.testing.assert_close(
+            together[:, r], alone[:, 0], rtol=0, atol=1e-5
+        )  # float32 sums regroup with the batch shape and thread count
 
 
 def test_state_head_never_changes_with_n_equal_one():
@@ -171,12 +181,17 @@ def test_random_mode_keeps_the_learned_norm_but_not_the_direction():
     assert cosine.abs() < 0.9
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(n=0), "n (truncation period)"), (dict(n=1.5), "n (truncation period)"),
-    (dict(d_int=0), "d_int"), (dict(d_int=-3), "d_int"),
-    (dict(state="frozen"), "'learned', 'zero', 'random'"),
-    (dict(through_state="magic"), "'current_weights', 'forward_weights'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(n=0), "n (truncation period)"),
+        (dict(n=1.5), "n (truncation period)"),
+        (dict(d_int=0), "d_int"),
+        (dict(d_int=-3), "d_int"),
+        (dict(state="frozen"), "'learned', 'zero', 'random'"),
+        (dict(through_state="magic"), "'current_weights', 'forward_weights'"),
+    ],
+)
 def test_bad_options_are_named(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         PersistentState(**bad)

@@ -1,4 +1,5 @@
 """Known-answer tests for lopcore.metrics."""
+
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ def with_singular_values(sv, n=20, width=8, seed=0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- effective rank
+
 
 @pytest.mark.parametrize("k", [1, 2, 5, 8])
 def test_effective_rank_equal_singular_values_is_k(k):
@@ -51,6 +53,7 @@ def test_effective_rank_zero_matrix_is_zero_and_finite():
 
 
 # ---------------------------------------------------------------- stable rank
+
 
 def test_stable_rank_dominant_value_is_one():
     acts = with_singular_values([1.0, 0.001])[None]
@@ -91,12 +94,13 @@ def test_stable_rank_zero_matrix_is_zero():
 
 # ---------------------------------------------------------------- dead / dormant units
 
+
 def dead_example() -> torch.Tensor:
     acts = torch.rand(2, 5, 4, generator=torch.Generator().manual_seed(1)) + 0.1
-    acts[0, :, 2] = 0.0           # run 0: unit 2 dead
-    acts[1, :, 0:3] = 0.0         # run 1: units 0, 1, 2 dead
-    acts[1, 3, 1] = 0.7           # ... except unit 1 fires on one sample: not dead
-    acts[1, :, 3] = 0.0           # ... and unit 3 dead → 3 dead of 4
+    acts[0, :, 2] = 0.0  # run 0: unit 2 dead
+    acts[1, :, 0:3] = 0.0  # run 1: units 0, 1, 2 dead
+    acts[1, 3, 1] = 0.7  # ... except unit 1 fires on one sample: not dead
+    acts[1, :, 3] = 0.0  # ... and unit 3 dead → 3 dead of 4
     return acts
 
 
@@ -115,10 +119,9 @@ def test_dead_fraction_unit_active_on_one_sample_is_not_dead():
 def test_dormant_fraction_by_hand():
     # mean |a| per unit: (0, 0.25, 0.5, 1, 3.25); layer mean = 1; scores s = (0, .25, .5, 1, 3.25)
     # (all exact in binary, so the s = τ boundary is tested without round-off)
-    acts = torch.tensor([[0.0, 0.5, 0.0, 1.0, 6.5],
-                         [0.0, 0.0, 1.0, 1.0, 0.0]])[None]
+    acts = torch.tensor([[0.0, 0.5, 0.0, 1.0, 6.5], [0.0, 0.0, 1.0, 1.0, 0.0]])[None]
     out = lambda a, tau: metrics.dormant_fraction(a, tau).tolist()  # noqa: E731
-    assert out(acts, 0.5) == pytest.approx([3 / 5])   # s ≤ 0.5 includes s = 0.5
+    assert out(acts, 0.5) == pytest.approx([3 / 5])  # s ≤ 0.5 includes s = 0.5
     assert out(acts, 0.49) == pytest.approx([2 / 5])
     assert out(acts, 0.0) == pytest.approx([1 / 5])
     assert out(acts, 1.0) == pytest.approx([4 / 5])
@@ -145,12 +148,17 @@ def test_dormant_silent_layer_is_all_dormant():
 
 # ---------------------------------------------------------------- weights
 
+
 def test_weight_stats_by_hand():
-    w1 = torch.tensor([[[1.0, -2.0], [0.0, 2.0]],          # run 0: Σw² = 9,  Σ|w| = 5
-                       [[3.0, 0.0], [0.0, -4.0]]])          # run 1: Σw² = 25, Σ|w| = 7
-    w2 = torch.tensor([[[2.0, 0.0]], [[0.0, -1.0]]])       # run 0: 4, 2   run 1: 1, 1
-    b1 = torch.tensor([[2.0, 0.0], [-1.0, 1.0]])           # run 0: 4       run 1: 2
-    b2 = torch.tensor([[-2.0], [0.0]])                      # run 0: 4       run 1: 0
+    w1 = torch.tensor(
+        [
+            [[1.0, -2.0], [0.0, 2.0]],  # run 0: Σw² = 9,  Σ|w| = 5
+            [[3.0, 0.0], [0.0, -4.0]],
+        ]
+    )  # run 1: Σw² = 25, Σ|w| = 7
+    w2 = torch.tensor([[[2.0, 0.0]], [[0.0, -1.0]]])  # run 0: 4, 2   run 1: 1, 1
+    b1 = torch.tensor([[2.0, 0.0], [-1.0, 1.0]])  # run 0: 4       run 1: 2
+    b2 = torch.tensor([[-2.0], [0.0]])  # run 0: 4       run 1: 0
     out = metrics.weight_stats([w1, w2], [b1, b2])
     n = 4 + 2 + 2 + 1
     assert out["n_params"].tolist() == [n, n]
@@ -172,6 +180,7 @@ def test_weight_stats_without_biases():
 
 # ---------------------------------------------------------------- accuracy summaries
 
+
 def test_online_accuracy():
     assert metrics.online_accuracy(torch.tensor([50, 75]), 100).tolist() == [0.5, 0.75]
     with pytest.raises(ValueError):
@@ -179,13 +188,16 @@ def test_online_accuracy():
 
 
 def test_delta_accuracy_and_iaa():
-    torch.testing.assert_close(metrics.delta_accuracy(torch.tensor([0.9, 0.8]), torch.tensor([0.45, 0.8])),
-                               torch.tensor([50.0, 0.0]))
-    torch.testing.assert_close(metrics.iaa(torch.tensor([0.6, 0.4]), torch.tensor([0.5, 0.5])),
-                               torch.tensor([20.0, -20.0]))
+    torch.testing.assert_close(
+        metrics.delta_accuracy(torch.tensor([0.9, 0.8]), torch.tensor([0.45, 0.8])), torch.tensor([50.0, 0.0])
+    )
+    torch.testing.assert_close(
+        metrics.iaa(torch.tensor([0.6, 0.4]), torch.tensor([0.5, 0.5])), torch.tensor([20.0, -20.0])
+    )
 
 
 # ---------------------------------------------------------------- sliding mean
+
 
 def test_sliding_mean_numpy_and_torch():
     expected = [1.0, 1.5, 2.5, 3.5]
@@ -207,21 +219,26 @@ def test_sliding_mean_matches_pandas_along_last_axis():
 
 # ---------------------------------------------------------------- batching
 
+
 def test_batched_equals_per_run():
     g = torch.Generator().manual_seed(3)
     acts = torch.relu(torch.randn(4, 60, 12, generator=g) @ torch.randn(4, 12, 12, generator=g) - 0.5)
     acts[1, :, :3] = 0.0
     acts[2] = 0.0
-    for fn in (metrics.dead_fraction, metrics.effective_rank, metrics.stable_rank,
-               lambda a: metrics.dormant_fraction(a, 0.3)):
+    for fn in (
+        metrics.dead_fraction,
+        metrics.effective_rank,
+        metrics.stable_rank,
+        lambda a: metrics.dormant_fraction(a, 0.3),
+    ):
         batched = fn(acts)
         assert batched.shape == (4,)
-        single = torch.cat([fn(acts[r:r + 1]) for r in range(4)])
+        single = torch.cat([fn(acts[r : r + 1]) for r in range(4)])
         torch.testing.assert_close(batched, single)
     ws = [torch.randn(4, 5, 3, generator=g), torch.randn(4, 2, 5, generator=g)]
     bs = [torch.randn(4, 5, generator=g), torch.randn(4, 2, generator=g)]
     batched = metrics.weight_stats(ws, bs)
     for r in range(4):
-        single = metrics.weight_stats([w[r:r + 1] for w in ws], [b[r:r + 1] for b in bs])
+        single = metrics.weight_stats([w[r : r + 1] for w in ws], [b[r : r + 1] for b in bs])
         for key, value in single.items():
-            torch.testing.assert_close(batched[key][r:r + 1], value)
+            torch.testing.assert_close(batched[key][r : r + 1], value)

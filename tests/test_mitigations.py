@@ -1,6 +1,7 @@
 """The classic mitigations (L2, Shrink & Perturb, dropout, Adam) as options of the vectorized MLP:
 hand-computed tiny cases, autograd / torch.optim references, run independence, validation, and
 the store keys of results computed before the options existed."""
+
 import pytest
 import torch
 from test_learners import N_IN, N_OUT, ReferenceMLP, batches, engine_losses
@@ -48,23 +49,37 @@ def one_step(learner, seed=0, n_in=6, batch=4):
 
 # --- store keys ---------------------------------------------------------------------------------
 
+
 def test_results_stored_before_the_mitigations_keep_their_keys():
-    keys = {spec_key(RunSpec(learner).to_dict()) for learner in (
-        Backprop(lr=0.05), PersistentState(lr=0.05, d_int=128, n=2),
-        ContinualBackprop(lr=0.05, replacement_rate=1e-4))}
+    keys = {
+        spec_key(RunSpec(learner).to_dict())
+        for learner in (
+            Backprop(lr=0.05),
+            PersistentState(lr=0.05, d_int=128, n=2),
+            ContinualBackprop(lr=0.05, replacement_rate=1e-4),
+        )
+    }
     assert keys == {"9f151c7615ca6ee66582", "a6ff4e223edf2a78b206", "021c55ac7724d43c54c5"}
     assert spec_key(RunSpec(Backprop(weight_decay=0, dropout=0.0, optimizer="sgd")).to_dict()) == "9f151c7615ca6ee66582"
 
 
-MITIGATED = [Backprop(weight_decay=1e-4), Backprop(weight_decay=1e-3), Backprop(shrink=1e-4, noise_std=1e-3),
-             Backprop(noise_std=1e-3), Backprop(dropout=0.1), Backprop(optimizer="adam", lr=1e-3),
-             Backprop(optimizer="adam", lr=1e-3, betas=(0.9, 0.99)), Backprop(optimizer="adam", lr=1e-3, eps=1e-6),
-             ContinualBackprop(optimizer="adam", lr=1e-3), ContinualBackprop(weight_decay=1e-4)]
+MITIGATED = [
+    Backprop(weight_decay=1e-4),
+    Backprop(weight_decay=1e-3),
+    Backprop(shrink=1e-4, noise_std=1e-3),
+    Backprop(noise_std=1e-3),
+    Backprop(dropout=0.1),
+    Backprop(optimizer="adam", lr=1e-3),
+    Backprop(optimizer="adam", lr=1e-3, betas=(0.9, 0.99)),
+    Backprop(optimizer="adam", lr=1e-3, eps=1e-6),
+    ContinualBackprop(optimizer="adam", lr=1e-3),
+    ContinualBackprop(weight_decay=1e-4),
+]
 
 
 def test_runs_with_mitigations_get_their_own_keys_and_round_trip():
-    baseline = {spec_key(RunSpec(l).to_dict()) for l in (Backprop(), ContinualBackprop())}
-    keys = {spec_key(RunSpec(l).to_dict()) for l in MITIGATED}
+    baseline = {spec_key(RunSpec(learner).to_dict()) for learner in (Backprop(), ContinualBackprop())}
+    keys = {spec_key(RunSpec(learner).to_dict()) for learner in MITIGATED}
     assert len(keys) == len(MITIGATED) and not keys & baseline
     for learner in MITIGATED:
         assert learner_from_dict(RunSpec(learner).to_dict()["learner"]) == learner
@@ -72,8 +87,10 @@ def test_runs_with_mitigations_get_their_own_keys_and_round_trip():
 
 # --- L2 and Shrink & Perturb ------------------------------------------------------------------
 
-@pytest.mark.parametrize("options", [dict(weight_decay=0.0), dict(shrink=0.0, noise_std=0.0), dict(dropout=0.0)],
-                         ids=str)
+
+@pytest.mark.parametrize(
+    "options", [dict(weight_decay=0.0), dict(shrink=0.0, noise_std=0.0), dict(dropout=0.0)], ids=str
+)
 def test_options_at_zero_are_plain_sgd_bit_for_bit(options):
     xs, ys = batches(0, steps=30, runs=2)
     base, base_state = engine_losses(Backprop(), xs, ys, seeds=(0, 1))
@@ -125,6 +142,7 @@ def test_shrink_and_perturb_step_by_hand(float64):
 
 # --- dropout --------------------------------------------------------------------------------------
 
+
 def test_dropout_masks_are_deterministic_per_seed_and_differ_between_runs():
     like = torch.zeros(1)
     masks = dropout_masks(run_generators([0, 1, 0], "dropout", "cpu"), 64, (100, 50), 0.25, like)
@@ -171,6 +189,7 @@ def test_test_time_predictions_use_no_dropout():
 
 # --- Adam -----------------------------------------------------------------------------------------
 
+
 def test_adam_first_step_is_minus_lr_times_sign_of_the_gradient(float64):
     lr = 1e-3
     before, grads, after = one_step(Backprop(lr=lr, hidden=(5,), optimizer="adam"))
@@ -189,8 +208,14 @@ def test_adam_matches_torch_optim_adam(options):
     xs, ys = batches(3, steps=steps)
     model = ReferenceMLP()
     model.load_from(learner, learner.init_state([0], N_IN, N_OUT, "cpu"))
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=learner.betas, eps=learner.eps,
-                           weight_decay=learner.weight_decay, foreach=False)
+    opt = torch.optim.Adam(
+        model.parameters(),
+        lr=lr,
+        betas=learner.betas,
+        eps=learner.eps,
+        weight_decay=learner.weight_decay,
+        foreach=False,
+    )
     ref = []
     for x, y in zip(xs[:, 0], ys[:, 0]):
         loss = F.cross_entropy(model(x)[0], y)
@@ -211,8 +236,15 @@ def test_adam_state_is_reset_for_replaced_units_only():
     adam = state["adam"]
     before = [t.clone() for t in adam["m"] + adam["v"]]
     idx = torch.tensor([[3, 7], [5, 7]])  # units of hidden layer 1, per run
-    replace_units_(learner.hidden_units(state)[1], idx, state["gnt"], 1, learner.decay, learner.init,
-                   moments=learner.optimizer_units(state)[1])
+    replace_units_(
+        learner.hidden_units(state)[1],
+        idx,
+        state["gnt"],
+        1,
+        learner.decay,
+        learner.init,
+        moments=learner.optimizer_units(state)[1],
+    )
     assert adam["t"] == 5  # the step count is kept
     for moments, old in ((adam["m"], before[:8]), (adam["v"], before[8:])):
         w_in, b_in, w_out = moments[2], moments[3], moments[4]
@@ -234,31 +266,38 @@ def test_cbp_with_adam_replaces_units_and_keeps_running():
 
 # --- every option: runs independent of their group mates ------------------------------------------
 
+
 @pytest.mark.parametrize("learner", MITIGATED[::2] + [Backprop(shrink=1e-3, noise_std=1e-2, dropout=0.2)], ids=str)
 def test_vectorized_runs_equal_separate_runs(learner):
     seeds = (3, 5, 7)
     xs, ys = batches(6, steps=40, runs=3)
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
-        alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
-        torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # float32 sums regroup with the batch shape and thread count
+        alone, _ = engine_losses(learner, xs[:, r : r + 1], ys[:, r : r + 1], seeds=(seed,))
+        torch.testing.assert_close(
+            together[:, r], alone[:, 0], rtol=0, atol=1e-5
+        )  # float32 sums regroup with the batch shape and thread count
 
 
 # --- validation -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("options,message", [
-    (dict(weight_decay=-1e-3), r"weight_decay must be a finite number >= 0"),
-    (dict(shrink=float("inf")), r"shrink must be a finite number >= 0"),
-    (dict(noise_std=-0.1), r"noise_std must be a finite number >= 0"),
-    (dict(weight_decay=1e-3, shrink=1e-3), r"not both"),
-    (dict(lr=0.5, weight_decay=2.0), r"lr \* \(weight_decay \+ shrink\) must be < 1"),
-    (dict(dropout=1.0), r"dropout must be a probability in \[0, 1\)"),
-    (dict(dropout=-0.1), r"dropout must be a probability in \[0, 1\)"),
-    (dict(optimizer="rmsprop"), r"optimizer must be one of \('sgd', 'adam'\)"),
-    (dict(betas=(0.9, 1.0)), r"betas must be two numbers \(β1, β2\), each in \[0, 1\)"),
-    (dict(betas=(0.9,)), r"betas must be two numbers"),
-    (dict(eps=0.0), r"eps must be a finite number > 0"),
-])
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(weight_decay=-1e-3), r"weight_decay must be a finite number >= 0"),
+        (dict(shrink=float("inf")), r"shrink must be a finite number >= 0"),
+        (dict(noise_std=-0.1), r"noise_std must be a finite number >= 0"),
+        (dict(weight_decay=1e-3, shrink=1e-3), r"not both"),
+        (dict(lr=0.5, weight_decay=2.0), r"lr \* \(weight_decay \+ shrink\) must be < 1"),
+        (dict(dropout=1.0), r"dropout must be a probability in \[0, 1\)"),
+        (dict(dropout=-0.1), r"dropout must be a probability in \[0, 1\)"),
+        (dict(optimizer="rmsprop"), r"optimizer must be one of \('sgd', 'adam'\)"),
+        (dict(betas=(0.9, 1.0)), r"betas must be two numbers \(β1, β2\), each in \[0, 1\)"),
+        (dict(betas=(0.9,)), r"betas must be two numbers"),
+        (dict(eps=0.0), r"eps must be a finite number > 0"),
+    ],
+)
 @pytest.mark.parametrize("cls", [Backprop, ContinualBackprop])
 def test_options_are_validated(cls, options, message):
     with pytest.raises(ValueError, match=message):
@@ -267,8 +306,10 @@ def test_options_are_validated(cls, options, message):
 
 def test_checkpointed_state_resumes_bit_identically():
     from lopcore import checkpoint as ckpt
-    learner = ContinualBackprop(optimizer="adam", lr=1e-3, shrink=1e-3, noise_std=1e-3, dropout=0.1, **{
-        "replacement_rate": 0.02, "maturity": 5})
+
+    learner = ContinualBackprop(
+        optimizer="adam", lr=1e-3, shrink=1e-3, noise_std=1e-3, dropout=0.1, **{"replacement_rate": 0.02, "maturity": 5}
+    )
     xs, ys = batches(7, steps=30, runs=2)
     state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
     for x, y in zip(xs[:15], ys[:15]):
@@ -281,6 +322,7 @@ def test_checkpointed_state_resumes_bit_identically():
 
 
 # --- online normalization ---------------------------------------------------------------------
+
 
 class ControlNorm(torch.autograd.Function):
     """Chiley et al.'s normalization of one layer (batch, width), written the plain way: a loop over
@@ -318,8 +360,10 @@ def test_online_norm_matches_a_plain_reference(float64):
     g = torch.Generator().manual_seed(0)
     xs, ys = torch.rand(steps, 1, 4, 6, generator=g), torch.randint(0, 3, (steps, 1, 4), generator=g)
     state = learner.init_state([0], 6, 3, "cpu")
-    layers = [(w[0].clone().requires_grad_(), b[0, 0].clone().requires_grad_())
-              for w, b in zip(state["weights"], state["biases"])]
+    layers = [
+        (w[0].clone().requires_grad_(), b[0, 0].clone().requires_grad_())
+        for w, b in zip(state["weights"], state["biases"])
+    ]
     affine = [(torch.ones(h, requires_grad=True), torch.zeros(h, requires_grad=True)) for h in hidden]
     stats = [[[0.0, 1.0, 0.0, 0.0] for _ in range(h)] for h in hidden]
     ref = []
@@ -342,12 +386,13 @@ def test_online_norm_matches_a_plain_reference(float64):
         learner.step(state, x, y)
         ours.append((state["loss_sum"] - before).item())
     assert (torch.tensor(ours) - torch.tensor(ref)).abs().max() < 1e-9
-    for (w, b), ours_w in zip(layers, state["weights"]):
+    for (w, _b), ours_w in zip(layers, state["weights"]):
         torch.testing.assert_close(ours_w[0], w.detach(), rtol=0, atol=1e-9)
     torch.testing.assert_close(state["norm"]["gamma"][1][0, 0], affine[1][0].detach(), rtol=0, atol=1e-9)
     torch.testing.assert_close(state["norm"]["var"][0][0, 0], torch.tensor([s[1] for s in stats[0]]), rtol=0, atol=1e-9)
-    torch.testing.assert_close(state["norm"]["v"][1][0, 0], torch.tensor([float(s[3]) for s in stats[1]]),
-                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(
+        state["norm"]["v"][1][0, 0], torch.tensor([float(s[3]) for s in stats[1]]), rtol=0, atol=1e-9
+    )
 
 
 def test_online_norm_normalizes_a_stationary_stream():
@@ -372,25 +417,33 @@ def test_online_norm_options_are_validated_and_keyed():
             Backprop(**options)
     with pytest.raises(ValueError, match="online_norm is not supported with continual backprop"):
         ContinualBackprop(online_norm=True)
-    keys = {spec_key(RunSpec(l).to_dict()) for l in (Backprop(), Backprop(online_norm=True),
-                                                      Backprop(online_norm=True, norm_alpha_fwd=0.99))}
+    keys = {
+        spec_key(RunSpec(learner).to_dict())
+        for learner in (Backprop(), Backprop(online_norm=True), Backprop(online_norm=True, norm_alpha_fwd=0.99))
+    }
     assert len(keys) == 3
 
 
-@pytest.mark.parametrize("learner", [
-    Backprop(online_norm=True),
-    Backprop(online_norm=True, optimizer="adam", lr=1e-3, dropout=0.1, shrink=1e-3, noise_std=1e-3)], ids=str)
+@pytest.mark.parametrize(
+    "learner",
+    [
+        Backprop(online_norm=True),
+        Backprop(online_norm=True, optimizer="adam", lr=1e-3, dropout=0.1, shrink=1e-3, noise_std=1e-3),
+    ],
+    ids=str,
+)
 def test_online_norm_runs_are_independent_of_their_group(learner):
     seeds = (3, 5)
     xs, ys = batches(8, steps=25, runs=2)
     together, _ = engine_losses(learner, xs, ys, seeds=seeds)
     for r, seed in enumerate(seeds):
-        alone, _ = engine_losses(learner, xs[:, r:r + 1], ys[:, r:r + 1], seeds=(seed,))
+        alone, _ = engine_losses(learner, xs[:, r : r + 1], ys[:, r : r + 1], seeds=(seed,))
         torch.testing.assert_close(together[:, r], alone[:, 0], rtol=0, atol=1e-5)  # as above
 
 
 def test_stored_runs_with_tuple_options_become_tidy_rows():
     from lopcore.frames import frame
+
     spec = RunSpec(Backprop(optimizer="adam", lr=1e-3, betas=(0.8, 0.99))).to_dict()
     spec["learner"]["betas"] = list(spec["learner"]["betas"])  # as read back from JSON
     df = frame({"spec": spec, "metrics": {"task": [0, 1, 2]}, "provenance": {}, "key": "k"})

@@ -8,6 +8,7 @@ The clone is the repository's HEAD plus the working tree's uncommitted changes (
 that git does not ignore, deletions applied), i.e. what the next commit will hold. The inner
 `make test` runs without LOPCORE_NEWCOMER, so it does not start this test again.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("LOPCORE_NEWCOMER") != "1",
-                                 reason="minutes long: set LOPCORE_NEWCOMER=1 to clone and run the README's commands")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("LOPCORE_NEWCOMER") != "1",
+        reason="minutes long: set LOPCORE_NEWCOMER=1 to clone and run the README's commands",
+    ),
+]
 
 
 def readme_commands() -> list[str]:
@@ -53,8 +58,11 @@ def fresh_clone(target: Path) -> Path:
 
 def newcomer_env() -> dict[str, str]:
     """The caller's environment without this project's settings or an active virtual environment."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LOPCORE_", "PYTEST_", "VIRTUAL_ENV", "CONDA_PREFIX")) and k not in ("PYTHONPATH", "CI")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LOPCORE_", "PYTEST_", "VIRTUAL_ENV", "CONDA_PREFIX")) and k not in ("PYTHONPATH", "CI")
+    }
     venv = str(ROOT / ".venv")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(venv))
     return env
@@ -69,11 +77,12 @@ def test_readme_commands_work_on_a_fresh_clone(tmp_path):
     timings = {}
     for command in commands:
         started = time.monotonic()
-        result = subprocess.run(command, shell=True, cwd=clone, env=env, capture_output=True, text=True,
-                                timeout=3600)
+        result = subprocess.run(command, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
         timings[command] = round(time.monotonic() - started)
-        assert result.returncode == 0, (f"`{command}` failed on a fresh clone (exit {result.returncode}):\n"
-                                        f"{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+        assert result.returncode == 0, (
+            f"`{command}` failed on a fresh clone (exit {result.returncode}):\n"
+            f"{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+        )
         if command == "make test":
             summary = result.stdout.strip().splitlines()[-1]
             assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary

@@ -1,4 +1,5 @@
 """Plots and summaries from synthetic tidy frames (no training)."""
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -15,11 +16,24 @@ def synthetic(n_tasks=60):
         for seed in seeds:
             task = np.arange(n_tasks)
             acc = np.full(n_tasks, 0.9) if label == "steady" else 0.9 - (0.6 + 0.1 * seed) * task / (n_tasks - 1)
-            rows.append(pd.DataFrame({
-                "task": task, "online_accuracy": acc, "test_accuracy": acc - 0.01,
-                "weight_norm": 1e-4 * (1 + task / n_tasks), "n_params": 1000.0, "label": label, "seed": seed,
-                "run": f"{label}-{seed}", "device_name": "cpu", "wall_time_s": 1.0, "git_commit": "abc",
-                "date": "2026-01-01"}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "task": task,
+                        "online_accuracy": acc,
+                        "test_accuracy": acc - 0.01,
+                        "weight_norm": 1e-4 * (1 + task / n_tasks),
+                        "n_params": 1000.0,
+                        "label": label,
+                        "seed": seed,
+                        "run": f"{label}-{seed}",
+                        "device_name": "cpu",
+                        "wall_time_s": 1.0,
+                        "git_commit": "abc",
+                        "date": "2026-01-01",
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 

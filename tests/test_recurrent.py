@@ -1,4 +1,5 @@
 """The run-vectorized LSTM/GRU learner against torch.nn.LSTM/GRU and plain autograd loops."""
+
 import pytest
 import torch
 from torch import nn
@@ -16,8 +17,9 @@ def sequence_batches(seed, steps, runs=1, ragged=True):
     argmax of the first step's first N_OUT features."""
     g = torch.Generator().manual_seed(seed)
     xs = torch.randn(steps, runs, BATCH, T, N_IN, generator=g)
-    lengths = (torch.randint(1, T + 1, (steps, runs, BATCH), generator=g) if ragged
-               else torch.full((steps, runs, BATCH), T))
+    lengths = (
+        torch.randint(1, T + 1, (steps, runs, BATCH), generator=g) if ragged else torch.full((steps, runs, BATCH), T)
+    )
     ys = xs[..., 0, :N_OUT].argmax(-1)
     return xs, lengths, ys
 
@@ -105,8 +107,10 @@ def trained(learner, seeds, xs, lengths, ys) -> dict:
 
 def together_and_alone(learner, seeds, xs, lengths, ys) -> tuple[dict, list[dict]]:
     """The runs trained together, and each trained alone on its own slice of the same batches."""
-    alone = [trained(learner, [seed], xs[:, r:r + 1], lengths[:, r:r + 1], ys[:, r:r + 1])
-             for r, seed in enumerate(seeds)]
+    alone = [
+        trained(learner, [seed], xs[:, r : r + 1], lengths[:, r : r + 1], ys[:, r : r + 1])
+        for r, seed in enumerate(seeds)
+    ]
     return trained(learner, seeds, xs, lengths, ys), alone
 
 
@@ -144,8 +148,12 @@ def test_tokens_are_a_one_hot_input_and_pad_gets_no_gradient():
     tokens[0, 2, 4:] = PAD
     tokens[0, 3, 1:] = PAD
     one_hot = F.one_hot(tokens, PAD + 1).float()
-    torch.testing.assert_close(learner.logits(state, Sequences(tokens, lengths)),
-                               learner.logits(state, Sequences(one_hot, lengths)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        learner.logits(state, Sequences(tokens, lengths)),
+        learner.logits(state, Sequences(one_hot, lengths)),
+        atol=1e-6,
+        rtol=0,
+    )
     pad_row = state["params"]["w_ih"][0, PAD].clone()
     learner.step(state, Sequences(tokens, lengths), torch.tensor([[0, 1, 2, 0]]))
     assert torch.equal(state["params"]["w_ih"][0, PAD], pad_row)
@@ -160,14 +168,25 @@ def test_bare_tensor_input_means_full_length():
     assert h.shape == (2, BATCH, HIDDEN)
 
 
-@pytest.mark.parametrize("bad", [dict(hidden=0), dict(hidden=2.5), dict(cell="rnn"), dict(lr=0.0),
-                                 dict(lr=-1.0), dict(optimizer="rmsprop"), dict(betas=(0.9, 1.0))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(hidden=0),
+        dict(hidden=2.5),
+        dict(cell="rnn"),
+        dict(lr=0.0),
+        dict(lr=-1.0),
+        dict(optimizer="rmsprop"),
+        dict(betas=(0.9, 1.0)),
+    ],
+)
 def test_invalid_options_are_rejected(bad):
     with pytest.raises(ValueError):
         Recurrent(**bad)
 
 
 # --- replacing whole hidden units (continual backprop) ---
+
 
 def changed_entries(before: dict, after: dict) -> dict:
     return {name: before[name] != after[name] for name in before}
@@ -234,8 +253,10 @@ def test_replacing_a_unit_with_zero_outgoing_weights_keeps_outputs(cell):
     rngs = [torch.Generator().manual_seed(s) for s in (1, 2)]
     replace_recurrent_units_(learner.hidden_units(state), idx, rngs)
     torch.testing.assert_close(learner.logits(state, seqs), before, atol=1e-6, rtol=0)
-    assert not torch.equal(learner.hidden_activations(state, seqs)[0], learner.hidden_activations(
-        learner.init_state([4, 5], N_IN, N_OUT, "cpu"), seqs)[0])
+    assert not torch.equal(
+        learner.hidden_activations(state, seqs)[0],
+        learner.hidden_activations(learner.init_state([4, 5], N_IN, N_OUT, "cpu"), seqs)[0],
+    )
 
 
 def test_mean_correction_moves_the_units_contribution_into_the_biases():
@@ -246,8 +267,12 @@ def test_mean_correction_moves_the_units_contribution_into_the_biases():
     expected_out = p["b_out"][0, 0] + mean * p["w_out"][0, j]
     expected_hh = p["b_hh"][0, 0] + mean * p["w_hh"][0, j]
     own = [g * HIDDEN + j for g in range(3)]
-    replace_recurrent_units_(learner.hidden_units(state), torch.tensor([[j]]), [torch.Generator().manual_seed(0)],
-                             mean_hidden=torch.tensor([[mean]]))
+    replace_recurrent_units_(
+        learner.hidden_units(state),
+        torch.tensor([[j]]),
+        [torch.Generator().manual_seed(0)],
+        mean_hidden=torch.tensor([[mean]]),
+    )
     torch.testing.assert_close(p["b_out"][0, 0], expected_out)
     others = [c for c in range(3 * HIDDEN) if c not in own]  # own entries are then redrawn
     torch.testing.assert_close(p["b_hh"][0, 0, others], expected_hh[others])

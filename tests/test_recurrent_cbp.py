@@ -1,13 +1,14 @@
 """Continual backprop on whole LSTM/GRU units, and Shrink & Perturb / L2 on the recurrent learner."""
+
 import pytest
 import torch
+from test_recurrent import CELL_NAMES, N_IN, N_OUT, sequence_batches, together_and_alone
 
 from lopcore.learners import ContinualBackpropRecurrent, Recurrent
 from lopcore.learners.mitigations import run_generators
 from lopcore.learners.recurrent_cbp import generate_and_test_recurrent_, outgoing_magnitude
 from lopcore.sequences import Sequences
 from lopcore.store import spec_key
-from test_recurrent import CELL_NAMES, N_IN, N_OUT, sequence_batches, together_and_alone
 
 H = 6
 
@@ -45,8 +46,9 @@ def test_outgoing_magnitude_leaves_out_self_connections():
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_the_silent_disconnected_unit_is_the_one_replaced(cell):
-    learner = ContinualBackpropRecurrent(cell=cell, hidden=H, optimizer="sgd", lr=0.05, replacement_rate=0.2,
-                                         maturity=2)
+    learner = ContinualBackpropRecurrent(
+        cell=cell, hidden=H, optimizer="sgd", lr=0.05, replacement_rate=0.2, maturity=2
+    )
     state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
     silence_(state, 4)
     steps(learner, state, 3, runs=2)  # eligible from t = 2: 6 · 0.2 = 1.2 -> one unit at t = 2
@@ -59,8 +61,9 @@ def test_the_silent_disconnected_unit_is_the_one_replaced(cell):
 
 def test_replaced_units_are_protected_until_mature():
     maturity = 4
-    learner = ContinualBackpropRecurrent(cell="gru", hidden=H, optimizer="sgd", lr=0.05, replacement_rate=0.5,
-                                         maturity=maturity)
+    learner = ContinualBackpropRecurrent(
+        cell="gru", hidden=H, optimizer="sgd", lr=0.05, replacement_rate=0.5, maturity=maturity
+    )
     state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
     xs, lengths, ys = sequence_batches(1, 40, runs=2)
     replaced = 0
@@ -75,8 +78,9 @@ def test_replaced_units_are_protected_until_mature():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_runs_together_equal_runs_alone(optimizer):
-    learner = ContinualBackpropRecurrent(cell="lstm", hidden=H, optimizer=optimizer, lr=0.02, replacement_rate=0.3,
-                                         maturity=3, noise_std=1e-3)
+    learner = ContinualBackpropRecurrent(
+        cell="lstm", hidden=H, optimizer=optimizer, lr=0.02, replacement_rate=0.3, maturity=3, noise_std=1e-3
+    )
     together, each = together_and_alone(learner, [5, 6, 7], *sequence_batches(3, 25, runs=3))
     for r, alone in enumerate(each):
         assert torch.equal(together["gnt"]["birth"][0][r], alone["gnt"]["birth"][0][0])
@@ -90,6 +94,7 @@ def test_output_is_unchanged_when_a_unit_without_outgoing_weights_is_replaced(ce
     state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
     silence_(state, 1, incoming=False)  # it still computes, but nothing reads it
     from lopcore.learners.cbp import init_gnt
+
     gnt = init_gnt([0, 1], [H], "cpu")
     gnt["t"] = 10  # every unit mature, born at -1
     xs, lengths, _ = sequence_batches(4, 1, runs=2)
@@ -105,6 +110,7 @@ def test_output_is_unchanged_when_a_unit_without_outgoing_weights_is_replaced(ce
 
 
 # --- Shrink & Perturb, L2 -----------------------------------------------------------------------
+
 
 def trained(learner, seeds=(0, 1), n=8):
     state = learner.init_state(list(seeds), N_IN, N_OUT, "cpu")
@@ -130,8 +136,10 @@ def test_shrink_and_perturb_switched_off_is_plain_with_the_same_key():
 def test_perturb_adds_the_runs_own_gaussian_noise_after_the_update():
     """One SGD step of S&P equals the L2 step plus σ·N(0, 1) from the run's 'perturb' generator."""
     sigma = 0.01
-    sp, l2 = Recurrent(hidden=H, optimizer="sgd", shrink=1e-3, noise_std=sigma), Recurrent(
-        hidden=H, optimizer="sgd", weight_decay=1e-3)
+    sp, l2 = (
+        Recurrent(hidden=H, optimizer="sgd", shrink=1e-3, noise_std=sigma),
+        Recurrent(hidden=H, optimizer="sgd", weight_decay=1e-3),
+    )
     a, b = trained(sp, n=1), trained(l2, n=1)
     sizes = [p[0].numel() for p in b.values()]
     noise = torch.stack([torch.randn(sum(sizes), generator=g) for g in run_generators([0, 1], "perturb", "cpu")])
@@ -144,6 +152,8 @@ def test_mitigation_options_are_validated_and_keyed():
         Recurrent(weight_decay=1e-3, shrink=1e-3)
     with pytest.raises(ValueError, match="noise_std"):
         Recurrent(noise_std=-1.0)
-    keys = {spec_key(l.to_dict()) for l in (Recurrent(), Recurrent(shrink=1e-3), Recurrent(noise_std=1e-3),
-                                             ContinualBackpropRecurrent())}
+    keys = {
+        spec_key(learner.to_dict())
+        for learner in (Recurrent(), Recurrent(shrink=1e-3), Recurrent(noise_std=1e-3), ContinualBackpropRecurrent())
+    }
     assert len(keys) == 4

@@ -1,5 +1,6 @@
 """Each recurrent-report claim holds on a synthetic frame built to satisfy it and fails on one built
 to contradict it."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +10,12 @@ from lopcore import recurrent_claims as rc
 
 def frame(curves: dict[str, list[list[float]]]) -> pd.DataFrame:
     """Tidy frame from {label: per-seed A_k lists}."""
-    rows = [{"label": label, "seed": seed, "run": f"{label}/{seed}", "task": k, "test_accuracy": a}
-            for label, seeds in curves.items() for seed, curve in enumerate(seeds) for k, a in enumerate(curve)]
+    rows = [
+        {"label": label, "seed": seed, "run": f"{label}/{seed}", "task": k, "test_accuracy": a}
+        for label, seeds in curves.items()
+        for seed, curve in enumerate(seeds)
+        for k, a in enumerate(curve)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -49,11 +54,14 @@ def test_a_fall_after_learning_is_seen_from_the_peak_only():
     assert list(table) == ["✗", "✗", "✓", "✗"]
 
 
-@pytest.mark.parametrize("mlp, lstm, claims", [
-    (STEEP, FALL, [True, True, True]),  # as the report says
-    (FLAT, FALL, [False, True, False]),  # the MLP keeps its plasticity, the LSTM does not
-    (FALL, STEEP, [True, True, False]),  # the LSTM degrades more
-])
+@pytest.mark.parametrize(
+    "mlp, lstm, claims",
+    [
+        (STEEP, FALL, [True, True, True]),  # as the report says
+        (FLAT, FALL, [False, True, False]),  # the MLP keeps its plasticity, the LSTM does not
+        (FALL, STEEP, [True, True, False]),  # the LSTM degrades more
+    ],
+)
 def test_mnist_claims(mlp, lstm, claims):
     df = frame({"MLP": mlp, "LSTM": lstm})
     for figure in ("rfig1", "rfig2"):
@@ -69,7 +77,9 @@ def test_language_claims():
 
 def test_mitigation_claims_on_the_mlp():
     good = falling(0.9, 0.88, jitter=0.01)
-    fading = [list(np.linspace(1.0, 0.56, 20) + 0.01 * s) for s in (-1, 0, 1)]  # better on average, ends below the baseline
+    fading = [
+        list(np.linspace(1.0, 0.56, 20) + 0.01 * s) for s in (-1, 0, 1)
+    ]  # better on average, ends below the baseline
     df = frame({"baseline": FALL, "L2": good, "S&P": good, "CBP": fading})
     assert (rc.figure_claims("rfig4", df).verdict == "✓").all()
     df = frame({"baseline": FALL, "L2": falling(0.5, 0.4, jitter=0.01), "S&P": FALL, "CBP": good})
@@ -93,8 +103,10 @@ def test_noisy_seeds_do_not_make_a_claim_hold():
 
 def test_sequence_length_claims():
     def grid(delta_of_t):
-        return frame({f"T={t}, H={h}": falling(0.9, 0.9 - delta_of_t[t], jitter=0.005)
-                      for t in delta_of_t for h in (32, 64)})
+        return frame(
+            {f"T={t}, H={h}": falling(0.9, 0.9 - delta_of_t[t], jitter=0.005) for t in delta_of_t for h in (32, 64)}
+        )
+
     growing = rc.figure_claims("rfig6", grid({15: 0.1, 25: 0.2, 50: 0.3, 75: 0.4}))
     assert list(growing.verdict) == ["✓", "✓"]
     like_report = rc.figure_claims("rfig6", grid({15: 0.1, 25: 0.3, 50: 0.2, 75: 0.3}))

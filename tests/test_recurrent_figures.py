@@ -1,5 +1,6 @@
 """The recurrent report's figure specs: every figure and scale builds; a smoke figure runs end to
 end through the engine and the store into a DataFrame with ΔAccuracy and IAA."""
+
 import pytest
 
 from lopcore import recurrent_figures as rf

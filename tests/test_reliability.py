@@ -6,6 +6,7 @@ checkpoint is an error naming the file; a checkpoint made for other runs is igno
 Isolation: a run that diverges inside a vectorized group is flagged and leaves its group mates'
 numbers bit-identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,14 @@ def resume_specs() -> list[RunSpec]:
 def start_child(store: Path, pause: float) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("LOPCORE_NO_COMPUTE", None)
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(store), str(pause)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(store), str(pause)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def kill_mid_task(child: subprocess.Popen, checkpoint: Path, min_task: int = 2, timeout: float = 120) -> int:
@@ -106,7 +113,7 @@ def metrics_of(store: Store, specs) -> list[dict]:
 @pytest.mark.slow
 def test_sigkilled_groups_resume_bit_identically(tmp_path):
     specs = resume_specs()
-    groups = [specs[i:i + 2] for i in range(0, len(specs), 2)]
+    groups = [specs[i : i + 2] for i in range(0, len(specs), 2)]
     reference = start_child(tmp_path / "reference", 0)
     interrupted = Store(tmp_path / "interrupted")
     killed_at = []
@@ -134,10 +141,13 @@ def test_sigkilled_groups_resume_bit_identically(tmp_path):
 
 # --- in-process interruption, stale and corrupt checkpoints ------------------------------------
 
+
 def tiny(learner, seeds=(0, 1), n_tasks=3):
     stream = PermutedStream(examples_per_task=160, batch_size=8)
-    return [RunSpec(learner=learner, stream=stream, n_tasks=n_tasks, test_examples=200, probe_examples=64, seed=s)
-            for s in seeds]
+    return [
+        RunSpec(learner=learner, stream=stream, n_tasks=n_tasks, test_examples=200, probe_examples=64, seed=s)
+        for s in seeds
+    ]
 
 
 def interrupt(monkeypatch, specs, store: Store, at_task: int) -> Path:
@@ -164,9 +174,11 @@ def stop_at(monkeypatch, specs, store: Store, at_task: int) -> None:
             run(specs, device="cpu", store=store, progress=False)
 
 
-@pytest.mark.parametrize("learner", [PersistentState(d_int=8, n=3),
-                                     PersistentStateCBP(d_int=8, n=3, replacement_rate=0.05, maturity=5)],
-                         ids=lambda l: l.kind)
+@pytest.mark.parametrize(
+    "learner",
+    [PersistentState(d_int=8, n=3), PersistentStateCBP(d_int=8, n=3, replacement_rate=0.05, maturity=5)],
+    ids=lambda learner: learner.kind,
+)
 def test_interrupted_group_resumes_and_then_deletes_its_checkpoint(tmp_path, monkeypatch, learner):
     specs = tiny(learner)
     path = interrupt(monkeypatch, specs, Store(tmp_path / "a"), at_task=2)
@@ -219,7 +231,7 @@ def test_corrupt_checkpoint_is_an_error_naming_the_file(tmp_path, monkeypatch, d
     path = interrupt(monkeypatch, specs, store, at_task=1)
     raw = bytearray(path.read_bytes())
     if damage == "truncate":
-        raw = raw[:len(raw) // 2]
+        raw = raw[: len(raw) // 2]
     elif damage == "edit":
         raw[-100] ^= 1  # one bit of the payload
     else:
@@ -262,7 +274,7 @@ def poison_(state: dict, seeds, keys=("weights",)) -> dict:
     if POISON in seeds:
         r = list(seeds).index(POISON)
         for key in keys:
-            for w in (state[key] if isinstance(state[key], list) else [state[key]]):
+            for w in state[key] if isinstance(state[key], list) else [state[key]]:
                 w[r] *= 1e30
     return state
 
@@ -285,9 +297,16 @@ def flat(obj):
             yield from flat(v)
 
 
-@pytest.mark.parametrize("learner", [Backprop(), PersistentState(d_int=8, n=3),
-                                     PersistentState(d_int=8, n=2, through_state="forward_weights"),
-                                     PersistentState(d_int=8, n=2, state="random")], ids=str)
+@pytest.mark.parametrize(
+    "learner",
+    [
+        Backprop(),
+        PersistentState(d_int=8, n=3),
+        PersistentState(d_int=8, n=2, through_state="forward_weights"),
+        PersistentState(d_int=8, n=2, state="random"),
+    ],
+    ids=str,
+)
 def test_a_diverging_run_leaves_the_others_bit_identical(learner):
     """State and every metric of runs 0 and 2 after two tasks are the same bits whether run 1 is
     healthy or poisoned; run 1's loss is not finite."""
@@ -304,9 +323,12 @@ def test_a_diverging_run_leaves_the_others_bit_identical(learner):
             state["loss_sum"].zero_()
             for x, y in batches(mnist, task, 8):
                 learner.step(state, x, y)
-        measured = {**correlates(learner, state, mnist, task, 100),
-                    "test": evaluate(learner, state, mnist, task, 300), "loss": state["loss_sum"].clone(),
-                    **weight_stats(*learner.parameters(state))}
+        measured = {
+            **correlates(learner, state, mnist, task, 100),
+            "test": evaluate(learner, state, mnist, task, 300),
+            "loss": state["loss_sum"].clone(),
+            **weight_stats(*learner.parameters(state)),
+        }
         state.pop("noise", None)
         outcomes.append((list(flat(state)), measured))
     (healthy, healthy_m), (poisoned, poisoned_m) = outcomes
@@ -324,12 +346,13 @@ def test_diverged_run_is_stored_flagged_and_its_group_mates_unchanged(tmp_path):
     stream = PermutedStream(examples_per_task=160, batch_size=8)
 
     def specs(learner, seeds):
-        return [RunSpec(learner=learner, stream=stream, n_tasks=3, test_examples=200, probe_examples=64, seed=s)
-                for s in seeds]
+        return [
+            RunSpec(learner=learner, stream=stream, n_tasks=3, test_examples=200, probe_examples=64, seed=s)
+            for s in seeds
+        ]
 
     with pytest.warns(DivergenceWarning, match=f"seed={POISON} diverged at task 0"):
-        df = run(specs(PoisonedBackprop(), (0, POISON, 2)), device="cpu", store=Store(tmp_path / "p"),
-                 progress=False)
+        df = run(specs(PoisonedBackprop(), (0, POISON, 2)), device="cpu", store=Store(tmp_path / "p"), progress=False)
     assert df.loc[df.seed == POISON, "diverged"].all() and not df.loc[df.seed != POISON, "diverged"].any()
     assert df["diverged"].dtype == bool
     healthy, _, _ = run_group(specs(Backprop(), (0, POISON, 2)), CPU, progress=False)

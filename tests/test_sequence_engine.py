@@ -1,5 +1,6 @@
 """Sequence streams through the engine: store keys of MLP runs unchanged, recurrent runs stored,
 resumed and framed like the MLP's."""
+
 import pandas as pd
 import pytest
 import torch
@@ -19,12 +20,19 @@ from lopcore.store import Store, spec_key
 
 # Keys of MLP runs computed before sequence streams existed: generalizing the engine keeps them.
 PINNED = {
-    ("fig2", "small"): {"baseline": "bd121eb97b20732eed69", "CBP": "9ab24e967d1179da5d21",
-                        "persistent n=1": "0d763294e8b01bdfd033", "persistent n=2": "8931c0d868aa6f7050e3",
-                        "persistent n=2 + CBP": "8f929e3e67bf7e40b50d"},
+    ("fig2", "small"): {
+        "baseline": "bd121eb97b20732eed69",
+        "CBP": "9ab24e967d1179da5d21",
+        "persistent n=1": "0d763294e8b01bdfd033",
+        "persistent n=2": "8931c0d868aa6f7050e3",
+        "persistent n=2 + CBP": "8f929e3e67bf7e40b50d",
+    },
     ("fig7", "small"): {"baseline": "7da78659c106d98f077a", "persistent n=2": "1666c75dcc1d22faef7b"},
-    ("cbp_sweep", "smoke"): {"CBP rate=1e-05": "774d4134915058966ce1", "CBP rate=0.0001": "e3718a238a67d0c042aa",
-                             "CBP rate=0.001": "15c3a42554940c4a0eb5"},
+    ("cbp_sweep", "smoke"): {
+        "CBP rate=1e-05": "774d4134915058966ce1",
+        "CBP rate=0.0001": "e3718a238a67d0c042aa",
+        "CBP rate=0.001": "15c3a42554940c4a0eb5",
+    },
 }
 
 
@@ -35,13 +43,22 @@ def test_mlp_store_keys_are_unchanged(figure, scale):
 
 def tiny(stream_cls=ReshuffleStream, learner=None, seed=0, n_tasks=2, **stream):
     stream = stream_cls(**{"examples_per_task": 64, "batch_size": 16, **stream})
-    return RunSpec(learner=learner or Recurrent(cell="gru", hidden=8, lr=0.01), stream=stream, n_tasks=n_tasks,
-                   test_examples=100, probe_examples=32, seed=seed)
+    return RunSpec(
+        learner=learner or Recurrent(cell="gru", hidden=8, lr=0.01),
+        stream=stream,
+        n_tasks=n_tasks,
+        test_examples=100,
+        probe_examples=32,
+        seed=seed,
+    )
 
 
 def test_sequence_streams_have_their_own_keys():
-    keys = {spec_key(tiny(cls, **kw).to_dict()) for cls in (ReshuffleStream, BinaryPairStream)
-            for kw in ({}, {"source": "tatoeba"}, {"source": "tatoeba", "max_len": 15})}
+    keys = {
+        spec_key(tiny(cls, **kw).to_dict())
+        for cls in (ReshuffleStream, BinaryPairStream)
+        for kw in ({}, {"source": "tatoeba"}, {"source": "tatoeba", "max_len": 15})
+    }
     assert len(keys) == 6
     assert tiny().to_dict()["stream"]["kind"] == "reshuffle"
 
@@ -76,7 +93,10 @@ def test_test_accuracy_is_under_the_tasks_label_map():
     assert set(y.flatten().tolist()) <= {0, 1}
     assert torch.allclose(evaluate(learner, state, data, task, 50, chunk=16, stream=stream), expected)
     assert set(correlates(learner, state, data, task, 20, stream=stream)) == {
-        "dead_fraction_l1", "effective_rank_l1", "stable_rank_l1"}
+        "dead_fraction_l1",
+        "effective_rank_l1",
+        "stable_rank_l1",
+    }
 
 
 def test_a_sequence_stream_rejects_an_unknown_source():
@@ -86,6 +106,7 @@ def test_a_sequence_stream_rejects_an_unknown_source():
 
 def test_an_interrupted_recurrent_group_resumes_bit_identically(tmp_path, monkeypatch):
     from test_reliability import stop_at
+
     specs = [tiny(seed=s, n_tasks=3) for s in (0, 1)]
     whole = run(specs, device="cpu", store=Store(tmp_path / "whole"), progress=False)
     store = Store(tmp_path / "resumed")

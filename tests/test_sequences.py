@@ -1,4 +1,5 @@
 """Sequence task streams (MNIST rows, Tatoeba bytes): determinism, labels, pairs, padding, data checks."""
+
 import shutil
 
 import pytest
@@ -7,8 +8,18 @@ import torch
 from lopcore import data, sequences
 from lopcore.data import DataError
 from lopcore.learners.recurrent import Recurrent
-from lopcore.sequences import (PAD, BinaryPairStream, ReshuffleStream, SequenceData, Sequences, batches,
-                               class_pairs, encode_bytes, load_tatoeba, task_test_set)
+from lopcore.sequences import (
+    PAD,
+    BinaryPairStream,
+    ReshuffleStream,
+    SequenceData,
+    Sequences,
+    batches,
+    class_pairs,
+    encode_bytes,
+    load_tatoeba,
+    task_test_set,
+)
 
 SHARED_TATOEBA = sequences.VENDORED_TATOEBA  # the copy shipped with the package: always there
 
@@ -27,8 +38,11 @@ def source_class(seqs: Sequences) -> torch.Tensor:
 
 # --- streams ---
 
-@pytest.mark.parametrize("stream", [ReshuffleStream(examples_per_task=50, batch_size=5),
-                                    BinaryPairStream(examples_per_task=50, batch_size=5)])
+
+@pytest.mark.parametrize(
+    "stream",
+    [ReshuffleStream(examples_per_task=50, batch_size=5), BinaryPairStream(examples_per_task=50, batch_size=5)],
+)
 def test_tasks_are_pure_functions_of_seed_and_index(stream):
     d = toy_data()
     a, b = stream.task([1, 2], 7, d), stream.task([1, 2], 7, d)
@@ -53,7 +67,7 @@ def test_reshuffle_covers_the_training_set_each_epoch():
     d = toy_data()
     order = ReshuffleStream(examples_per_task=2 * 300 + 10).task([5], 0, d).order[0]
     for epoch in range(2):
-        assert torch.equal(order[epoch * 300:(epoch + 1) * 300].sort().values, torch.arange(300))
+        assert torch.equal(order[epoch * 300 : (epoch + 1) * 300].sort().values, torch.arange(300))
 
 
 def test_binary_pairs_are_always_two_distinct_classes():
@@ -89,6 +103,7 @@ def test_binary_test_sets_have_one_shape_for_every_pair():
 
 # --- MNIST rows ---
 
+
 def test_mnist_rows_are_time_steps():
     d = sequences.mnist_sequences()
     images = data.load("mnist")
@@ -97,12 +112,13 @@ def test_mnist_rows_are_time_steps():
     seqs, y = next(batches(d, task, 16))
     first = task.order[0, 0]
     assert seqs.inputs.shape == (1, 16, 28, 28) and seqs.inputs.dtype == torch.float32
-    torch.testing.assert_close(seqs.inputs[0, 0, 3], images.train_x[first, 3 * 28:4 * 28].float() / 255)
+    torch.testing.assert_close(seqs.inputs[0, 0, 3], images.train_x[first, 3 * 28 : 4 * 28].float() / 255)
     assert 0 <= seqs.inputs.min() and seqs.inputs.max() <= 1
     assert y[0, 0] == task.label_map[0, images.train_y[first]]
 
 
 # --- Tatoeba ---
+
 
 def test_encode_bytes_pads_and_truncates():
     tokens, lengths = encode_bytes(["ab", "é", "", "abcdef"], 4)
@@ -129,17 +145,20 @@ def test_tatoeba_tokens_lengths_and_split():
     rows = sequences.read_verified(SHARED_TATOEBA / "fra_1000.csv")
     i = sequences.LANGUAGES.index("fra") * 1000 + 5
     text = rows[5][2].encode("utf-8")[:48]
-    assert d.train_len[i] == len(text) and bytes(d.train_x[i, :len(text)].tolist()) == text
+    assert d.train_len[i] == len(text) and bytes(d.train_x[i, : len(text)].tolist()) == text
     steps = torch.arange(48)
     assert ((d.train_x == PAD) == (steps >= d.train_len[:, None])).all()  # pad exactly after the end
-    train_texts = {t for lang in sequences.LANGUAGES for _, _, t in
-                   sequences.read_verified(SHARED_TATOEBA / f"{lang}_1000.csv")}
+    train_texts = {
+        t for lang in sequences.LANGUAGES for _, _, t in sequences.read_verified(SHARED_TATOEBA / f"{lang}_1000.csv")
+    }
     test_texts = [t for _, _, t in sequences.read_verified(SHARED_TATOEBA / "testset.csv") if t not in train_texts]
     assert len(d.test_y) == len(test_texts) < 2000  # training sentences are left out of the test set
 
 
-@pytest.mark.parametrize("stream", [ReshuffleStream(examples_per_task=64, batch_size=8),
-                                    BinaryPairStream(examples_per_task=64, batch_size=8)])
+@pytest.mark.parametrize(
+    "stream",
+    [ReshuffleStream(examples_per_task=64, batch_size=8), BinaryPairStream(examples_per_task=64, batch_size=8)],
+)
 def test_language_streams_feed_the_recurrent_learner(stream):
     d = load_tatoeba(max_len=32)
     learner = Recurrent(cell="gru", hidden=16)
@@ -184,8 +203,9 @@ def test_no_language_data_says_where_to_put_it(fresh_tatoeba):
         load_tatoeba()
 
 
-@pytest.mark.parametrize("bad", [dict(max_len=0), dict(languages=("eng",)), dict(languages=("eng", "xxx")),
-                                 dict(languages=("eng", "eng"))])
+@pytest.mark.parametrize(
+    "bad", [dict(max_len=0), dict(languages=("eng",)), dict(languages=("eng", "xxx")), dict(languages=("eng", "eng"))]
+)
 def test_invalid_language_options(bad):
     with pytest.raises(ValueError):
         load_tatoeba(**bad)

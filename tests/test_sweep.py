@@ -4,6 +4,7 @@ The Ray tests start a private 2-CPU Ray runtime once for the module (CPU only) a
 fills a results store exactly as the local backend does, and that a failing unit is retried and
 then reported, never dropped.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ def store(tmp_path, monkeypatch):
 
 # --- planning ------------------------------------------------------------------------------
 
+
 def test_every_list_valued_option_is_a_grid_axis():
     runs = sweep.plan({**SMOKE, "seeds": 5, "n": [1, 2, 4], "d_int": [128, 256], "lr": 0.05})
     assert len(runs) == 3 * 2 * 5
@@ -42,8 +44,17 @@ def test_every_list_valued_option_is_a_grid_axis():
 def test_a_sweep_run_is_the_same_run_as_the_figures():
     """Same spec, same store key: a sweep reuses a figure's stored runs and vice versa."""
     [(_, from_figure)] = [(label, spec) for label, spec in figure_runs("fig4", "smoke", 1, n=2)]
-    [from_sweep] = sweep.plan({"learner": "persistent", "dataset": "fashion_mnist", "scale": "smoke", "seeds": 1,
-                               "n": 2, "d_int": 256, "lr": LR})
+    [from_sweep] = sweep.plan(
+        {
+            "learner": "persistent",
+            "dataset": "fashion_mnist",
+            "scale": "smoke",
+            "seeds": 1,
+            "n": 2,
+            "d_int": 256,
+            "lr": LR,
+        }
+    )
     assert from_sweep.to_dict() == from_figure.to_dict()
 
 
@@ -53,26 +64,33 @@ def test_tuple_options_take_a_list_and_are_an_axis_as_a_list_of_lists():
 
 
 def test_labels_name_the_options_that_vary():
-    labels = [label for label, _ in sweep.labeled_plan({**SMOKE, "seeds": 1, "n": [1, 2], "lr": [0.05, 0.1],
-                                                          "d_int": 8})]
+    labels = [
+        label for label, _ in sweep.labeled_plan({**SMOKE, "seeds": 1, "n": [1, 2], "lr": [0.05, 0.1], "d_int": 8})
+    ]
     assert labels == ["n=1, lr=0.05", "n=1, lr=0.1", "n=2, lr=0.05", "n=2, lr=0.1"]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"learner": "transformer"}, "learner='transformer' is not valid; choose one of: 'backprop', 'persistent'"),
-    ({"dataset": "mnist"}, "needs 'learner'; choose one of 'backprop'"),
-    ({**SMOKE, "nn": [1, 2]}, "unknown option 'nn' for learner 'persistent'; its options: lr, hidden, d_int, n"),
-    ({**SMOKE, "learner": "backprop", "n": 2}, "unknown option 'n' for learner 'backprop'; its options: lr, hidden"),
-    ({**SMOKE, "scale": "huge"}, "scale='huge' is not valid; choose one of: 'paper', 'small', 'smoke'"),
-    ({**SMOKE, "dataset": "cifar"}, "dataset='cifar' is not valid; choose one of 'mnist', 'fashion_mnist'"),
-    ({**SMOKE, "seeds": 0}, "seeds=0 is not valid"),
-    ({**SMOKE, "n": [1, 0]}, r"learner 'persistent' with \{'n': 0\}: n \(truncation period\) must be"),
-    ({**SMOKE, "state": ["learned", "bogus"]}, "state must be one of"),
-    ({**SMOKE, "lr": "fast"}, "lr='fast' is not valid for learner 'persistent'; give a number"),
-    ({**SMOKE, "d_int": []}, r"d_int=\[\] is not valid; a grid axis needs at least one value"),
-    ({**SMOKE, "task_fraction": 2}, r"task_fraction=2 is not valid; give a number in \(0, 1\]"),
-    ([1, 2], "a sweep spec is a dict"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"learner": "transformer"}, "learner='transformer' is not valid; choose one of: 'backprop', 'persistent'"),
+        ({"dataset": "mnist"}, "needs 'learner'; choose one of 'backprop'"),
+        ({**SMOKE, "nn": [1, 2]}, "unknown option 'nn' for learner 'persistent'; its options: lr, hidden, d_int, n"),
+        (
+            {**SMOKE, "learner": "backprop", "n": 2},
+            "unknown option 'n' for learner 'backprop'; its options: lr, hidden",
+        ),
+        ({**SMOKE, "scale": "huge"}, "scale='huge' is not valid; choose one of: 'paper', 'small', 'smoke'"),
+        ({**SMOKE, "dataset": "cifar"}, "dataset='cifar' is not valid; choose one of 'mnist', 'fashion_mnist'"),
+        ({**SMOKE, "seeds": 0}, "seeds=0 is not valid"),
+        ({**SMOKE, "n": [1, 0]}, r"learner 'persistent' with \{'n': 0\}: n \(truncation period\) must be"),
+        ({**SMOKE, "state": ["learned", "bogus"]}, "state must be one of"),
+        ({**SMOKE, "lr": "fast"}, "lr='fast' is not valid for learner 'persistent'; give a number"),
+        ({**SMOKE, "d_int": []}, r"d_int=\[\] is not valid; a grid axis needs at least one value"),
+        ({**SMOKE, "task_fraction": 2}, r"task_fraction=2 is not valid; give a number in \(0, 1\]"),
+        ([1, 2], "a sweep spec is a dict"),
+    ],
+)
 def test_bad_specs_are_errors_naming_the_key_and_the_valid_choices(spec, message):
     with pytest.raises(ParameterError, match=message):
         sweep.plan(spec)
@@ -112,14 +130,17 @@ def test_ray_device_and_gpu_options():
 
 # --- local backend -------------------------------------------------------------------------
 
+
 def flaky(fail_seed: int, attempts_dir):
     """An executor that fails every attempt at the unit holding `fail_seed`, leaving a file per attempt."""
+
     def execute_or_fail(unit, device, **options):
         if any(r.seed == fail_seed for r in unit.runs):
             n = len(list(attempts_dir.glob("attempt-*")))
             (attempts_dir / f"attempt-{n}").touch()
             raise RuntimeError(f"injected failure at seed {fail_seed}")
         return execute(unit, device, **options)
+
     return execute_or_fail
 
 
@@ -129,10 +150,14 @@ def test_local_sweep_returns_tidy_results_and_reports_failed_units(store, tmp_pa
     assert set(df["scale"]) == {"smoke"} and df["online_accuracy"].between(0, 1).all()
     assert store.load(sweep.plan(SMOKE | {"n": 1, "d_int": 8})[0].to_dict())["provenance"]["threads"] == 1
     spec = {**SMOKE, "seeds": [7, 8], "n": 1, "d_int": 8}
-    with pytest.raises(SweepError, match=r"(?s)1 unit\(s\) failed after 2 attempt.*seeds=\[8\].*"
-                                         r"RuntimeError: injected failure at seed 8"):
-        sweep.run_sweep(spec, store=store, progress=False, max_runs_per_unit=1, max_retries=1,
-                        execute_unit=flaky(8, tmp_path))
+    with pytest.raises(
+        SweepError,
+        match=r"(?s)1 unit\(s\) failed after 2 attempt.*seeds=\[8\].*"
+        r"RuntimeError: injected failure at seed 8",
+    ):
+        sweep.run_sweep(
+            spec, store=store, progress=False, max_runs_per_unit=1, max_retries=1, execute_unit=flaky(8, tmp_path)
+        )
     assert len(list(tmp_path.glob("attempt-*"))) == 2
     assert [r.seed for r in sweep.plan(spec) if r.to_dict() in store] == [7]  # the other unit is kept
 
@@ -151,6 +176,7 @@ def test_cli_sweep_prints_the_summary_and_exits_2_on_a_bad_spec(store, tmp_path,
 
 
 # --- Ray backend ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ray_runtime():
@@ -186,8 +212,16 @@ def test_ray_retries_a_failing_unit_then_reports_it(ray_runtime, tmp_path):
     spec = {**SMOKE, "seeds": [3, 4, 5], "n": 1, "d_int": 8}
     store = Store(tmp_path / "ray")
     with pytest.raises(SweepError) as failed:
-        sweep.compute(sweep.plan(spec), "ray", store, device="cpu", max_runs_per_unit=1, max_retries=2,
-                      progress=False, execute_unit=flaky(4, tmp_path))
+        sweep.compute(
+            sweep.plan(spec),
+            "ray",
+            store,
+            device="cpu",
+            max_runs_per_unit=1,
+            max_retries=2,
+            progress=False,
+            execute_unit=flaky(4, tmp_path),
+        )
     assert len(list(tmp_path.glob("attempt-*"))) == 3  # the first attempt and two retries
     [failure] = failed.value.failures
     assert [r.seed for r in failure.unit.runs] == [4] and "injected failure at seed 4" in failure.error

@@ -1,5 +1,6 @@
 """The report's Tatoeba languages from the official export: sampling, manifest, verification. The
 download itself is exercised on local file:// exports (this machine has no route to tatoeba.org)."""
+
 import bz2
 import json
 

@@ -1,5 +1,6 @@
 """Pages written as MyST-markdown text notebooks (notebooks/*.md, edited by people) must match their
 committed, executed .ipynb (read by nbval and the book) cell for cell: an edit to one side only fails."""
+
 from pathlib import Path
 
 import jupytext
@@ -12,8 +13,11 @@ TEXT_PAGES = sorted((ROOT / "notebooks").glob("*.md"))
 
 def cells(nb) -> list[tuple[str, str, tuple]]:
     """(type, source, tags) of every cell but papermill's injected parameters."""
-    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", ())))
-            for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", ())]
+    return [
+        (c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", ())))
+        for c in nb.cells
+        if "injected-parameters" not in c.metadata.get("tags", ())
+    ]
 
 
 def test_there_are_text_pages():
@@ -25,8 +29,9 @@ def test_the_text_page_and_its_executed_notebook_are_in_sync(page):
     paired = page.with_suffix(".ipynb")
     assert paired.is_file(), f"{paired.name} is missing: run `make page PAGE={page.stem}`"
     text, executed = cells(jupytext.read(page)), cells(nbformat.read(paired, as_version=4))
-    assert text == executed, (f"{page.name} and {paired.name} differ: after editing either, run "
-                              f"`make page PAGE={page.stem}`")
+    assert text == executed, (
+        f"{page.name} and {paired.name} differ: after editing either, run `make page PAGE={page.stem}`"
+    )
 
 
 def test_the_sync_check_notices_an_edit(tmp_path):

@@ -1,5 +1,6 @@
 """The user's own path: papermill's list parameters, an installed (non-editable) package and its default
 results store, `lopcore export`, the online data route through pooch, and bad input on the command line."""
+
 from __future__ import annotations
 
 import functools
@@ -38,10 +39,20 @@ def scratch(tmp_path, monkeypatch):
 
 # --- 1. list parameters as papermill's -p writes them -----------------------------------------
 
-@pytest.mark.parametrize("value, expected", [
-    ("[1, 2]", (1, 2)), ("1,2", (1, 2)), (" 1, 2 ", (1, 2)), ("2", (2,)), ("(4, 1)", (4, 1)), ("[2, 2]", (2,)),
-    (2, (2,)), ([1, 2], (1, 2)),
-])
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("[1, 2]", (1, 2)),
+        ("1,2", (1, 2)),
+        (" 1, 2 ", (1, 2)),
+        ("2", (2,)),
+        ("(4, 1)", (4, 1)),
+        ("[2, 2]", (2,)),
+        (2, (2,)),
+        ([1, 2], (1, 2)),
+    ],
+)
 def test_int_list_takes_papermill_text(value, expected):
     assert params.int_list("n", value, 1) == expected
 
@@ -59,12 +70,19 @@ def test_float_choice_and_seed_lists_take_papermill_text():
     assert params.seed_list("[0, 4]") == params.seed_list("0,4") == (0, 4)  # explicit seeds
 
 
-@pytest.mark.parametrize("check", [
-    lambda v: params.int_list("n", v, 1), lambda v: params.float_list("lrs", v, 1e-6, 10.0),
-    lambda v: params.choice_list("methods", v, ("CBP",)), params.seed_list,
-], ids=["int_list", "float_list", "choice_list", "seed_list"])
-@pytest.mark.parametrize("value", ["[print('evaluated')]", "__import__('os').getcwd()", "[[1]]", "{1: 2}", "[1,",
-                                   "", "two", "[True]", "[0]"])
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda v: params.int_list("n", v, 1),
+        lambda v: params.float_list("lrs", v, 1e-6, 10.0),
+        lambda v: params.choice_list("methods", v, ("CBP",)),
+        params.seed_list,
+    ],
+    ids=["int_list", "float_list", "choice_list", "seed_list"],
+)
+@pytest.mark.parametrize(
+    "value", ["[print('evaluated')]", "__import__('os').getcwd()", "[[1]]", "{1: 2}", "[1,", "", "two", "[True]", "[0]"]
+)
 def test_bad_text_is_one_line_error_naming_the_parameter_and_never_evaluated(check, value, capsys):
     if check is params.seed_list and value == "[0]":
         assert check(value) == (0,)  # seed 0 is a seed
@@ -88,7 +106,11 @@ def test_a_figure_takes_papermill_text_for_its_lists():
     as_lists = figures.figure_runs("fig2", "smoke", 1, n=[1, 2])
     assert [(label, spec.to_dict()) for label, spec in as_text] == [(label, spec.to_dict()) for label, spec in as_lists]
     assert {label for label, _ in figures.figure_runs("fig2", "smoke", 1, n="2")} == {
-        "baseline", "CBP", "persistent n=2", "persistent n=2 + CBP"}
+        "baseline",
+        "CBP",
+        "persistent n=2",
+        "persistent n=2 + CBP",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +125,32 @@ def test_papermill_cli_runs_fig2_with_list_parameters(papermill_store, tmp_path,
     out = tmp_path / "fig2-out.ipynb"
     env = {k: v for k, v in os.environ.items() if k != "LOPCORE_NO_COMPUTE"}
     env.update(LOPCORE_RESULTS=str(papermill_store), OMP_NUM_THREADS="1")
-    result = subprocess.run([str(VENV_BIN / "papermill"), str(ROOT / "notebooks" / "fig2.ipynb"), str(out),
-                             "-p", "n", n, "-p", "scale", "smoke", "-p", "seeds", "1", "--cwd", str(ROOT)],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "papermill"),
+            str(ROOT / "notebooks" / "fig2.ipynb"),
+            str(out),
+            "-p",
+            "n",
+            n,
+            "-p",
+            "scale",
+            "smoke",
+            "-p",
+            "seeds",
+            "1",
+            "--cwd",
+            str(ROOT),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     nb = nbformat.read(out, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "scale = \"smoke\"" in injected[0].source
+    assert injected and 'scale = "smoke"' in injected[0].source
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure"
     text = "".join(json.dumps(o.get("data", {}), ensure_ascii=False) + o.get("text", "") for o in outputs)
@@ -118,6 +159,7 @@ def test_papermill_cli_runs_fig2_with_list_parameters(papermill_store, tmp_path,
 
 
 # --- 2. an installed package: wheel contents and the default results store --------------------
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
@@ -129,8 +171,23 @@ def wheel(tmp_path_factory) -> Path:
     (src / "results" / "backprop").mkdir(parents=True)
     (src / "results" / "backprop" / "0123456789abcdef0123.json").write_text("{}")
     out = tmp_path_factory.mktemp("wheels")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                             "-w", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     [whl] = out.glob("lopcore-*.whl")
     return whl
@@ -153,7 +210,7 @@ def test_the_wheel_holds_the_package_and_no_results(wheel):
     assert all(re.search(r"[<>=]=", r) for r in runtime), f"a dependency without a minimum version: {runtime}"
     extras = set(re.findall(r"^Provides-Extra: (.+)$", meta, re.M))
     assert {"online", "ray", "test", "docs", "parquet"} <= extras
-    assert any(r.startswith("jupyter-book") and "<2" in r and "extra == \"docs\"" in r for r in requires)
+    assert any(r.startswith("jupyter-book") and "<2" in r and 'extra == "docs"' in r for r in requires)
 
 
 @pytest.fixture
@@ -188,9 +245,11 @@ def test_default_root_is_the_checkouts_results_from_a_checkout(no_store_env, mon
     assert store.default_root() == checkout / "results"
 
 
-@pytest.mark.parametrize("pyproject, results", [(None, False), ('[project]\nname = "other"\n', True),
-                                                ('[project]\nname = "lopcore"\n', False)],
-                         ids=["site-packages", "another project", "checkout without results"])
+@pytest.mark.parametrize(
+    "pyproject, results",
+    [(None, False), ('[project]\nname = "other"\n', True), ('[project]\nname = "lopcore"\n', False)],
+    ids=["site-packages", "another project", "checkout without results"],
+)
 def test_default_root_is_the_user_cache_otherwise(no_store_env, monkeypatch, pyproject, results):
     monkeypatch.setattr(store, "__file__", str(fake_package(no_store_env / "site-packages", pyproject, results)))
     assert store.default_root() == no_store_env / "home" / ".cache" / "lopcore" / "results"
@@ -205,34 +264,75 @@ def test_pip_install_then_lopcore_run_from_another_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "--quiet", str(wheel)], check=True, timeout=300)
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     # then the dependencies, as a plain path entry to this venv's site-packages (added after the install,
     # so pip never sees this venv's editable lopcore; its .pth files are not processed from there)
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LOPCORE_RESULTS", "LOPCORE_CACHE", "LOPCORE_NO_COMPUTE", "PYTHONPATH")}
-    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), OMP_NUM_THREADS="1",
-               LOPCORE_DATA=str(data.locate("mnist").parent))  # no download in a test
-    where = subprocess.run([str(python), "-c", "import lopcore, lopcore.store as s; print(lopcore.__file__); "
-                            "print(s.default_root())"], cwd=elsewhere, env=env, capture_output=True, text=True,
-                           check=True).stdout.split()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LOPCORE_RESULTS", "LOPCORE_CACHE", "LOPCORE_NO_COMPUTE", "PYTHONPATH")
+    }
+    env.update(
+        XDG_CACHE_HOME=str(tmp_path / "xdg"), OMP_NUM_THREADS="1", LOPCORE_DATA=str(data.locate("mnist").parent)
+    )  # no download in a test
+    where = subprocess.run(
+        [str(python), "-c", "import lopcore, lopcore.store as s; print(lopcore.__file__); print(s.default_root())"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert Path(where[0]).is_relative_to(site) and Path(where[1]) == tmp_path / "xdg" / "lopcore" / "results"
-    result = subprocess.run([str(venv / "bin" / "lopcore"), "run", "fig2", "--scale", "smoke", "--seeds", "1",
-                             "--n", "2", "--quiet"], cwd=elsewhere, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [str(venv / "bin" / "lopcore"), "run", "fig2", "--scale", "smoke", "--seeds", "1", "--n", "2", "--quiet"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "persistent n=2" in result.stdout
-    stored = [p for p in (tmp_path / "xdg" / "lopcore" / "results").glob("*/*.json") if not p.parent.name.startswith(".")]
+    stored = [
+        p for p in (tmp_path / "xdg" / "lopcore" / "results").glob("*/*.json") if not p.parent.name.startswith(".")
+    ]
     assert len(stored) == 4
     assert not (site / "results").exists() and not list((site / "lopcore").rglob("*.json"))  # nothing stored there
-    missing = subprocess.run([str(venv / "bin" / "lopcore"), "run", "fig4", "--scale", "smoke", "--seeds", "1",
-                              "--quiet"], cwd=elsewhere, env={**env, "LOPCORE_NO_COMPUTE": "1"},
-                             capture_output=True, text=True, timeout=300)
+    missing = subprocess.run(
+        [str(venv / "bin" / "lopcore"), "run", "fig4", "--scale", "smoke", "--seeds", "1", "--quiet"],
+        cwd=elsewhere,
+        env={**env, "LOPCORE_NO_COMPUTE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert missing.returncode == 1 and str(tmp_path / "xdg" / "lopcore" / "results") in missing.stderr
 
 
@@ -252,16 +352,33 @@ def test_export_writes_the_tidy_frame_as_csv(scratch, tmp_path, monkeypatch, cap
     assert list(df.columns[:5]) == ["figure", "scale", "label", "seed", "task"]
     assert set(df["label"]) == {"baseline", "CBP", "persistent n=2", "persistent n=2 + CBP"}
     assert (df["figure"] == "fig2").all() and (df["scale"] == "smoke").all()
-    for column in ("online_accuracy", "weight_norm", "kind", "lr", "d_int", "n", "replacement_rate",  # learner
-                   "batch_size", "examples_per_task",  # stream
-                   "git_commit", "date", "device_name", "wall_time_s", "lopcore", "torch", "python", "device"):
+    for column in (
+        "online_accuracy",
+        "weight_norm",
+        "kind",
+        "lr",
+        "d_int",
+        "n",
+        "replacement_rate",  # learner
+        "batch_size",
+        "examples_per_task",  # stream
+        "git_commit",
+        "date",
+        "device_name",
+        "wall_time_s",
+        "lopcore",
+        "torch",
+        "python",
+        "device",
+    ):
         assert column in df, column
     assert df.groupby("run")["task"].apply(list).map(lambda t: t == list(range(n_tasks))).all()
     # the same frame `lopcore run` summarises
     direct = figures.load_figure("fig2", "smoke", 1, n=2, progress=False)
     assert sorted(df["run"].unique()) == sorted(direct["run"].unique())
     assert df.sort_values(["run", "task"])["online_accuracy"].tolist() == pytest.approx(
-        direct.sort_values(["run", "task"])["online_accuracy"].tolist())
+        direct.sort_values(["run", "task"])["online_accuracy"].tolist()
+    )
 
 
 def test_export_parquet_by_flag_or_suffix(scratch, tmp_path, monkeypatch):
@@ -298,7 +415,9 @@ def test_export_of_missing_runs_names_the_store(scratch, tmp_path, monkeypatch, 
 
 
 def test_export_knows_every_figure_run_knows():
-    choices = lambda command: next(a for a in command._actions if a.dest == "figure").choices
+    def choices(command):
+        return next(a for a in command._actions if a.dest == "figure").choices
+
     sub = next(a for a in cli.parser()._actions if a.dest == "command").choices
     assert choices(sub["export"]) == choices(sub["run"]) == sorted(cli.all_figures())
     assert export.default_path("rfig6", "small") == Path("rfig6-small.csv")
@@ -314,6 +433,7 @@ def test_the_book_documents_export():
 
 
 # --- 4. the online data route, through pooch ------------------------------------------------------
+
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
@@ -337,6 +457,7 @@ def mnist_source() -> Path:
 def fake_retrieve(source: Path, calls: list, fail: dict | None = None):
     """pooch.retrieve's stand-in: records each call and copies the file from `source` (a real folder
     of gzipped IDX files); `fail` maps a URL to the exceptions its first calls raise."""
+
     def retrieve(url, known_hash=None, fname=None, path=None, processor=None, downloader=None, progressbar=False):
         calls.append(dict(url=url, known_hash=known_hash, fname=fname, path=Path(path), downloader=downloader))
         if fail and fail.get(url):
@@ -345,11 +466,13 @@ def fake_retrieve(source: Path, calls: list, fail: dict | None = None):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / url.rsplit("/", 1)[1], dest)
         return str(dest)
+
     return retrieve
 
 
 def test_online_route_calls_pooch_with_https_urls_and_md5s(isolated, mnist_source, monkeypatch):
     import pooch
+
     calls = []
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve(mnist_source, calls))
     folder = data.fetch("mnist", route="online")
@@ -373,6 +496,7 @@ def test_every_mirror_is_https_where_it_offers_it():
 def test_online_route_retries_network_errors(isolated, mnist_source, monkeypatch):
     import pooch
     import requests
+
     first = f"{data.mirrors('mnist')[0]}{data.FILES[0]}.gz"
     calls = []
     fail = {first: [requests.ConnectionError("reset"), requests.Timeout("slow")]}
@@ -384,6 +508,7 @@ def test_online_route_retries_network_errors(isolated, mnist_source, monkeypatch
 def test_online_route_unreachable_after_retries(isolated, mnist_source, monkeypatch):
     import pooch
     import requests
+
     first = f"{data.mirrors('mnist')[0]}{data.FILES[0]}.gz"
     calls = []
     fail = {first: [requests.ConnectionError("no route") for _ in range(data.RETRIES + 1)]}
@@ -396,12 +521,14 @@ def test_online_route_unreachable_after_retries(isolated, mnist_source, monkeypa
 
 def test_a_bad_hash_is_an_error_on_every_mirror(isolated, mnist_source, monkeypatch):
     import pooch
+
     calls = []
 
     def bad(url, known_hash=None, **kw):
         calls.append(url)
-        raise ValueError(f"MD5 hash of downloaded file (x.gz) does not match the known hash: expected {known_hash}, "
-                         f"got 0123.")
+        raise ValueError(
+            f"MD5 hash of downloaded file (x.gz) does not match the known hash: expected {known_hash}, got 0123."
+        )
 
     monkeypatch.setattr(pooch, "retrieve", bad)
     with pytest.raises(data.DataError) as err:
@@ -420,6 +547,7 @@ def test_real_pooch_rejects_a_file_with_the_wrong_md5(isolated, monkeypatch):
     served.mkdir()
     for base in data.FILES:
         (served / f"{base}.gz").write_bytes(gzip.compress(b"not mnist"))
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -446,6 +574,7 @@ def test_pooch_is_pinned_like_every_requirement():
 
 
 # --- 5. bad input ----------------------------------------------------------------------------------
+
 
 def test_lopcore_data_naming_no_folder_is_an_error(isolated, mnist_source, monkeypatch, capsys):
     copy = isolated / "LOPCORE_CACHE" / "data" / "MNIST"  # a good copy further down the lookup order
@@ -491,7 +620,10 @@ BAD_NUMBERS = [  # (argv, what the message must say): every numeric option, with
     (["run", "dfig_stepsize", "--scale", "smoke", "--step-sizes", "0"], "--step-sizes 0.0 is not valid"),
     (["run", "dfig_correlates", "--scale", "smoke", "--step-sizes", "1.5"], "--step-sizes 1.5 is not valid"),
     (["run", "dfig_changerate", "--scale", "smoke", "--change-every", "0"], "--change-every 0 is not valid"),
-    (["run", "dfig_changerate", "--scale", "smoke", "--change-every", "10000000"], "--change-every 10000000 is not valid"),
+    (
+        ["run", "dfig_changerate", "--scale", "smoke", "--change-every", "10000000"],
+        "--change-every 10000000 is not valid",
+    ),
     (["run", "boundary", "--scale", "smoke", "--lrs", "0"], "--lrs 0.0 is not valid"),
     (["run", "sensitivity", "--scale", "smoke", "--lrs", "0.1", "-1"], "--lrs 0.1 -1.0 is not valid"),
     ([*SWEEP, "--max-runs-per-unit", "0"], "--max-runs-per-unit 0 is not valid"),
@@ -529,8 +661,9 @@ def test_every_numeric_option_is_walked():
     walked = {(argv[0], a) for argv, _ in BAD_NUMBERS for a in argv if a.startswith("--")}
     sub = next(a for a in cli.parser()._actions if a.dest == "command").choices
     for command in ("run", "sweep", "paper", "export"):
-        numeric = {o for a in sub[command]._actions if a.type in (int, float) for o in a.option_strings
-                   if o.startswith("--")}
+        numeric = {
+            o for a in sub[command]._actions if a.type in (int, float) for o in a.option_strings if o.startswith("--")
+        }
         assert numeric and numeric <= {a for c, a in walked if c == command}, (command, numeric)
 
 

@@ -20,6 +20,7 @@ hidden units as whole LSTM/GRU units (`recurrent.RecurrentUnits`); continual bac
 units is `recurrent_cbp.ContinualBackpropRecurrent`, and the persistent internal state on an LSTM/GRU
 `persistent_recurrent.PersistentRecurrent`.
 """
+
 from .cbp import ContinualBackprop, PersistentStateCBP
 from .mlp import Backprop
 from .persistent import PersistentState
@@ -27,8 +28,18 @@ from .persistent_recurrent import PersistentRecurrent
 from .recurrent import Recurrent
 from .recurrent_cbp import ContinualBackpropRecurrent
 
-LEARNERS = {cls.kind: cls for cls in (Backprop, PersistentState, ContinualBackprop, PersistentStateCBP,
-                                          Recurrent, ContinualBackpropRecurrent, PersistentRecurrent)}
+LEARNERS = {
+    cls.kind: cls
+    for cls in (
+        Backprop,
+        PersistentState,
+        ContinualBackprop,
+        PersistentStateCBP,
+        Recurrent,
+        ContinualBackpropRecurrent,
+        PersistentRecurrent,
+    )
+}
 
 
 def make_learner(kind: str, **options):
@@ -38,4 +49,14 @@ def make_learner(kind: str, **options):
     return LEARNERS[kind](**options)
 
 
-__all__ = ["Backprop", "PersistentState", "ContinualBackprop", "PersistentStateCBP", "Recurrent", "ContinualBackpropRecurrent", "PersistentRecurrent", "LEARNERS", "make_learner"]
+__all__ = [
+    "Backprop",
+    "PersistentState",
+    "ContinualBackprop",
+    "PersistentStateCBP",
+    "Recurrent",
+    "ContinualBackpropRecurrent",
+    "PersistentRecurrent",
+    "LEARNERS",
+    "make_learner",
+]

@@ -25,6 +25,7 @@ is plain Python bookkeeping, identical for all runs; utilities, ages and the cho
 are tensors. New weights come from per-run generators, so a run's numbers do not depend on the
 other runs of its group.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,12 +41,15 @@ from .persistent import PersistentState
 def init_gnt(seeds: Sequence[int], widths: Sequence[int], device) -> dict:
     """Generate-and-test state for hidden layers of these widths, for R = len(seeds) runs."""
     R = len(seeds)
-    return {"utility": [torch.zeros(R, w, device=device) for w in widths],
-            "mean_act": [torch.zeros(R, w, device=device) for w in widths],
-            "birth": [torch.full((R, w), -1.0, device=device) for w in widths],  # age = t - birth
-            "t": 0, "accumulated": [0.0 for _ in widths],
-            "recent": [[] for _ in widths],  # [step, count] of replacements not yet mature
-            "rng": run_generators(seeds, "cbp", device)}
+    return {
+        "utility": [torch.zeros(R, w, device=device) for w in widths],
+        "mean_act": [torch.zeros(R, w, device=device) for w in widths],
+        "birth": [torch.full((R, w), -1.0, device=device) for w in widths],  # age = t - birth
+        "t": 0,
+        "accumulated": [0.0 for _ in widths],
+        "recent": [[] for _ in widths],  # [step, count] of replacements not yet mature
+        "rng": run_generators(seeds, "cbp", device),
+    }
 
 
 def eligible_count(gnt: dict, layer: int, width: int, maturity: int) -> int:
@@ -95,7 +99,7 @@ def track_(utility: Tensor, mean_act: Tensor, acts: Tensor, outgoing: list[Tenso
 def draw_incoming(rngs: list[torch.Generator], fan_in: int, k: int, scheme: str, device) -> Tensor:
     """(R, fan_in, k) fresh incoming weights from the initial distribution, one generator per run."""
     if scheme == "pytorch":
-        bound = fan_in ** -0.5
+        bound = fan_in**-0.5
         draws = [torch.rand(fan_in, k, generator=g, device=device) * (2 * bound) - bound for g in rngs]
     else:
         draws = [torch.randn(fan_in, k, generator=g, device=device) * (2.0 / fan_in) ** 0.5 for g in rngs]
@@ -112,8 +116,16 @@ def reset_moments_(wiring: tuple, idx: Tensor) -> None:
         m_out.scatter_(1, idx[..., None].expand(-1, -1, m_out.shape[2]), 0.0)
 
 
-def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, scheme: str,
-                   bias_correction: bool = True, moments: Sequence[tuple] = ()) -> None:
+def replace_units_(
+    layer: tuple,
+    idx: Tensor,
+    gnt: dict,
+    i: int,
+    decay: float,
+    scheme: str,
+    bias_correction: bool = True,
+    moments: Sequence[tuple] = (),
+) -> None:
     """Replace units `idx` (R, k) of hidden layer `i`, whose wiring is `layer`
     = (W_in (R, fan_in, w), b_in (R, 1, w), [(W_out (R, w, out), b_out (R, 1, out)), ...]);
     `moments` are optimizer states wired the same way (Adam's m and v), reset at those units."""
@@ -133,8 +145,16 @@ def replace_units_(layer: tuple, idx: Tensor, gnt: dict, i: int, decay: float, s
         reset_moments_(wiring, idx)
 
 
-def generate_and_test_(gnt: dict, layers: list[tuple], acts: Sequence[Tensor], rate: float, decay: float,
-                       maturity: int, scheme: str, moments: Sequence[Sequence[tuple]] | None = None) -> None:
+def generate_and_test_(
+    gnt: dict,
+    layers: list[tuple],
+    acts: Sequence[Tensor],
+    rate: float,
+    decay: float,
+    maturity: int,
+    scheme: str,
+    moments: Sequence[Sequence[tuple]] | None = None,
+) -> None:
     """One generate-and-test step after an SGD step; `acts` are the step's hidden activations and
     `moments` (per layer, optional) the optimizer states to reset with a replaced unit."""
     for i, (layer, a) in enumerate(zip(layers, acts)):
@@ -178,8 +198,16 @@ class GenerateAndTest:
     def step(self, state: dict, x: Tensor, y: Tensor) -> list[Tensor]:
         acts = super().step(state, x, y)
         moments = self.optimizer_units(state) if hasattr(self, "optimizer_units") else None
-        generate_and_test_(state["gnt"], self.hidden_units(state), acts, self.replacement_rate, self.decay,
-                           self.maturity, self.init, moments)
+        generate_and_test_(
+            state["gnt"],
+            self.hidden_units(state),
+            acts,
+            self.replacement_rate,
+            self.decay,
+            self.maturity,
+            self.init,
+            moments,
+        )
         return acts
 
 

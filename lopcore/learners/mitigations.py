@@ -4,6 +4,7 @@ normalization forward and backward passes. `mlp.Backprop` composes them; each ta
 tensors with a leading run axis R, and draws its randomness from one generator per run
 (`run_generators`), so a run never depends on its group mates.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,12 +23,18 @@ def run_generators(seeds: Sequence[int], tag: str, device) -> list[torch.Generat
     return [torch.Generator(device=device).manual_seed(derive_seed(s, tag)) for s in seeds]
 
 
-def dropout_masks(rngs: Sequence[torch.Generator], batch: int, widths: Sequence[int], p: float,
-                  like: Tensor) -> list[Tensor]:
+def dropout_masks(
+    rngs: Sequence[torch.Generator], batch: int, widths: Sequence[int], p: float, like: Tensor
+) -> list[Tensor]:
     """Inverted-dropout masks, one (R, batch, width) per hidden layer: 0 with probability p, else
     1/(1-p), so an activation's expectation is unchanged and nothing is rescaled at test time."""
-    return [torch.stack([torch.rand(batch, w, generator=g, device=like.device, dtype=like.dtype) for g in rngs])
-            .ge_(p).to(like.dtype).div_(1.0 - p) for w in widths]
+    return [
+        torch.stack([torch.rand(batch, w, generator=g, device=like.device, dtype=like.dtype) for g in rngs])
+        .ge_(p)
+        .to(like.dtype)
+        .div_(1.0 - p)
+        for w in widths
+    ]
 
 
 def shrink_(params: Sequence[Tensor], factor: float) -> None:
@@ -39,8 +46,9 @@ def shrink_(params: Sequence[Tensor], factor: float) -> None:
 def perturb_(params: Sequence[Tensor], rngs: Sequence[torch.Generator], std: float) -> None:
     """θ <- θ + N(0, std²) on every parameter; one draw per run, split over the parameters in order."""
     sizes = [p[0].numel() for p in params]
-    noise = torch.stack([torch.randn(sum(sizes), generator=g, device=params[0].device, dtype=params[0].dtype)
-                         for g in rngs])
+    noise = torch.stack(
+        [torch.randn(sum(sizes), generator=g, device=params[0].device, dtype=params[0].dtype) for g in rngs]
+    )
     for p, n in zip(params, noise.split(sizes, dim=1)):
         p.add_(n.view_as(p), alpha=std)
 
@@ -58,8 +66,9 @@ def init_adam(params: Sequence[Tensor]) -> dict:
     return {"m": [torch.zeros_like(p) for p in params], "v": [torch.zeros_like(p) for p in params], "t": 0}
 
 
-def adam_(params: Sequence[Tensor], grads: Sequence[Tensor], adam: dict, lr: float,
-          betas: tuple[float, float], eps: float) -> None:
+def adam_(
+    params: Sequence[Tensor], grads: Sequence[Tensor], adam: dict, lr: float, betas: tuple[float, float], eps: float
+) -> None:
     """One bias-corrected Adam step (Kingma & Ba), in place, written as torch.optim.Adam computes it:
     θ <- θ - lr/(1-β1^t) · m / (sqrt(v)/sqrt(1-β2^t) + ε). The step count t is shared by all runs."""
     adam["t"] += 1
@@ -77,9 +86,14 @@ def interleave(weights: Sequence[Tensor], biases: Sequence[Tensor]) -> list[Tens
     return [p for pair in zip(weights, biases) for p in pair]
 
 
-def normalized_forward(weights: Sequence[Tensor], biases: Sequence[Tensor], norm: dict, x: Tensor,
-                       masks: Sequence[Tensor] | None = None, alpha: float | None = None
-                       ) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
+def normalized_forward(
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    norm: dict,
+    x: Tensor,
+    masks: Sequence[Tensor] | None = None,
+    alpha: float | None = None,
+) -> tuple[Tensor, list[Tensor], list[Tensor], list[Tensor]]:
     """`forward` with online normalization of each hidden pre-activation, then γ y + β, then ReLU.
     With `alpha` (α_f) the running statistics are updated example by example (training); without,
     they are only read (test time). Returns logits, activations, normalized y's and their scales."""
@@ -97,9 +111,16 @@ def normalized_forward(weights: Sequence[Tensor], biases: Sequence[Tensor], norm
     return torch.baddbmm(biases[-1], acts[-1], weights[-1]), acts, ys, scales
 
 
-def normalized_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], ys: Sequence[Tensor],
-                      scales: Sequence[Tensor], norm: dict, d_logits: Tensor, keep_scale: float, alpha: float
-                      ) -> tuple[list[Tensor], list[Tensor]]:
+def normalized_deltas(
+    weights: Sequence[Tensor],
+    acts: Sequence[Tensor],
+    ys: Sequence[Tensor],
+    scales: Sequence[Tensor],
+    norm: dict,
+    d_logits: Tensor,
+    keep_scale: float,
+    alpha: float,
+) -> tuple[list[Tensor], list[Tensor]]:
     """Backward pass of `normalized_forward` (α_b = alpha), updating the control accumulators.
     Returns the linear layers' deltas (head included) and the gradients [dγ_0, ..., dβ_0, ...]."""
     n = len(weights) - 1
@@ -110,8 +131,9 @@ def normalized_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], ys: Seq
         if keep_scale != 1.0:
             d_out.mul_(keep_scale)
         d_gamma[i], d_beta[i] = (d_out * ys[i]).sum(1, keepdim=True), d_out.sum(1, keepdim=True)
-        layer_deltas[i] = control_norm_backward_(d_out * norm["gamma"][i], ys[i], scales[i], norm["u"][i],
-                                                 norm["v"][i], alpha)
+        layer_deltas[i] = control_norm_backward_(
+            d_out * norm["gamma"][i], ys[i], scales[i], norm["u"][i], norm["v"][i], alpha
+        )
         if i:
             d_act = torch.bmm(layer_deltas[i], weights[i].transpose(1, 2))
     return layer_deltas, d_gamma + d_beta

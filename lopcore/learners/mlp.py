@@ -14,6 +14,7 @@ each a small function in mitigations.py: L2 (`weight_decay`), Shrink & Perturb (
 normalization (`online_norm`, see online_norm.py). At their defaults the learner is the plain
 baseline, computed by exactly the same kernels as before they existed.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ INIT_SCHEMES = ("pytorch", "kaiming")
 OPTIMIZERS = ("sgd", "adam")
 
 
-def init_linear(seeds: Sequence[int], tag: str, fan_in: int, fan_out: int, scheme: str, device
-                ) -> tuple[Tensor, Tensor]:
+def init_linear(
+    seeds: Sequence[int], tag: str, fan_in: int, fan_out: int, scheme: str, device
+) -> tuple[Tensor, Tensor]:
     """Stacked (W (R, fan_in, fan_out), b (R, 1, fan_out)), each run drawn from its own seed.
 
     "pytorch": nn.Linear's default, W and b ~ U(±1/sqrt(fan_in)).
@@ -55,7 +57,7 @@ def init_linear(seeds: Sequence[int], tag: str, fan_in: int, fan_out: int, schem
     for seed in seeds:
         g = generator(seed, "init", tag)
         if scheme == "pytorch":
-            bound = fan_in ** -0.5
+            bound = fan_in**-0.5
             ws.append(torch.rand(fan_in, fan_out, generator=g) * (2 * bound) - bound)
             bs.append(torch.rand(1, fan_out, generator=g) * (2 * bound) - bound)
         else:
@@ -66,14 +68,19 @@ def init_linear(seeds: Sequence[int], tag: str, fan_in: int, fan_out: int, schem
 
 def init_mlp(seeds, sizes: Sequence[int], scheme: str, device) -> tuple[list[Tensor], list[Tensor]]:
     """Weights and biases of an MLP with layer widths `sizes` (input first, logits last)."""
-    layers = [init_linear(seeds, f"layer{i}", a, b, scheme, device)
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    layers = [
+        init_linear(seeds, f"layer{i}", a, b, scheme, device) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
     return [w for w, _ in layers], [b for _, b in layers]
 
 
-def forward(weights: Sequence[Tensor], biases: Sequence[Tensor], x: Tensor,
-            first_bias: Tensor | None = None, masks: Sequence[Tensor] | None = None
-            ) -> tuple[Tensor, list[Tensor]]:
+def forward(
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    x: Tensor,
+    first_bias: Tensor | None = None,
+    masks: Sequence[Tensor] | None = None,
+) -> tuple[Tensor, list[Tensor]]:
     """Logits and the activations [x, relu(z1), ..., relu(zL)] (the inputs of each layer).
 
     `first_bias` (R, 1, width) is added to the first pre-activation: the persistent-state learner
@@ -103,8 +110,9 @@ def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return grad.div_(logits.shape[1]), loss, correct
 
 
-def hidden_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], d_last: Tensor,
-                  keep_scale: float = 1.0) -> list[Tensor]:
+def hidden_deltas(
+    weights: Sequence[Tensor], acts: Sequence[Tensor], d_last: Tensor, keep_scale: float = 1.0
+) -> list[Tensor]:
     """Backpropagate d loss / d (last hidden activation) through the hidden layers.
 
     `weights` are the hidden layers' weights, as they are now (call this before updating them).
@@ -124,15 +132,17 @@ def hidden_deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], d_last: Ten
     return deltas
 
 
-def deltas(weights: Sequence[Tensor], acts: Sequence[Tensor], d_logits: Tensor,
-           keep_scale: float = 1.0) -> list[Tensor]:
+def deltas(
+    weights: Sequence[Tensor], acts: Sequence[Tensor], d_logits: Tensor, keep_scale: float = 1.0
+) -> list[Tensor]:
     """Deltas of every layer, head included (its delta is d_logits), from d loss / d logits."""
     d_last = torch.bmm(d_logits, weights[-1].transpose(1, 2))
     return hidden_deltas(weights[:-1], acts, d_last, keep_scale) + [d_logits]
 
 
-def sgd_outer_(weight: Tensor, bias: Tensor | None, inputs: Sequence[Tensor], deltas_: Sequence[Tensor],
-               lr: float) -> None:
+def sgd_outer_(
+    weight: Tensor, bias: Tensor | None, inputs: Sequence[Tensor], deltas_: Sequence[Tensor], lr: float
+) -> None:
     """SGD on one layer, in place: W -= lr * Σ_k input_k^T delta_k, b -= lr * Σ_k Σ_batch delta_k.
 
     The weight gradient is never materialised: one fused baddbmm reads and writes W once, which
@@ -160,9 +170,12 @@ def options_dict(learner, omit_at_default: Sequence[str] = ()) -> dict:
 
 def new_state(weights, biases, n_runs: int, device) -> dict:
     """The state every MLP learner shares: parameters plus on-device metric accumulators."""
-    return {"weights": weights, "biases": biases,
-            "correct": torch.zeros(n_runs, dtype=torch.int64, device=device),
-            "loss_sum": torch.zeros(n_runs, device=device)}
+    return {
+        "weights": weights,
+        "biases": biases,
+        "correct": torch.zeros(n_runs, dtype=torch.int64, device=device),
+        "loss_sum": torch.zeros(n_runs, device=device),
+    }
 
 
 def accumulate_(state: dict, loss: Tensor, correct: Tensor) -> None:
@@ -170,8 +183,18 @@ def accumulate_(state: dict, loss: Tensor, correct: Tensor) -> None:
     state["loss_sum"] += loss
 
 
-MITIGATIONS = ("weight_decay", "shrink", "noise_std", "dropout", "optimizer", "betas", "eps",
-               "online_norm", "norm_alpha_fwd", "norm_alpha_bkw")
+MITIGATIONS = (
+    "weight_decay",
+    "shrink",
+    "noise_std",
+    "dropout",
+    "optimizer",
+    "betas",
+    "eps",
+    "online_norm",
+    "norm_alpha_fwd",
+    "norm_alpha_bkw",
+)
 
 
 @dataclass(frozen=True)
@@ -230,14 +253,19 @@ class Backprop:
         if self.weight_decay and self.shrink:
             raise ValueError("set weight_decay (L2) or shrink (Shrink & Perturb), not both: shrink is S&P's L2")
         if self.optimizer == "sgd" and self.lr * (self.weight_decay + self.shrink) >= 1.0:
-            raise ValueError(f"lr * (weight_decay + shrink) must be < 1 with SGD (θ is scaled by 1 - lr·λ), "
-                             f"got {self.lr * (self.weight_decay + self.shrink)!r}")
+            raise ValueError(
+                f"lr * (weight_decay + shrink) must be < 1 with SGD (θ is scaled by 1 - lr·λ), "
+                f"got {self.lr * (self.weight_decay + self.shrink)!r}"
+            )
         if not isinstance(self.dropout, float) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if (not isinstance(self.betas, tuple) or len(self.betas) != 2
-                or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.betas)):
+        if (
+            not isinstance(self.betas, tuple)
+            or len(self.betas) != 2
+            or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.betas)
+        ):
             raise ValueError(f"betas must be two numbers (β1, β2), each in [0, 1), got {self.betas!r}")
         if not isinstance(self.eps, float) or not 0.0 < self.eps < math.inf:
             raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
@@ -273,8 +301,7 @@ class Backprop:
         """One online step on batch (x (R, B, n_in), y (R, B)) for all R runs, in place.
         Returns the step's hidden activations (before the update; after dropout, if any)."""
         w, b = state["weights"], state["biases"]
-        masks = (dropout_masks(state["dropout_rng"], x.shape[1], self.hidden, self.dropout, x)
-                 if self.dropout else None)
+        masks = dropout_masks(state["dropout_rng"], x.shape[1], self.hidden, self.dropout, x) if self.dropout else None
         keep_scale, extra, extra_grads = 1.0 / (1.0 - self.dropout), self._norm_params(state), []
         if self.online_norm:
             logits, acts, ys, scales = normalized_forward(w, b, state["norm"], x, masks, self.norm_alpha_fwd)
@@ -283,8 +310,9 @@ class Backprop:
         d_logits, loss, correct = cross_entropy(logits, y)
         accumulate_(state, loss, correct)
         if self.online_norm:
-            layer_deltas, extra_grads = normalized_deltas(w, acts, ys, scales, state["norm"], d_logits, keep_scale,
-                                                          self.norm_alpha_bkw)
+            layer_deltas, extra_grads = normalized_deltas(
+                w, acts, ys, scales, state["norm"], d_logits, keep_scale, self.norm_alpha_bkw
+            )
         else:
             layer_deltas = deltas(w, acts, d_logits, keep_scale=keep_scale)
         decay = self.weight_decay + self.shrink
@@ -331,6 +359,7 @@ class Backprop:
             mw, mb = moments[0:n_linear:2], moments[1:n_linear:2]
             wirings.append([(mw[i], mb[i], [(mw[i + 1], mb[i + 1])]) for i in range(len(mw) - 1)])
         return [list(layer) for layer in zip(*wirings)]
+
     def hidden_activations(self, state: dict, x: Tensor) -> list[Tensor]:
         """Post-ReLU activations of every hidden layer on x, (R, N, width) each (no dropout; online
         normalization with the current statistics, not updated)."""

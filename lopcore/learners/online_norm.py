@@ -23,6 +23,7 @@ batch order (the algorithm's definition for batch size 1), which costs a loop of
 steps per layer; (4) at test time (test accuracy, correlates) the current statistics are used and not
 updated. Gradients for the linear layer then follow from dz as usual.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,10 +34,11 @@ EPS = 1e-5
 
 def init_norm(n_runs: int, widths, device) -> dict:
     """Per hidden layer: running mean and variance, control accumulators u, v, affine γ, β (R, 1, w)."""
+
     def full(value):
         return [torch.full((n_runs, 1, w), value, device=device) for w in widths]
-    return {"mean": full(0.0), "var": full(1.0), "u": full(0.0), "v": full(0.0),
-            "gamma": full(1.0), "beta": full(0.0)}
+
+    return {"mean": full(0.0), "var": full(1.0), "u": full(0.0), "v": full(0.0), "gamma": full(1.0), "beta": full(0.0)}
 
 
 def normalize(z: Tensor, mean: Tensor, var: Tensor) -> Tensor:
@@ -49,7 +51,7 @@ def control_norm_forward_(z: Tensor, mean: Tensor, var: Tensor, alpha: float) ->
     Returns y and the scales sqrt(σ² + ε) each example was divided by (for the backward pass)."""
     ys, scales = [], []
     for i in range(z.shape[1]):
-        zi = z[:, i:i + 1]
+        zi = z[:, i : i + 1]
         scale = (var + EPS).sqrt()
         diff = zi - mean
         ys.append(diff / scale)
@@ -63,10 +65,10 @@ def control_norm_backward_(dy: Tensor, y: Tensor, scales: Tensor, u: Tensor, v: 
     """d loss / d z from d loss / d y, example by example, updating the accumulators u, v in place."""
     dzs = []
     for i in range(dy.shape[1]):
-        yi = y[:, i:i + 1]
-        g = dy[:, i:i + 1] - (1.0 - alpha) * v * yi
+        yi = y[:, i : i + 1]
+        g = dy[:, i : i + 1] - (1.0 - alpha) * v * yi
         v.add_(g * yi)
-        dz = g / scales[:, i:i + 1] - (1.0 - alpha) * u
+        dz = g / scales[:, i : i + 1] - (1.0 - alpha) * u
         u.add_(dz)
         dzs.append(dz)
     return torch.cat(dzs, 1)

@@ -18,6 +18,7 @@ State ablations (`state`): "learned"; "zero" (h ≡ 0, the state head is never u
 (each step h is a random direction scaled to the norm the learned update would have had; no
 gradient flows through it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,7 @@ def check_state_options(d_int, n, state) -> None:
 def random_state_like(h_next: Tensor, generators) -> Tensor:
     """The `random` ablation's state: a random direction per run (R, 1, d_int), scaled to the norm
     the learned update h_next would have had."""
-    direction = torch.stack([torch.randn(1, h_next.shape[-1], generator=g, device=h_next.device)
-                             for g in generators])
+    direction = torch.stack([torch.randn(1, h_next.shape[-1], generator=g, device=h_next.device) for g in generators])
     return direction * (h_next.norm(dim=-1, keepdim=True) / direction.norm(dim=-1, keepdim=True))
 
 
@@ -91,9 +91,15 @@ class PersistentState:
         weights[0] = first[:, :n_in]
         state = new_state(weights, biases, len(seeds), device)
         w_s, b_s = init_linear(seeds, "state_head", self.hidden[-1], self.d_int, self.init, device)
-        state.update(first_layer=first, w_h=first[:, n_in:], w_s=w_s, b_s=b_s,
-                     h=torch.zeros(len(seeds), 1, self.d_int, device=device),
-                     t=0, chain=[])  # chain: saved steps the graph through h still reaches
+        state.update(
+            first_layer=first,
+            w_h=first[:, n_in:],
+            w_s=w_s,
+            b_s=b_s,
+            h=torch.zeros(len(seeds), 1, self.d_int, device=device),
+            t=0,
+            chain=[],
+        )  # chain: saved steps the graph through h still reaches
         if self.state == "random":
             state["noise"] = run_generators(seeds, "random_state", device)
         return state
@@ -190,5 +196,4 @@ class PersistentState:
     def parameters(self, state: dict) -> tuple[list[Tensor], list[Tensor]]:
         """(weight matrices, biases) of the whole network: first layer (x and h parts), hidden
         layers, task head and state head."""
-        return ([state["first_layer"], *state["weights"][1:], state["w_s"]],
-                [*state["biases"], state["b_s"]])
+        return ([state["first_layer"], *state["weights"][1:], state["w_s"]], [*state["biases"], state["b_s"]])

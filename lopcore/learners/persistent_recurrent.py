@@ -18,6 +18,7 @@ A state is therefore plain tensors, checkpointed and resumed bit-identically lik
 State modes as the MLP's: "learned"; "zero" (s ≡ 0: the plain recurrent net, W_sh unused);
 "random" (a random direction with the norm the learned update would have had; no gradient).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,16 +57,24 @@ class PersistentRecurrent(Recurrent):
         """The recurrent learner's state (the same initial cell and head as `Recurrent` for the same
         seeds) plus W_sh, the state head (W_s, b_s), s = 0 and the chain of earlier steps."""
         state = Recurrent.init_state(self, seeds, n_in, n_out, device)
-        params, bound = state["params"], self.hidden ** -0.5
+        params, bound = state["params"], self.hidden**-0.5
         gh = self.n_gates * self.hidden  # W_sh: more input rows of the cell, drawn as torch draws W_ih
-        params["w_sh"] = torch.stack([torch.rand(self.d_int, gh, generator=generator(seed, "init", "state_input"))
-                                      * (2 * bound) - bound for seed in seeds]).to(device)
+        params["w_sh"] = torch.stack(
+            [
+                torch.rand(self.d_int, gh, generator=generator(seed, "init", "state_input")) * (2 * bound) - bound
+                for seed in seeds
+            ]
+        ).to(device)
         params["w_s"], params["b_s"] = init_linear(seeds, "state_head", self.hidden, self.d_int, "pytorch", device)
         if self.optimizer == "adam":
             state["adam"] = init_adam(params)
         R = len(seeds)
-        state.update(s=torch.zeros(R, 1, self.d_int, device=device), t=0,
-                     chain_start=torch.zeros(R, 1, self.d_int, device=device), chain=[])
+        state.update(
+            s=torch.zeros(R, 1, self.d_int, device=device),
+            t=0,
+            chain_start=torch.zeros(R, 1, self.d_int, device=device),
+            chain=[],
+        )
         if self.state == "random":
             state["noise"] = run_generators(seeds, "random_state", device)
         return state
@@ -110,7 +119,7 @@ class PersistentRecurrent(Recurrent):
         total = dict(zip(leaves, grads))
         offset = len(leaves)
         for step_leaves in earlier:
-            for name, g in zip(step_leaves, grads[offset:offset + len(step_leaves)]):
+            for name, g in zip(step_leaves, grads[offset : offset + len(step_leaves)]):
                 if g is not None:
                     total[name] = g if total[name] is None else total[name] + g
             offset += len(step_leaves)
@@ -120,10 +129,12 @@ class PersistentRecurrent(Recurrent):
             if self.state == "learned" and (state["t"] + 1) % self.n != 0:  # the next step reaches this one
                 if not state["chain"]:
                     state["chain_start"] = s.detach()
-                state["chain"].append((seqs.inputs, seqs.lengths,
-                                       {name: p.clone() for name, p in params.items() if name not in HEAD}))
-        self._update_(state, [g if g is not None else torch.zeros_like(p)
-                              for g, p in zip(total.values(), params.values())])
+                state["chain"].append(
+                    (seqs.inputs, seqs.lengths, {name: p.clone() for name, p in params.items() if name not in HEAD})
+                )
+        self._update_(
+            state, [g if g is not None else torch.zeros_like(p) for g, p in zip(total.values(), params.values())]
+        )
         if self.state == "learned":
             state["s"] = s_next
         elif self.state == "random":

@@ -16,6 +16,7 @@ The forward is hand-written over batched matmuls; the backward is autograd over 
 step is a handful of small ops, so hand-deriving BPTT buys little). A step stays free of host
 syncs: no `.item()`, no branch on tensor values, fixed shapes.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,7 @@ def as_sequences(x) -> Sequences:
 
 def init_recurrent(seeds: Sequence[int], cell: str, n_in: int, hidden: int, n_out: int, device) -> dict:
     """Parameters in torch's default init: everything ~ U(±1/sqrt(H)), the head as nn.Linear."""
-    gh, bound = CELLS[cell] * hidden, hidden ** -0.5
+    gh, bound = CELLS[cell] * hidden, hidden**-0.5
     draws = {name: [] for name in PARAMS[:4]}
     for seed in seeds:
         g = generator(seed, "init", cell)
@@ -104,8 +105,10 @@ def forward(params: dict, cell: str, seqs: Sequences) -> tuple[Tensor, Tensor]:
 
 def init_adam(params: dict) -> dict:
     """Per-entry Adam state: moments and step counts, so a replaced unit's entries can restart alone."""
-    return {name: {"m": torch.zeros_like(p), "v": torch.zeros_like(p), "t": torch.zeros_like(p)}
-            for name, p in params.items()}
+    return {
+        name: {"m": torch.zeros_like(p), "v": torch.zeros_like(p), "t": torch.zeros_like(p)}
+        for name, p in params.items()
+    }
 
 
 def adam_(p: Tensor, g: Tensor, s: dict, lr: float, betas: tuple[float, float], eps: float) -> None:
@@ -199,8 +202,11 @@ class Recurrent:
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         """State for R = len(seeds) runs; `n_in` is the feature size, or the vocabulary size for tokens."""
         params = init_recurrent(seeds, self.cell, n_in, self.hidden, n_out, device)
-        state = {"params": params, "correct": torch.zeros(len(seeds), dtype=torch.int64, device=device),
-                 "loss_sum": torch.zeros(len(seeds), device=device)}  # the metrics of mlp.new_state
+        state = {
+            "params": params,
+            "correct": torch.zeros(len(seeds), dtype=torch.int64, device=device),
+            "loss_sum": torch.zeros(len(seeds), device=device),
+        }  # the metrics of mlp.new_state
         if self.optimizer == "adam":
             state["adam"] = init_adam(params)
         if self.noise_std:
@@ -254,13 +260,18 @@ class Recurrent:
 
 def draw_columns(rngs: Sequence[torch.Generator], rows: int, cols: int, hidden: int, like: Tensor) -> Tensor:
     """(R, rows, cols) fresh entries from the initial distribution U(±1/sqrt(H)), one generator per run."""
-    bound = hidden ** -0.5
+    bound = hidden**-0.5
     draws = [torch.rand(rows, cols, generator=g, device=like.device) * (2 * bound) - bound for g in rngs]
     return torch.stack(draws).to(like.dtype)
 
 
-def replace_recurrent_units_(units: RecurrentUnits, idx: Tensor, rngs: Sequence[torch.Generator],
-                             mean_hidden: Tensor | None = None, adam: dict | None = None) -> None:
+def replace_recurrent_units_(
+    units: RecurrentUnits,
+    idx: Tensor,
+    rngs: Sequence[torch.Generator],
+    mean_hidden: Tensor | None = None,
+    adam: dict | None = None,
+) -> None:
     """Reinitialize whole hidden units idx (R, k) of a recurrent learner, in place.
 
     Every gate column of each unit (input and recurrent weights, both biases, self-connections
@@ -290,8 +301,10 @@ def replace_recurrent_units_(units: RecurrentUnits, idx: Tensor, rngs: Sequence[
     self_loops = torch.arange(H, device=idx.device)[:, None] == torch.arange(gh, device=idx.device) % H
     p["w_hh"].masked_fill_(rows & ~self_loops, 0.0)
     p["w_out"].masked_fill_(rows, 0.0)
-    changed += [("w_hh", 1, idx[..., None].expand(-1, -1, gh)),
-                ("w_out", 1, idx[..., None].expand(-1, -1, p["w_out"].shape[2]))]
+    changed += [
+        ("w_hh", 1, idx[..., None].expand(-1, -1, gh)),
+        ("w_out", 1, idx[..., None].expand(-1, -1, p["w_out"].shape[2])),
+    ]
     if adam is not None:
         for name, dim, index in changed:
             for moment in adam[name].values():

@@ -14,6 +14,7 @@ utility eligible units are cbp.py's own functions; the replacement is
 zeroed, downstream biases absorbing f_j's contribution, Adam state of every rewritten entry reset).
 Self-connections count as incoming: they are redrawn, not zeroed, and left out of |outgoing|.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ def track_recurrent_(gnt: dict, h: Tensor, units: RecurrentUnits, decay: float) 
     gnt["mean_act"][0].lerp_(h.mean(1), 1.0 - decay)
 
 
-def generate_and_test_recurrent_(gnt: dict, units: RecurrentUnits, h: Tensor, rate: float, decay: float,
-                                 maturity: int, adam: dict | None = None) -> None:
+def generate_and_test_recurrent_(
+    gnt: dict, units: RecurrentUnits, h: Tensor, rate: float, decay: float, maturity: int, adam: dict | None = None
+) -> None:
     """One generate-and-test step on the recurrent layer after an optimizer step."""
     track_recurrent_(gnt, h, units, decay)
     lowest = units_to_replace(gnt, 0, rate, decay, maturity)
@@ -72,6 +74,13 @@ class ContinualBackpropRecurrent(GenerateAndTest, Recurrent):
 
     def step(self, state: dict, x, y: Tensor) -> list[Tensor]:
         hs = Recurrent.step(self, state, x, y)
-        generate_and_test_recurrent_(state["gnt"], self.hidden_units(state), hs[0], self.replacement_rate,
-                                     self.decay, self.maturity, state.get("adam"))
+        generate_and_test_recurrent_(
+            state["gnt"],
+            self.hidden_units(state),
+            hs[0],
+            self.replacement_rate,
+            self.decay,
+            self.maturity,
+            state.get("adam"),
+        )
         return hs
