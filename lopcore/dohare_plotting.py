@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from .metrics import sliding_mean
-from .plotting import curve
+from .plotting import curve, styled
 
 CORRELATES = {  # column: axis label (the normalisations are those of dohare_figures.network_correlates)
     "dead_percent": "dead units (% of hidden units)",
@@ -27,9 +27,9 @@ def accuracy_window(df: pd.DataFrame) -> int:
     return max(1, round(df["task"].nunique() / 50))
 
 
+@styled
 def online_accuracy(df: pd.DataFrame, title: str = "", ax=None):
     """Thesis Figs. 4.2, 4.3 and 4.8: each task's online accuracy over tasks."""
-    sns.set_theme(style="whitegrid", context="notebook")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7.5, 4.2))
     w = accuracy_window(df)
     curve(df, "online_accuracy", ax, w, "online accuracy" + (f" ({w}-task sliding mean)" if w > 1 else ""))
@@ -38,10 +38,10 @@ def online_accuracy(df: pd.DataFrame, title: str = "", ax=None):
     return fig
 
 
+@styled
 def accuracy_by_examples(df: pd.DataFrame, title: str = ""):
     """Thesis Fig. 4.4: online accuracy of each task at the number of examples seen by its end, one
     curve per change interval (each smoothed over a fiftieth of its own tasks)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     parts = []
     for _, g in df.groupby("run", sort=False):
         g = g.sort_values("task")
@@ -65,11 +65,11 @@ def accuracy_by_examples(df: pd.DataFrame, title: str = ""):
     return fig
 
 
+@styled
 def correlate_panels(df: pd.DataFrame, title: str = "", rank: str = "effective_rank"):
     """Thesis Figs. 4.5-4.7 and 4.9: online accuracy and the correlates at each task's start (the
     weight magnitude after each task), one panel each; `rank` picks the mean layer's effective rank
     (Fig. 4.7) or the last layer's ("effective_rank_l3", Fig. 4.9)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     columns = ["dead_percent", "dormant_percent", "mean_abs_weight", rank, "stable_rank"]
     columns = [c for c in columns if c in df]
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.4))

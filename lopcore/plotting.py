@@ -6,6 +6,8 @@ bold; across seeds, the bold line is the mean and the band spans the seeds' rang
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -14,6 +16,18 @@ from .metrics import sliding_mean
 
 WINDOW = 20  # Iqbal's sliding-average width, in tasks
 COLLAPSE_BELOW = 0.5  # a run has collapsed once its sliding online accuracy falls below this
+
+
+def styled(draw):
+    """Draw a figure inside seaborn's whitegrid style and notebook context, leaving the caller's own
+    matplotlib settings as they were (no global theme is set)."""
+
+    @functools.wraps(draw)
+    def inside_style(*args, **kwargs):
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+            return draw(*args, **kwargs)
+
+    return inside_style
 
 
 def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
@@ -60,9 +74,9 @@ def weight_norm_panel(df: pd.DataFrame, ax):
     return ax
 
 
+@styled
 def accuracy_and_weight_norm(df: pd.DataFrame, title: str = "", window: int = WINDOW):
     """Two panels, as Iqbal's Figures 2-3: online accuracy and the weight norm over tasks."""
-    sns.set_theme(style="whitegrid", context="notebook")
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     curve(df, "online_accuracy", left, window, f"online accuracy ({window}-task sliding mean)")
     weight_norm_panel(df, right)
@@ -72,10 +86,10 @@ def accuracy_and_weight_norm(df: pd.DataFrame, title: str = "", window: int = WI
     return fig
 
 
+@styled
 def test_accuracy_by_dataset(df: pd.DataFrame, window: int = WINDOW):
     """Iqbal's Figure 5: end-of-task test accuracy, one panel per data set. Labels are
     "<data set> · <learner>" (as `figures.fig5` names them)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     parts = df["label"].str.split(" · ", n=1, expand=True)
     df = df.assign(dataset_name=parts[0], label=parts[1])
     names = list(df["dataset_name"].unique())
@@ -93,11 +107,11 @@ def test_accuracy_by_dataset(df: pd.DataFrame, window: int = WINDOW):
     return fig
 
 
+@styled
 def alternating(df: pd.DataFrame, window: int = WINDOW):
     """Iqbal's Figure 7: a stream alternating two data sets. The sliding mean runs over the tasks of
     one data set at a time (`window` tasks of the stream, i.e. window/2 of each data set); solid
     lines are MNIST tasks, dashed lines Fashion-MNIST tasks; colour is the learner."""
-    sns.set_theme(style="whitegrid", context="notebook")
     per_set = max(1, window // 2)
     data = df.assign(
         value=df.groupby(["run", "dataset"], sort=False)["online_accuracy"].transform(
@@ -172,6 +186,7 @@ def provenance(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+@styled
 def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
     """The recurrent report's figures: A_k, the test accuracy at the end of each task, per task (no
     smoothing: the report plots it raw); the line is the seed mean and the band spans the seeds.
@@ -179,7 +194,6 @@ def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
     panels None: one panel, a line per label. "label": a panel per label (the language figure's
     reshuffle and binary streams, whose chance levels differ). "H": labels "T=.., H=.." (Figure 6),
     a panel per width H with a line per sequence length T."""
-    sns.set_theme(style="whitegrid", context="notebook")
     if panels == "H":
         parts = df["label"].str.split(", ", n=1, expand=True)
         df = df.assign(label=parts[0], panel=parts[1])
@@ -200,11 +214,11 @@ def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
     return fig
 
 
+@styled
 def sensitivity_curves(df: pd.DataFrame, horizon: int, window: int = WINDOW):
     """The baseline under each protocol reading: online accuracy (sliding mean, band over seeds) per
     step size (left; the printed protocol's other options) and per other reading beside the printed
     reading at the same step sizes (right)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
     printed = df[df.reading == "printed"]
     other = df[df.reading != "printed"]
@@ -223,11 +237,11 @@ def sensitivity_curves(df: pd.DataFrame, horizon: int, window: int = WINDOW):
     return fig
 
 
+@styled
 def collapse_vs_rate(table: pd.DataFrame, horizon: int, title: str = ""):
     """Collapse task against step size, one line per learner: each seed a point (hollow at the
     horizon where it did not collapse), the line the mean over seeds with its 95% CI (a seed that did
     not collapse counting as the horizon, so the line is a lower bound where any did not)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     names = list(dict.fromkeys(table["learner"]))
     palette = dict(zip(names, sns.color_palette("colorblind")))
@@ -270,10 +284,10 @@ def collapse_vs_rate(table: pd.DataFrame, horizon: int, title: str = ""):
     return fig
 
 
+@styled
 def curves_by_rate(df: pd.DataFrame, lrs, horizon: int, window: int = WINDOW):
     """Online accuracy (sliding mean, band over seeds) of every learner, one panel per step size of
     `lrs` that `df` holds (None if it holds none)."""
-    sns.set_theme(style="whitegrid", context="notebook")
     lrs = [lr for lr in lrs if lr in set(df.lr)]
     if not lrs:
         return None

@@ -64,3 +64,14 @@ def test_figure_has_two_panels_and_provenance_lists_labels():
     fig = accuracy_and_weight_norm(synthetic(), title="synthetic")
     assert len(fig.axes) == 2 and fig.axes[0].get_legend() is not None
     assert set(provenance(synthetic()).index) == {"steady", "falling"}
+
+
+def test_figures_are_styled_without_touching_the_global_theme():
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcdefaults()
+    before = dict(matplotlib.rcParams)
+    fig = accuracy_and_weight_norm(synthetic())
+    assert any(line.get_visible() for line in fig.axes[0].get_ygridlines())  # whitegrid, though rc has no grid
+    plt.close(fig)
+    assert dict(matplotlib.rcParams) == before
