@@ -120,6 +120,16 @@ def ray_resources(device: str, cluster_gpus: float, gpus_per_unit: float | None)
     return ("cuda" if gpus_per_unit > 0 else "cpu"), float(gpus_per_unit)
 
 
+def code_env() -> dict:
+    """The Ray runtime environment that ships this process's lopcore to a cluster's workers (as a
+    py_module: imported from there, ahead of any copy a node may have) with the driver's commit."""
+    from pathlib import Path
+
+    from .store import git_commit
+
+    return {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": {"LOPCORE_GIT_COMMIT": git_commit()}}
+
+
 def run_ray(
     units: Sequence[Unit],
     store: Store,
@@ -136,8 +146,11 @@ def run_ray(
 
     Uses the Ray runtime this process is already connected to, else connects to `address` ('auto'
     finds a cluster started with `ray start --head` on this machine; 'HOST:PORT' a remote one; None
-    starts a private local one, shut down again at the end). Every node needs lopcore (the same
-    commit: provenance records each worker's) and the data sets (`python -m lopcore data fetch`).
+    starts a private local one, shut down again at the end). Connecting to a cluster (`address`
+    given), the driver ships its own copy of lopcore to the workers (`code_env`, the job's runtime
+    environment), so a worker needs neither the checkout nor its path, and records the driver's
+    commit; every node needs torch and the data sets (`python -m lopcore data fetch`). A process
+    already connected keeps the runtime environment it connected with.
     """
     try:
         import ray
@@ -147,7 +160,8 @@ def run_ray(
     threads = threads_for(cpus_per_unit)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=progress)
+        env = {} if address is None else {"runtime_env": code_env()}  # Ray ships local code per job only
+        ray.init(address=address, include_dashboard=False, log_to_driver=progress, **env)
     pending: dict = {}
     try:
         worker_device, gpus = ray_resources(device, ray.cluster_resources().get("GPU", 0), gpus_per_unit)

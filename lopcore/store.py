@@ -87,6 +87,10 @@ def default_root() -> Path:
 
 
 def git_commit() -> str:
+    """The lopcore checkout's commit (+dirty), or $LOPCORE_GIT_COMMIT where set: a Ray driver sets it
+    for its workers, whose copy of the code (shipped by the driver) is not a checkout."""
+    if os.environ.get("LOPCORE_GIT_COMMIT"):
+        return os.environ["LOPCORE_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

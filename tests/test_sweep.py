@@ -235,3 +235,53 @@ def test_a_figure_runs_on_ray_from_the_command_line(ray_runtime, store, capsys):
     runs = [spec for _, spec in figure_runs("fig7", "smoke", 1)]
     assert all(r.to_dict() in store for r in runs)
     assert "persistent n=2" in capsys.readouterr().out
+
+
+def _lopcore_file() -> str:
+    import lopcore
+
+    return lopcore.__file__
+
+
+def test_a_two_node_cluster_runs_a_sweep_through_address_with_the_drivers_code(tmp_path, monkeypatch):
+    """A cluster of two nodes on this machine (ray.cluster_utils.Cluster), reached with --address as a
+    user reaches theirs: the workers import the lopcore the driver ships them (not the checkout), record
+    the driver's commit, and store exactly what the local backend stores."""
+    ray = pytest.importorskip("ray", reason="the Ray backend's tests need `ray` (pip install ray==2.60.0)")
+    from ray.cluster_utils import Cluster
+
+    from lopcore import data
+    from lopcore.backends import code_env
+    from lopcore.store import REPO_ROOT, git_commit
+
+    if ray.is_initialized():
+        ray.shutdown()  # the module's private runtime: this test connects to a cluster of its own
+    monkeypatch.setenv("LOPCORE_DATA", str(data.locate("mnist").parent))  # the nodes inherit it
+    monkeypatch.chdir(tmp_path)  # nodes start outside the checkout, as on another machine
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        spec = {**SMOKE, "n": 1, "d_int": 8}  # one group of two seeds: two units, one per node
+        path = tmp_path / "sweep.json"
+        path.write_text(json.dumps(spec))
+        args = ["sweep", str(path), "--backend", "ray", "--address", cluster.address, "--max-runs-per-unit", "1"]
+        assert cli.main([*args, "--device", "cpu", "--quiet"]) == 0
+        runs = sweep.plan(spec)
+        local = Store(tmp_path / "local")
+        sweep.compute(runs, "local", local, device="cpu", max_runs_per_unit=1, progress=False)
+        remote = Store(tmp_path / "results")
+        assert stored_metrics(remote, runs) == stored_metrics(local, runs)
+        assert {remote.load(r.to_dict())["provenance"]["git_commit"] for r in runs} == {git_commit()}
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, runtime_env=code_env())
+        import sys
+
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+        shipped = ray.get(ray.remote(_lopcore_file).remote())
+        assert not shipped.startswith(str(REPO_ROOT)), shipped
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
