@@ -316,23 +316,47 @@ def premise(runs: pd.DataFrame, scale: str = "paper"):
     return len(ok) > 0, (f"premise at lr = {', '.join(f'{lr:g}' for lr in ok.index) or 'none'}; " + shown)
 
 
+def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:
+    """Per step size where the baseline (printed reading) and `learner_name` both have runs: their
+    mean collapse tasks and the seed-paired difference (learner minus baseline) with its 95% CI, every
+    collapse task censored at the horizon."""
+    base, other = _baseline(runs), runs[runs.learner_name == learner_name]
+    rows = []
+    for lr in sorted(set(base.lr) & set(other.lr)):
+        b, o = base[base.lr == lr].set_index("seed"), other[other.lr == lr].set_index("seed")
+        seeds = sorted(set(b.index) & set(o.index))
+        mean, low, high = mean_ci(o.loc[seeds, "censored"].to_numpy() - b.loc[seeds, "censored"].to_numpy())
+        rows.append(
+            {
+                "lr": lr,
+                "baseline": b.censored.mean(),
+                learner_name: o.censored.mean(),
+                "difference": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "seeds": len(seeds),
+            }
+        )
+    return pd.DataFrame(rows, columns=["lr", "baseline", learner_name, "difference", "ci_low", "ci_high", "seeds"])
+
+
 def collapses_later_everywhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper"):
     """Wherever the baseline collapses on the grid (median collapse task within the horizon), the
     learner collapses later: per step size, the seed-paired difference of collapse tasks (each
     censored at the horizon) has a 95% CI above zero."""
-    base, other, end = _baseline(runs), runs[runs.learner_name == learner_name], horizon(scale)
-    parts, verdicts = [], []
-    for lr in sorted(set(base.lr) & set(other.lr)):
-        b, o = base[base.lr == lr].set_index("seed"), other[other.lr == lr].set_index("seed")
-        if np.median(b.censored) >= end:
-            continue  # the baseline does not collapse here: nothing to be later than
-        seeds = sorted(set(b.index) & set(o.index))
-        mean, low, high = mean_ci(o.loc[seeds, "censored"].to_numpy() - b.loc[seeds, "censored"].to_numpy())
-        verdicts.append(bool(low > 0))
-        parts.append(f"lr={lr:g}: {mean:+.0f} tasks (95% CI {low:+.0f} to {high:+.0f}, {len(seeds)} seeds)")
-    if not verdicts:
+    end = horizon(scale)
+    pairs = paired_collapse(runs, learner_name)
+    base = _baseline(runs)
+    pairs = pairs[[np.median(base[base.lr == lr].censored) < end for lr in pairs.lr]]
+    if pairs.empty:
         return False, f"the baseline collapses at none of {learner_name}'s step sizes: nothing to compare"
-    return all(verdicts), f"{learner_name} minus baseline, collapse task paired by seed: " + "; ".join(parts)
+    parts = [
+        f"lr={p.lr:g}: {p.difference:+.0f} tasks (95% CI {p.ci_low:+.0f} to {p.ci_high:+.0f}, {p.seeds} seeds)"
+        for p in pairs.itertuples()
+    ]
+    return bool((pairs.ci_low > 0).all()), (
+        f"{learner_name} minus baseline, collapse task paired by seed: " + "; ".join(parts)
+    )
 
 
 def collapses_nowhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper"):

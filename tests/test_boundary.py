@@ -3,6 +3,7 @@ equivalence, the collapse-task statistic and the boundary claims."""
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -253,3 +254,38 @@ def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
     board = boundary.board("paper", store=Store(tmp_path))
     assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)
     assert "baseline · lr=0.075 (0 of 3 runs stored)" in board.evidence.iloc[0]
+
+
+# --- the book's statements about the boundary -------------------------------------------------------
+
+INTRO = Path(__file__).resolve().parents[1] / "book" / "intro.md"
+PAGE = Path(__file__).resolve().parents[1] / "notebooks" / "boundary.ipynb"
+
+
+def test_the_intros_boundary_statements_hold_for_the_committed_results():
+    """book/intro.md pastes its numbers from the boundary page (glue); the words around them are
+    checked here against the committed paper-scale runs."""
+    df, _ = boundary.page_data("boundary", "paper")
+    runs = boundary.per_run(df)
+    base = runs[runs.learner_name == "baseline"]
+    assert base[base.lr == 0.3].collapse.max() < 10  # "within its first ten tasks"
+    at = base[base.lr == 0.2]
+    assert at.start.mean() >= boundary.GOOD_START and at.collapse.max() < 100  # "starts well", "far earlier"
+    assert base[base.lr >= 0.2].collapse.max() < 35  # README: "within its first 35 tasks"
+    pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
+    for lr in (0.2, 0.3):  # "does not collapse later", "a few tasks earlier"
+        assert -20 < pairs.loc[lr, "difference"] < 0 and pairs.loc[lr, "persistent n=2"] < pairs.loc[lr, "baseline"]
+
+
+def test_every_number_the_intro_pastes_is_glued_by_the_boundary_page():
+    import json
+    import re
+
+    used = set(re.findall(r"notebooks/boundary::(\w+):", INTRO.read_text()))
+    glued = {
+        o["metadata"]["scrapbook"]["name"]
+        for c in json.loads(PAGE.read_text())["cells"]
+        for o in c.get("outputs", [])
+        if "scrapbook" in o.get("metadata", {})
+    }
+    assert used and used <= glued, used - glued
