@@ -10,3 +10,9 @@ def scratch_store(tmp_path, monkeypatch):
     monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
     monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def scratch(scratch_store):
+    """The scratch results store's root itself (`scratch_store`'s results/ folder)."""
+    return scratch_store / "results"

@@ -19,14 +19,6 @@ from lopcore.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    """A throwaway results store; computing allowed."""
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
-    return tmp_path / "results"
-
-
 @pytest.mark.parametrize(
     "argv",
     [[], ["data"], ["data", "fetch"], ["run"], ["sweep"], ["export"], ["paper"], ["figures"], ["book"]],

@@ -29,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    """A throwaway results store; computing allowed."""
-    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path / "results"))
-    monkeypatch.delenv("LOPCORE_NO_COMPUTE", raising=False)
-    return tmp_path / "results"
-
-
 # --- 1. list parameters as papermill's -p writes them -----------------------------------------
 
 
