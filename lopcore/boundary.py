@@ -13,8 +13,9 @@ to the test:
 Runs are at the scale's protocol (paper: 60000 images per task, batch 8) for HORIZON_FRACTION of its
 tasks (paper: 300), and a run stops early once it has sat at chance for STOP_AT_CHANCE tasks in a row
 (`spec.RunSpec.stop_at_chance`; its stored result then ends there and its frame says
-`stopped_early`). A line at the printed protocol (lr 0.05, unit inputs, PyTorch init) is Fig. 2's
-(Fashion-MNIST: Fig. 3's) 600-task run, read to the same horizon, not a run of its own.
+`stopped_early`). A line at a regime's step size (figures.REGIMES: the printed lr 0.05 and the paper's
+regime, lr 0.125) with unit inputs and PyTorch init is Fig. 2's (Fashion-MNIST: Fig. 3's) 600-task run
+in that regime, read to the same horizon, not a run of its own.
 
 The summed loss is not a reading of its own: under plain SGD, the gradient of the batch sum is the
 batch size times that of the batch mean, so summed loss at lr is mean loss at lr × batch size (8 × 0.05
@@ -34,12 +35,12 @@ from .figures import (
     BATCH_SIZE,
     CBP_RATE,
     FASHION,
-    LR,
     MNIST,
+    REGIMES,
     SCALES,
     Scale,
     load_runs,
-    stored_by_line,
+    page_lines,
 )
 from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
 from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
@@ -78,9 +79,14 @@ class Line:
     inputs: str = "unit"
 
     @property
-    def printed(self) -> bool:
-        """Is this the protocol as printed (then its runs are Iqbal's figures' 600-task runs)?"""
-        return self.learner.lr == LR and self.inputs == "unit" and getattr(self.learner, "init", "pytorch") == "pytorch"
+    def figure_line(self) -> bool:
+        """Is this a line of Iqbal's figures in one of their regimes (then its runs are those
+        figures' 600-task runs)?"""
+        return (
+            self.learner.lr in REGIMES.values()
+            and self.inputs == "unit"
+            and getattr(self.learner, "init", "pytorch") == "pytorch"
+        )
 
 
 def learner(name: str, lr: float, dataset: str = "mnist", init: str = "pytorch"):
@@ -132,12 +138,12 @@ def horizon(scale: str) -> int:
 
 
 def run_spec(line: Line, scale: Scale, n_tasks: int, seed: int) -> RunSpec:
-    """The run of `line` and `seed`: the printed protocol's 600-task run, or a horizon-long one that
-    stops at chance."""
+    """The run of `line` and `seed`: a figure's 600-task run (`Line.figure_line`), or a horizon-long
+    one that stops at chance."""
     stream = PermutedStream(
         datasets=line.datasets, examples_per_task=scale.examples_per_task, batch_size=BATCH_SIZE, inputs=line.inputs
     )
-    length = scale.n_tasks if line.printed else n_tasks
+    length = scale.n_tasks if line.figure_line else n_tasks
     return RunSpec(
         learner=line.learner,
         stream=stream,
@@ -145,7 +151,7 @@ def run_spec(line: Line, scale: Scale, n_tasks: int, seed: int) -> RunSpec:
         test_examples=scale.test_examples,
         probe_examples=scale.probe_examples,
         seed=seed,
-        stop_at_chance=None if line.printed else STOP_AT_CHANCE,
+        stop_at_chance=None if line.figure_line else STOP_AT_CHANCE,
     )
 
 
@@ -180,21 +186,11 @@ def load_figure(
 def page_data(
     figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None, **options
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What a page shows: the figure's results (at paper scale only its lines whose runs are all
-    stored, nothing computed; at other scales computing what is missing) and per line how many of
-    its runs are stored."""
-    runs = figure_runs(figure, scale, seeds, **options)
-    df = None if scale == "paper" else load_figure(figure, scale, seeds, device, store, progress=False, **options)
-    stored = stored_by_line(runs, store)
-    progress = pd.DataFrame(
-        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()]
-    )
-    if df is not None:
+    """What a page shows: the figure's results read to the horizon (`figures.page_lines`: at paper
+    scale only its lines whose runs are all stored) and per line how many of its runs are stored."""
+    df, progress = page_lines(figure_runs(figure, scale, seeds, **options), scale, device, store)
+    if df.empty:
         return df, progress
-    complete = [(label, spec) for label, spec in runs if all(stored[label])]
-    if not complete:
-        return pd.DataFrame(), progress
-    df = load_runs(complete, scale, device, store, progress=False)
     return annotate(df[df.task < horizon(scale)].reset_index(drop=True)), progress
 
 
@@ -314,6 +310,18 @@ def premise(runs: pd.DataFrame, scale: str = "paper"):
         for lr, r in rates.iterrows()
     )
     return len(ok) > 0, (f"premise at lr = {', '.join(f'{lr:g}' for lr in ok.index) or 'none'}; " + shown)
+
+
+REGIME_MEDIAN = (100, 200)  # the paper's regime: a good start, then a median collapse task in this range
+
+
+def paper_regime(runs: pd.DataFrame) -> list[float]:
+    """The step sizes at which the baseline (printed reading) behaves as the paper reports: a good
+    start (seed-mean online accuracy >= GOOD_START over tasks 0-9) and a median collapse task in
+    REGIME_MEDIAN. The sensitivity map's answer is figures.REGIMES["collapse"] (a test checks it)."""
+    rates = _baseline(runs).groupby("lr").agg(start=("start", "mean"), median=("censored", "median"))
+    low, high = REGIME_MEDIAN
+    return [float(lr) for lr, r in rates.iterrows() if r.start >= GOOD_START and low <= r["median"] <= high]
 
 
 def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:

@@ -345,6 +345,16 @@ def evaluate(
     return out
 
 
+def waiting_for(progress: pd.DataFrame) -> Callable[[set[str]], str]:
+    """`evaluate`'s `pending` text from a page's progress table (columns line and "runs stored",
+    as `figures.page_lines` gives it): which lines a claim waits for, and how many runs each has."""
+    stored = dict(zip(progress["line"], progress["runs stored"]))
+    return lambda absent: (
+        "waiting for "
+        + ", ".join(f"{label} ({stored.get(label, 'none of its')} runs stored)" for label in sorted(absent))
+    )
+
+
 def figure_claims(figure: str, df: pd.DataFrame, pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
     """The verdicts of one figure's claims on its results (see `evaluate` for `pending`)."""
     return evaluate(CLAIMS.get(figure, []), df, pending=pending)
@@ -377,9 +387,11 @@ def scoreboard(
     progress: bool = False,
     seeds: int | None = None,
     stored_only: bool = False,
+    regime: str = "printed",
 ) -> pd.DataFrame:
-    """Every figure's claims, evaluated on its results at `scale` with `seeds` seeds per line (default:
-    PAPER_SEEDS at paper scale, else each figure's own default).
+    """Every figure's claims, evaluated on its results at `scale` in `regime` (figures.REGIMES: the
+    printed step size, or the paper's regime where the baseline collapses) with `seeds` seeds per
+    line (default: PAPER_SEEDS at paper scale, else each figure's own default).
 
     With `stored_only` nothing is computed: each claim is evaluated on the lines whose seeds are all
     in the store, and a claim that needs a line not complete yet is listed as "pending", with how
@@ -413,10 +425,10 @@ def scoreboard(
 
     tables = []
     for figure in ("fig2", "fig3", "fig4", "fig5", "fig6"):
-        df, stored = lines(figure_runs(figure, scale, seeds_of(figure)))
+        df, stored = lines(figure_runs(figure, scale, seeds_of(figure), regime))
         tables.append(figure_claims(figure, df, waiting(stored)).assign(figure=figure, seeds=n_seeds(df)))
-    alt, stored = lines(figure_runs("fig7", scale, seeds_of("fig7")))
-    alone, stored_alone = lines(alone_runs(scale, seeds_of("fig3")))
+    alt, stored = lines(figure_runs("fig7", scale, seeds_of("fig7"), regime))
+    alone, stored_alone = lines(alone_runs(scale, seeds_of("fig3"), regime=regime))
     tables.append(
         alternation_claims(alt, alone, pending=waiting({**stored_alone, **stored})).assign(
             figure="fig7", seeds=n_seeds(alt)
@@ -424,4 +436,14 @@ def scoreboard(
     )
     board = pd.concat(tables, ignore_index=True)[["figure", "claim", "verdict", "evidence", "seeds"]]
     board.attrs["definition"] = tables[0].attrs["definition"]
+    board.attrs["regime"] = regime
     return board
+
+
+def side_by_side(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Scoreboards of several regimes (name -> `scoreboard`) as one table: per (figure, claim) each
+    regime's verdict, then each regime's evidence."""
+    parts = {name: b.set_index(["figure", "claim"]) for name, b in boards.items()}
+    verdicts = pd.concat({name: b.verdict for name, b in parts.items()}, axis=1)
+    evidence = pd.concat({f"evidence ({name})": b.evidence for name, b in parts.items()}, axis=1)
+    return verdicts.join(evidence)

@@ -213,9 +213,19 @@ def option_flags(figure: str, args) -> dict[str, tuple[str, list]]:
 
 
 def figure_options(figure: str, args) -> dict:
-    """The figure-specific options given on the command line; an error for one the figure lacks."""
+    """The figure-specific options given on the command line (and --regime, which Iqbal's figures
+    take); an error for one the figure lacks."""
+    from .figures import REGIME_FIGURES
+
     # one value is passed as a number (figures taking one value accept only that), several as a list
-    return {name: values[0] if len(values) == 1 else values for name, (_, values) in option_flags(figure, args).items()}
+    options = {
+        name: values[0] if len(values) == 1 else values for name, (_, values) in option_flags(figure, args).items()
+    }
+    if getattr(args, "regime", None) is not None:
+        if figure not in REGIME_FIGURES:
+            raise UsageError(f"--regime does not apply to figure {figure!r}; it applies to {', '.join(REGIME_FIGURES)}")
+        options["regime"] = args.regime
+    return options
 
 
 @contextlib.contextmanager
@@ -407,6 +417,12 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
         help="methods of dfig_methods: backprop, L2, 'Shrink & Perturb', Dropout, 'online norm', Adam, CBP",
     )
     p.add_argument(
+        "--regime",
+        choices=("printed", "collapse"),
+        help="step size of every learner of fig2-fig7: printed (lr 0.05, default) or collapse (the paper's "
+        "regime, lr 0.125, where the baseline collapses by task 100-200)",
+    )
+    p.add_argument(
         "--lrs",
         type=float,
         nargs="+",
@@ -510,7 +526,8 @@ def _paper(args) -> int:
     if args.seeds < 1 or (args.concurrent is not None and args.concurrent < 1):
         raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")
     if not args.status:
-        run(paper_runs(args.seeds), device=args.device, progress=not args.quiet, concurrent=args.concurrent)
+        runs = paper_runs(args.seeds, args.regime)
+        run(runs, device=args.device, progress=not args.quiet, concurrent=args.concurrent)
     print(paper_progress(seeds=args.seeds).to_string(index=False, na_rep=""))
     return 0
 
@@ -649,6 +666,12 @@ def parser() -> argparse.ArgumentParser:
         "--concurrent",
         type=int,
         help="run groups that train at once (default: $LOPCORE_CONCURRENT_GROUPS, else 1); on a GPU try 8",
+    )
+    pp.add_argument(
+        "--regime",
+        default="printed",
+        choices=("printed", "collapse"),
+        help="which runs to compute: printed (lr 0.05, default) or collapse (the paper's regime, lr 0.125)",
     )
     pp.add_argument("--status", action="store_true", help="compute nothing; only print what is stored")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -259,3 +259,12 @@ def network_correlates(df: pd.DataFrame) -> pd.DataFrame:
     if all(f"dormant_fraction_l{i}" in df for i in layers):
         out["dormant_percent"] = 100 * df[[f"dormant_fraction_l{i}" for i in layers]].mean(axis=1)
     return out
+
+
+def correlates_at(
+    df: pd.DataFrame, tasks, columns=("dead_percent", "mean_abs_weight", "effective_rank")
+) -> pd.DataFrame:
+    """The seed-mean correlates (`network_correlates`) of each line at the start of these tasks: one
+    row per task, one column per (correlate, line)."""
+    out = network_correlates(df[df.task.isin(list(tasks))])
+    return out.groupby(["label", "task"], sort=False)[list(columns)].mean().round(3).unstack("label")

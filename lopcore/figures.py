@@ -10,7 +10,7 @@ runs are defined once. Scales:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pandas as pd
@@ -42,6 +42,14 @@ CBP_RATE = 1e-4  # continual backprop's replacement rate in the figures: see not
 
 
 MNIST, FASHION, ALTERNATING = ("mnist",), ("fashion_mnist",), ("fashion_mnist", "mnist")
+
+# The step size every learner of an Iqbal figure takes, per regime. At the printed protocol our baseline
+# never collapses (Fig. 2), so the paper's claims about what the state prevents have no premise there.
+# "collapse" is the paper's regime: the grid step size at which the baseline behaves as the paper reports,
+# a good start and a median collapse between tasks 100 and 200 on MNIST (`boundary.paper_regime` picks
+# it from the sensitivity map; tests/test_boundary.py checks the stored map still picks this value).
+REGIMES = {"printed": LR, "collapse": 0.125}
+REGIME_FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7")  # Iqbal's figures: the regimes apply
 
 
 def _spec(learner, datasets, scale: Scale, seed: int, task_fraction: float = 1.0) -> RunSpec:
@@ -147,29 +155,50 @@ TASK_FRACTION = {"cbp_sweep": 1 / 3}  # figures that run only a prefix of the sc
 DEFAULT_SEEDS = {"fig2": 5, "fig3": 5, "fig4": 3, "fig5": 5, "fig6": 3, "fig7": 3, "cbp_sweep": 2}
 
 
-def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
-    """(label, run spec) for every run the figure needs at this scale, all parameters validated."""
+def regime_lr(figure: str, regime: str) -> float:
+    """The step size of `figure`'s learners in `regime` (one of REGIMES; only Iqbal's figures,
+    REGIME_FIGURES, have a regime other than "printed")."""
+    params.choice("regime", regime, REGIMES)
+    if regime != "printed" and figure not in REGIME_FIGURES:
+        raise ValueError(f"regime={regime!r} is not valid for {figure}; it has only 'printed'")
+    return REGIMES[regime]
+
+
+def figure_runs(
+    figure: str, scale: str = "small", seeds=3, regime: str = "printed", **options
+) -> list[tuple[str, RunSpec]]:
+    """(label, run spec) for every run the figure needs at this scale and regime (REGIMES: every
+    learner at that step size, all else as printed), all parameters validated."""
     params.choice("figure", figure, FIGURES)
     params.choice("scale", scale, SCALES)
     seeds = params.seed_list(seeds)
+    lr = regime_lr(figure, regime)
     fraction = TASK_FRACTION.get(figure, 1.0)
     return [
-        (label, _spec(learner, datasets, SCALES[scale], seed, fraction))
+        (
+            label,
+            _spec(learner if regime == "printed" else replace(learner, lr=lr), datasets, SCALES[scale], seed, fraction),
+        )
         for label, (datasets, learner) in FIGURES[figure](**options).items()
         for seed in seeds
     ]
 
 
-def alone_runs(scale: str = "small", seeds=3, n: int = 2, d_int: int = 256) -> list[tuple[str, RunSpec]]:
-    """Fig. 7's comparison line: Fig. 3's persistent state (same n and d_int) on Fashion-MNIST alone."""
+def alone_runs(
+    scale: str = "small", seeds=3, n: int = 2, d_int: int = 256, regime: str = "printed"
+) -> list[tuple[str, RunSpec]]:
+    """Fig. 7's comparison line: Fig. 3's persistent state (same n, d_int and regime) on Fashion-MNIST alone."""
     label = f"persistent n={n}, d={d_int}"
-    return [(line, spec) for line, spec in figure_runs("fig3", scale, seeds, n=n, d_int=d_int) if line == label]
+    runs = figure_runs("fig3", scale, seeds, regime, n=n, d_int=d_int)
+    return [(line, spec) for line, spec in runs if line == label]
 
 
-def page_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[tuple[str, RunSpec]]:
+def page_runs(
+    figure: str, scale: str = "small", seeds=3, regime: str = "printed", **options
+) -> list[tuple[str, RunSpec]]:
     """Every run a figure's page reads: the figure's own and, for Fig. 7, its comparison line."""
-    runs = figure_runs(figure, scale, seeds, **options)
-    return runs + alone_runs(scale, seeds, **options) if figure == "fig7" else runs
+    runs = figure_runs(figure, scale, seeds, regime, **options)
+    return runs + alone_runs(scale, seeds, regime=regime, **options) if figure == "fig7" else runs
 
 
 def load_figure(
@@ -179,15 +208,16 @@ def load_figure(
     device: str = "auto",
     store: Store | None = None,
     progress: bool = True,
+    regime: str = "printed",
     **options,
 ) -> pd.DataFrame:
-    """The figure's tidy results, computing only runs missing from the store.
+    """The figure's tidy results in `regime`, computing only runs missing from the store.
 
     Paper-scale runs are never computed where $CI is set or $LOPCORE_NO_COMPUTE=1 (a cache miss
     there is an error naming the missing files, not a multi-hour run).
     """
     params.device_name(device)
-    return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+    return load_runs(figure_runs(figure, scale, seeds, regime, **options), scale, device, store, progress)
 
 
 def load_runs(
@@ -214,36 +244,41 @@ def page_defaults(figure: str) -> tuple[str, int]:
     return ("paper", PAPER_SEEDS) if figure in PAPER_PAGES else ("small", DEFAULT_SEEDS[figure])
 
 
-def paper_runs(seeds: int = PAPER_SEEDS) -> list[RunSpec]:
-    """Every run of every Iqbal figure at `paper` scale, each once (figures share lines)."""
-    unique = {spec_key(s.to_dict()): s for figure in FIGURES for _, s in figure_runs(figure, "paper", seeds)}
+def paper_runs(seeds: int = PAPER_SEEDS, regime: str = "printed") -> list[RunSpec]:
+    """Every run of every Iqbal figure at `paper` scale in `regime`, each once (figures share lines)."""
+    figures = [f for f in FIGURES if regime == "printed" or f in REGIME_FIGURES]
+    unique = {spec_key(s.to_dict()): s for f in figures for _, s in figure_runs(f, "paper", seeds, regime)}
     return list(unique.values())
 
 
-def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS) -> pd.DataFrame:
-    """Every line of every Iqbal figure at `paper` scale: how many of its seeds are stored, and
-    where, how long and at which commit they were computed. A line shared by several figures
+def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS, regimes=tuple(REGIMES)) -> pd.DataFrame:
+    """Every line of every Iqbal figure at `paper` scale, per regime: how many of its seeds are stored,
+    and where, how long and at which commit they were computed. A line shared by several figures
     (e.g. the baseline) is listed under each."""
     store = store or Store()
     rows = []
-    for figure in FIGURES:
-        lines: dict[str, list[RunSpec]] = {}
-        for label, spec in figure_runs(figure, "paper", seeds):
-            lines.setdefault(label, []).append(spec)
-        for label, specs in lines.items():
-            records = [store.load(s.to_dict()) for s in specs if s.to_dict() in store]
-            prov = [r["provenance"] for r in records]
-            rows.append(
-                {
-                    "figure": figure,
-                    "label": label,
-                    "seeds_stored": f"{len(records)}/{len(specs)}",
-                    "device": ", ".join(sorted({p["device_name"] for p in prov})),
-                    "wall_time_h": round(max(p["wall_time_s"] for p in prov) / 3600, 2) if prov else None,
-                    "git_commit": ", ".join(sorted({p["git_commit"][:12] for p in prov})),
-                    "date": max((p["date"][:10] for p in prov), default=""),
-                }
-            )
+    for regime in params.choice_list("regimes", regimes, REGIMES):
+        for figure in FIGURES:
+            if regime != "printed" and figure not in REGIME_FIGURES:
+                continue
+            lines: dict[str, list[RunSpec]] = {}
+            for label, spec in figure_runs(figure, "paper", seeds, regime):
+                lines.setdefault(label, []).append(spec)
+            for label, specs in lines.items():
+                records = [store.load(s.to_dict()) for s in specs if s.to_dict() in store]
+                prov = [r["provenance"] for r in records]
+                rows.append(
+                    {
+                        "regime": regime,
+                        "figure": figure,
+                        "label": label,
+                        "seeds_stored": f"{len(records)}/{len(specs)}",
+                        "device": ", ".join(sorted({p["device_name"] for p in prov})),
+                        "wall_time_h": round(max(p["wall_time_s"] for p in prov) / 3600, 2) if prov else None,
+                        "git_commit": ", ".join(sorted({p["git_commit"][:12] for p in prov})),
+                        "date": max((p["date"][:10] for p in prov), default=""),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -266,9 +301,32 @@ def stored_lines(
     return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
 
 
+def page_lines(
+    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a page shows of `runs`: at paper scale only the lines whose runs are all stored (nothing
+    computed; hours per line), at other scales every line (computing what is missing); and per line
+    how many of its runs are stored."""
+    stored = stored_by_line(runs, store)
+    progress = pd.DataFrame(
+        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()],
+        columns=["line", "runs stored", "complete"],
+    )
+    if scale != "paper":
+        return load_runs(runs, scale, device, store, progress=False), progress
+    return stored_lines(runs, scale, store), progress
+
+
+def regime_lines(
+    figure: str, scale: str = "paper", seeds=PAPER_SEEDS, regime: str = "collapse", device: str = "auto", **options
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A figure page's lines in another regime (`page_lines`: at paper scale the stored ones only)."""
+    return page_lines(page_runs(figure, scale, seeds, regime, **options), scale, device)
+
+
 def stored_paper_lines(
-    figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS, progress: bool = False
+    figure: str, store: Store | None = None, seeds: int = PAPER_SEEDS, progress: bool = False, regime: str = "printed"
 ) -> pd.DataFrame:
-    """The tidy paper-scale results of the figure's lines whose seeds are all stored (nothing is
-    computed); empty if none is complete yet."""
-    return stored_lines(figure_runs(figure, "paper", seeds), "paper", store, progress)
+    """The tidy paper-scale results of the figure's lines (in `regime`) whose seeds are all stored
+    (nothing is computed); empty if none is complete yet."""
+    return stored_lines(figure_runs(figure, "paper", seeds, regime), "paper", store, progress)

@@ -139,12 +139,14 @@ def test_where_a_run_stops_does_not_depend_on_its_group_mates():
 # --- figure specs ----------------------------------------------------------------------------------
 
 
-def test_printed_protocol_lines_are_the_figures_runs_and_the_others_stop_at_chance():
-    fig2 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig2", "paper", 5)}
-    fig3 = {spec_key(s.to_dict()) for _, s in figures.figure_runs("fig3", "paper", 5)}
+def test_lines_at_a_regimes_step_size_are_the_figures_runs_and_the_others_stop_at_chance():
+    def keys(figure):
+        return {spec_key(s.to_dict()) for r in figures.REGIMES for _, s in figures.figure_runs(figure, "paper", 5, r)}
+
+    fig2, fig3 = keys("fig2"), keys("fig3")
     for dataset, reused in (("mnist", fig2), ("fashion_mnist", fig3)):
         for label, spec in boundary.figure_runs("boundary", "paper", dataset=dataset):
-            if label.endswith("lr=0.05"):
+            if label.endswith(("lr=0.05", "lr=0.125")):
                 assert spec_key(spec.to_dict()) in reused and spec.stop_at_chance is None
             else:
                 assert (spec.n_tasks, spec.stop_at_chance) == (300, boundary.STOP_AT_CHANCE)
@@ -222,6 +224,22 @@ def test_the_premise_needs_a_good_start_and_a_collapse_by_task_200():
     assert not boundary.premise(boundary.per_run(early))[0]
     bad_start = synthetic({("baseline", 0.3): [0, 2, 3]})
     assert not boundary.premise(boundary.per_run(bad_start))[0]
+
+
+def test_the_papers_regime_needs_a_good_start_and_a_median_collapse_in_100_to_200():
+    runs = boundary.per_run(
+        synthetic(
+            {("baseline", 0.1): [150, 250, None], ("baseline", 0.2): [120, 130, 190], ("baseline", 0.3): [50] * 3}
+        )
+    )
+    assert boundary.paper_regime(runs) == [0.2]  # 0.1: median 250; 0.3: too early
+
+
+def test_the_stored_sensitivity_map_picks_the_regime_the_figures_use():
+    """Of the stored grid points (the whole grid once every line is in), only the figures' regime."""
+    df, progress = boundary.page_data("sensitivity", "paper", readings=False)
+    assert progress.set_index("line").loc[f"lr={figures.REGIMES['collapse']:g}", "complete"]
+    assert boundary.paper_regime(boundary.per_run(df)) == [figures.REGIMES["collapse"]]
 
 
 def test_later_everywhere_pairs_seeds_and_needs_every_collapsing_rate():

@@ -35,6 +35,12 @@ def test_help_describes_the_command_with_examples(argv, capsys):
     assert len(description) > 30 and not description.lstrip().startswith(("usage", "positional", "options"))
 
 
+def test_regime_applies_to_iqbals_figures_only(scratch, capsys):
+    assert cli.main(["run", "cbp_sweep", "--scale", "smoke", "--quiet", "--regime", "collapse"]) == 2
+    err = capsys.readouterr().err
+    assert "--regime does not apply to figure 'cbp_sweep'; it applies to fig2, fig3" in err and not scratch.exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -65,6 +71,10 @@ def test_bad_run_options_exit_2_before_any_work(scratch, capsys, args, message):
         (["run", "fig2", "--seeds", "three"], "--seeds: invalid int value: 'three'"),
         (["data", "fetch", "--route", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (
+            ["run", "fig2", "--regime", "fast"],
+            "--regime: invalid choice: 'fast' \\(choose from '?printed'?, '?collapse'?",
+        ),
     ],
 )
 def test_malformed_command_lines_exit_2_naming_the_valid_choices(scratch, capsys, args, message):

@@ -208,6 +208,24 @@ def test_the_sweep_runs_a_third_of_the_tasks_and_contains_the_chosen_rate():
     assert CBP_RATE in {s.learner.replacement_rate for _, s in runs}
 
 
+def test_the_collapse_regime_is_the_same_runs_with_every_learner_at_its_step_size():
+    from dataclasses import replace
+
+    from lopcore.figures import REGIMES, regime_lr
+
+    for figure in ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7"):
+        printed = figure_runs(figure, "paper", 2)
+        assert figure_runs(figure, "paper", 2, "printed") == printed  # the default; keys unchanged
+        collapse = figure_runs(figure, "paper", 2, "collapse")
+        assert [label for label, _ in collapse] == [label for label, _ in printed]
+        for (_, p), (_, c) in zip(printed, collapse, strict=True):
+            assert c == replace(p, learner=replace(p.learner, lr=REGIMES["collapse"])) and p.learner.lr == 0.05
+    with pytest.raises(ParameterError, match="regime='fast' is not valid; .*'printed', 'collapse'"):
+        figure_runs("fig2", "paper", 1, "fast")
+    with pytest.raises(ValueError, match="regime='collapse' is not valid for cbp_sweep"):
+        regime_lr("cbp_sweep", "collapse")
+
+
 def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
     from lopcore.figures import paper_progress, stored_paper_lines
     from lopcore.store import provenance
@@ -218,7 +236,9 @@ def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
         store.save(
             spec.to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.9]}, provenance("cpu", 7200.0, 5)
         )
-    progress = paper_progress(store).set_index(["figure", "label"])
+    everything = paper_progress(store)
+    assert set(everything.regime) == {"printed", "collapse"}
+    progress = everything[everything.regime == "printed"].set_index(["figure", "label"])
     assert progress.loc[("fig2", "baseline"), "seeds_stored"] == "4/5"
     assert progress.loc[("fig6", "baseline"), "seeds_stored"] == "4/5"  # the same runs
     assert (
