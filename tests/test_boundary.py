@@ -276,8 +276,6 @@ def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
 
 # --- the book's statements about the boundary -------------------------------------------------------
 
-INTRO = Path(__file__).resolve().parents[1] / "book" / "intro.md"
-PAGE = Path(__file__).resolve().parents[1] / "notebooks" / "boundary.ipynb"
 
 
 def test_the_intros_boundary_statements_hold_for_the_committed_results():
@@ -297,17 +295,3 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     for lr in (0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
         row = pairs.loc[lr]
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
-
-
-def test_every_number_the_intro_pastes_is_glued_by_the_boundary_page():
-    import json
-    import re
-
-    used = set(re.findall(r"notebooks/boundary.ipynb::(\w+):", INTRO.read_text()))
-    glued = {
-        o["metadata"]["scrapbook"]["name"]
-        for c in json.loads(PAGE.read_text())["cells"]
-        for o in c.get("outputs", [])
-        if "scrapbook" in o.get("metadata", {})
-    }
-    assert used and used <= glued, used - glued
