@@ -1,0 +1,17 @@
+"""One subpackage per paper, each built on the shared `lopcore.study`:
+
+    iqbal   Iqbal, persistent internal state (fig*, cbp_sweep), and the collapse boundary on its
+            protocol (boundary: sensitivity, boundary)
+    khan    Khan et al., "Loss of Plasticity in Recurrent Models" (rfig*)
+    dohare  Dohare's online permuted MNIST study (dfig_*)
+
+Every figures module (PAPERS) exposes the same names: FIGURES, SCALES, DEFAULT_SEEDS, figure_runs,
+load_figure and summary (the table `lopcore run` prints); every claims module, figure_claims.
+"""
+
+from .dohare import figures as dohare
+from .iqbal import boundary
+from .iqbal import figures as iqbal
+from .khan import figures as khan
+
+PAPERS = (iqbal, boundary, khan, dohare)  # the figure modules, in the order `lopcore figures` lists them
