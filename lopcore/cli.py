@@ -471,7 +471,10 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _figures(args) -> int:
-    from .papers import PAPERS, dohare, iqbal, khan
+    from .papers import PAPERS
+    from .papers.dohare import figures as dohare
+    from .papers.iqbal import figures as iqbal
+    from .papers.khan import figures as khan
 
     for module in PAPERS:
         for name, fn in module.FIGURES.items():

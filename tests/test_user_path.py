@@ -22,7 +22,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from lopcore import cli, data, export, figures, params, store
+from lopcore import cli, data, export, params, store
+from lopcore.papers.iqbal import figures
 from lopcore.params import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,10 @@ Every figures module (PAPERS) exposes the same names: FIGURES, SCALES, DEFAULT_S
 load_figure and summary (the table `lopcore run` prints); every claims module, figure_claims.
 """
 
-from .dohare import figures as dohare
+from .dohare import figures as dohare_figures
 from .iqbal import boundary
-from .iqbal import figures as iqbal
-from .khan import figures as khan
+from .iqbal import figures as iqbal_figures
+from .khan import figures as khan_figures
 
-PAPERS = (iqbal, boundary, khan, dohare)  # the figure modules, in the order `lopcore figures` lists them
+# the figure modules, in the order `lopcore figures` lists them
+PAPERS = (iqbal_figures, boundary, khan_figures, dohare_figures)
