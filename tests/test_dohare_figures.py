@@ -253,7 +253,7 @@ def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
     for name, table in tables.items():
         assert table in page, (
             f"the {name} table of book/dohare_correlates.md is stale; regenerate it with "
-            f"lopcore.dfig.comparison_tables():\n{table}"
+            f"lopcore.papers.dohare.figures.comparison_tables():\n{table}"
         )
 
 
