@@ -428,25 +428,6 @@ def test_the_book_documents_export():
 # --- 4. the online data route, through pooch ------------------------------------------------------
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """Empty LOPCORE_DATA and cache, no shared copy, fresh memo."""
-    for var in ("LOPCORE_DATA", "LOPCORE_CACHE"):
-        (tmp_path / var).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / var))
-    monkeypatch.setattr(data, "_SHARED", tmp_path / "no-shared")
-    monkeypatch.setattr(data.time, "sleep", lambda s: None)  # retries without the waits
-    data.load.cache_clear()
-    yield tmp_path
-    data.load.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def mnist_source() -> Path:
-    data.load("mnist")
-    return data.locate("mnist")
-
-
 def fake_retrieve(source: Path, calls: list, fail: dict | None = None):
     """pooch.retrieve's stand-in: records each call and copies the file from `source` (a real folder
     of gzipped IDX files); `fail` maps a URL to the exceptions its first calls raise."""
