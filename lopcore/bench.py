@@ -344,7 +344,7 @@ def _threads() -> list[int]:
 def paper_projection(us_per_run_step: dict[str, float], seeds: int = 5) -> float:
     """Hours to compute every run of every figure at `paper` scale with `seeds` seeds, at the
     measured per-run-step times (persistent-state timing for persistent learners, baseline otherwise)."""
-    from .figures import paper_runs
+    from .papers.iqbal.figures import paper_runs
 
     runs = paper_runs(seeds)
     steps = sum(s.n_tasks * s.stream.steps_per_task for s in runs if "persistent" in s.learner.kind)

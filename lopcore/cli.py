@@ -29,8 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository, for `book` (a
 DESCRIPTION = """\
 lopcore: reproducible loss-of-plasticity experiments (Iqbal, Persistent internal state helps
 maintain learning plasticity; Dohare et al.; Khan et al.). Every figure's runs are defined once, in
-lopcore.figures (Iqbal's fig2-fig7), lopcore.recurrent_figures (the recurrent report's rfig1-rfig6)
-and lopcore.dohare_figures (Dohare's permuted MNIST study, dfig_*);
+lopcore.papers.iqbal.figures (Iqbal's fig2-fig7), lopcore.papers.khan.figures (the recurrent report's
+rfig1-rfig7) and lopcore.papers.dohare.figures (Dohare's permuted MNIST study, dfig_*);
 finished runs are kept in a results store ($LOPCORE_RESULTS; else a checkout's results/; else
 ~/.cache/lopcore/results) and loaded instead of recomputed, and a run group in progress resumes
 from its last checkpoint; `export` writes a figure's runs as one tidy table."""
@@ -141,34 +141,17 @@ def _data_fetch(args) -> int:
     return 0
 
 
-def figure_modules() -> tuple:
-    """The figure-spec modules: Iqbal's (fig*), the collapse boundary on Iqbal's protocol (sensitivity,
-    boundary), the recurrent report's (rfig*), Dohare's (dfig_*)."""
-    from . import boundary, dohare_figures, figures, recurrent_figures
-
-    return figures, boundary, recurrent_figures, dohare_figures
-
-
 def figure_module(figure: str):
-    """The module defining `figure`."""
-    return next(m for m in figure_modules() if figure in m.FIGURES)
+    """The figure module (one of `lopcore.papers.PAPERS`) defining `figure`."""
+    from .papers import PAPERS
 
-
-def figure_summary(module):
-    """The table `run` prints for a figure of `module`: Iqbal's sliding accuracies and collapse
-    tasks; the recurrent report's ΔAccuracy, its robust variant, mean accuracy and IAA; Dohare's
-    accuracy peak, late value and drop with the late correlates."""
-    from . import boundary, dohare_claims, dohare_figures, plotting, recurrent_figures
-
-    return {
-        recurrent_figures: recurrent_figures.summary,
-        dohare_figures: dohare_claims.summary,
-        boundary: boundary.summary,
-    }.get(module, plotting.summary)
+    return next(m for m in PAPERS if figure in m.FIGURES)
 
 
 def all_figures() -> dict:
-    return {name: fn for module in figure_modules() for name, fn in module.FIGURES.items()}
+    from .papers import PAPERS
+
+    return {name: fn for module in PAPERS for name, fn in module.FIGURES.items()}
 
 
 # command-line flag -> the figure functions' parameter(s) it sets (rfig6 takes lists of both)
@@ -215,7 +198,7 @@ def option_flags(figure: str, args) -> dict[str, tuple[str, list]]:
 def figure_options(figure: str, args) -> dict:
     """The figure-specific options given on the command line (and --regime, which Iqbal's figures
     take); an error for one the figure lacks."""
-    from .figures import REGIME_FIGURES
+    from .papers.iqbal.figures import REGIME_FIGURES
 
     # one value is passed as a number (figures taking one value accept only that), several as a list
     options = {
@@ -281,7 +264,7 @@ def _run(args) -> int:
     import os
 
     module = figure_module(args.figure)
-    figure_runs, load_figure, summary = module.figure_runs, module.load_figure, figure_summary(module)
+    figure_runs, load_figure, summary = module.figure_runs, module.load_figure, module.summary
     flags = option_flags(args.figure, args)
     options = figure_options(args.figure, args)
     check_backend_options(args)
@@ -308,7 +291,7 @@ def _run(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .plotting import summary
+    from .study import summary
     from .sweep import run_sweep
 
     check_backend_options(args)
@@ -344,7 +327,7 @@ def _export(args) -> int:
 
 def add_figure_options(p: argparse.ArgumentParser) -> None:
     """The figure and its options, shared by `run` and `export`."""
-    from .figures import SCALES
+    from .papers.iqbal.figures import SCALES
 
     figure_names = sorted(all_figures())
     p.add_argument("figure", choices=figure_names, help="which figure: " + ", ".join(figure_names))
@@ -488,15 +471,18 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _figures(args) -> int:
-    from . import dohare_figures, figures, recurrent_figures
+    from .papers import PAPERS
+    from .papers.dohare import figures as dohare
+    from .papers.iqbal import figures as iqbal
+    from .papers.khan import figures as khan
 
-    for module in figure_modules():
+    for module in PAPERS:
         for name, fn in module.FIGURES.items():
             summary = " ".join(fn.__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
             print(f"{name} ({module.DEFAULT_SEEDS[name]} seeds by default): {summary}")
     print(
         "scales of fig*:",
-        ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)" for k, s in figures.SCALES.items()),
+        ", ".join(f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images)" for k, s in iqbal.SCALES.items()),
     )
     print(
         "sensitivity and boundary: fig*'s scales, each run to half the scale's tasks (paper: 300) or until "
@@ -505,15 +491,14 @@ def _figures(args) -> int:
     print(
         "scales of rfig*:",
         ", ".join(
-            f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})"
-            for k, s in recurrent_figures.SCALES.items()
+            f"{k} ({', '.join(f'{src} {n} tasks' for src, n in s.n_tasks.items())})" for k, s in khan.SCALES.items()
         ),
     )
     print(
         "scales of dfig_*:",
         ", ".join(
             f"{k} ({s.n_tasks} tasks x {s.examples_per_task} images, width {s.width}, batch 1)"
-            for k, s in dohare_figures.SCALES.items()
+            for k, s in dohare.SCALES.items()
         ),
     )
     return 0
@@ -521,7 +506,7 @@ def _figures(args) -> int:
 
 def _paper(args) -> int:
     from .engine import run
-    from .figures import paper_progress, paper_runs
+    from .papers.iqbal.figures import paper_progress, paper_runs
 
     if args.seeds < 1 or (args.concurrent is not None and args.concurrent < 1):
         raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")

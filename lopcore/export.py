@@ -62,7 +62,7 @@ def tidy(
     progress: bool = True,
     **options,
 ) -> pd.DataFrame:
-    """The figure's tidy frame from `module` (figures, boundary, recurrent_figures, dohare_figures),
+    """The figure's tidy frame from `module` (one of `lopcore.papers.PAPERS`),
     with `figure` and the provenance columns added."""
     store = store or Store()
     runs = module.figure_runs(figure, scale, seeds, **options)  # validates every parameter first

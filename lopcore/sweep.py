@@ -6,7 +6,7 @@ A sweep spec is a dict (or a JSON file), e.g.
      "n": [1, 2, 4], "d_int": [128, 256], "lr": 0.05}
 
 `learner` names a learner kind (lopcore.learners.LEARNERS); `dataset` a data set, or a list of them
-for an alternating stream (as Fig. 7); `scale` one of figures.SCALES; `seeds` a count or a list;
+for an alternating stream (as Fig. 7); `scale` one of papers.iqbal.figures.SCALES; `seeds` a count or a list;
 `task_fraction` (optional, in (0, 1]) runs only that prefix of the scale's tasks. Every other key is
 an option of the learner, and every list-valued option is a grid axis: the sweep is the cartesian
 product of the axes, times the seeds. (An option whose value is itself a tuple, `hidden`, is an
@@ -29,8 +29,8 @@ import pandas as pd
 from . import data, params
 from .backends import BACKENDS, SweepError, run_local, run_ray
 from .engine import RunSpec, frame
-from .figures import SCALES, _spec
 from .learners import LEARNERS, make_learner
+from .papers.iqbal.figures import SCALES, _spec
 from .store import Store, spec_key
 from .units import Unit, execute, pack
 

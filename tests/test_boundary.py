@@ -3,16 +3,16 @@ equivalence, the collapse-task statistic and the boundary claims."""
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from lopcore import boundary, data, figures
+from lopcore import data
 from lopcore.engine import run, run_group
 from lopcore.learners import Backprop
+from lopcore.papers.iqbal import boundary, figures
 from lopcore.params import ParameterError
 from lopcore.spec import AT_CHANCE_BELOW, RunSpec, chance_stops
 from lopcore.store import Store, spec_key

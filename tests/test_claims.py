@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_plotting import synthetic
 
-from lopcore.claims import (
+from lopcore.papers.iqbal.claims import (
     CLAIMS,
     SAME,
     alternation_claims,
@@ -153,7 +153,7 @@ def committed_store():
 @pytest.fixture(scope="module")
 def paper_lines(committed_store):
     """A figure's complete lines at paper scale, from the committed store."""
-    from lopcore.figures import stored_paper_lines
+    from lopcore.papers.iqbal.figures import stored_paper_lines
 
     return lambda figure: stored_paper_lines(figure, committed_store)
 
@@ -232,7 +232,8 @@ def test_the_books_figure_6_statement_holds_at_paper_scale(intro, paper_lines):
 
 
 def test_the_books_figure_7_statement_holds_at_paper_scale(intro, paper_lines, committed_store):
-    from lopcore.figures import alone_runs, stored_lines
+    from lopcore.papers.iqbal.figures import alone_runs
+    from lopcore.study import stored_lines
 
     assert "On the alternating stream the state does worse than on Fashion-MNIST alone" in intro
     alternating = paper_lines("fig7")
@@ -251,7 +252,7 @@ def test_the_books_figure_7_statement_holds_at_paper_scale(intro, paper_lines, c
 
 
 def test_the_books_cbp_rate_statement_holds_at_paper_scale(intro, paper_lines):
-    from lopcore.figures import CBP_RATE
+    from lopcore.papers.iqbal.figures import CBP_RATE
 
     df = paper_lines("cbp_sweep")
     assert df.seed.nunique() == 5 and df.label.nunique() == 3
@@ -287,7 +288,7 @@ def test_pending_claims_are_listed_with_what_they_wait_for():
 
 def test_the_stored_only_scoreboard_computes_nothing_and_marks_incomplete_lines_pending(scratch_store):
     from lopcore.engine import run
-    from lopcore.figures import figure_runs
+    from lopcore.papers.iqbal.figures import figure_runs
 
     tmp_path = scratch_store
     runs = figure_runs("fig2", "smoke", seeds=2)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lopcore import cli, figures
+from lopcore import cli
+from lopcore.papers.iqbal import figures
 from lopcore.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

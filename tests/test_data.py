@@ -33,25 +33,6 @@ def check_facts(ds: data.Dataset) -> None:
         assert int(ds.test_x[0].sum()) == facts["test_x0_sum"]
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """Empty LOPCORE_DATA and cache, no shared copy, fresh memo: each test builds the world it needs."""
-    for var in ("LOPCORE_DATA", "LOPCORE_CACHE"):
-        (tmp_path / var).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / var))
-    monkeypatch.setattr(data, "_SHARED", tmp_path / "no-shared")
-    data.load.cache_clear()
-    yield tmp_path
-    data.load.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def mnist_source() -> Path:
-    """A real, complete MNIST folder (found the normal way, fetched if need be)."""
-    data.load("mnist")
-    return data.locate("mnist")
-
-
 def copy_mnist(src: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
     for f in src.iterdir():

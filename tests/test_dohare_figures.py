@@ -1,4 +1,4 @@
-"""Dohare's permuted MNIST figure specs (lopcore/dohare_figures.py), their claims and the engine
+"""Dohare's permuted MNIST figure specs (lopcore/papers/dohare/figures.py), their claims and the engine
 additions they need: the protocol's numbers at paper scale, validation, change-rate streams, the
 τ-dormant correlate, and the store keys of Iqbal's results left unchanged."""
 
@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from lopcore import data, dohare_claims, figures
-from lopcore import dohare_figures as dfig
+from lopcore import data
 from lopcore.engine import correlates
 from lopcore.learners import Backprop, ContinualBackprop
+from lopcore.papers.dohare import claims as dohare_claims
+from lopcore.papers.dohare import figures as dfig
+from lopcore.papers.iqbal import figures
 from lopcore.params import ParameterError
 from lopcore.spec import RunSpec
 from lopcore.store import REPO_ROOT, Store, spec_key
@@ -247,11 +249,11 @@ def test_the_book_page_quotes_the_comparison_tables_as_they_are(monkeypatch):
     monkeypatch.setenv("LOPCORE_NO_COMPUTE", "1")
     monkeypatch.delenv("LOPCORE_RESULTS", raising=False)
     page = (REPO_ROOT / "book" / "dohare_correlates.md").read_text()
-    tables = dohare_claims.comparison_tables("small", device="cpu")
+    tables = dfig.comparison_tables("small", device="cpu")
     for name, table in tables.items():
         assert table in page, (
             f"the {name} table of book/dohare_correlates.md is stale; regenerate it with "
-            f"lopcore.dohare_claims.comparison_tables():\n{table}"
+            f"lopcore.papers.dohare.figures.comparison_tables():\n{table}"
         )
 
 

@@ -9,8 +9,8 @@ import torch
 from lopcore import data
 from lopcore.device import resolve_device
 from lopcore.engine import MissingResultsError, run
-from lopcore.figures import CBP_RATE, SCALES, figure_runs, load_figure
 from lopcore.learners import Backprop, PersistentState
+from lopcore.papers.iqbal.figures import CBP_RATE, SCALES, figure_runs, load_figure
 from lopcore.params import ParameterError
 from lopcore.spec import RunSpec
 from lopcore.store import CorruptResultError, Store
@@ -211,7 +211,7 @@ def test_the_sweep_runs_a_third_of_the_tasks_and_contains_the_chosen_rate():
 def test_the_collapse_regime_is_the_same_runs_with_every_learner_at_its_step_size():
     from dataclasses import replace
 
-    from lopcore.figures import REGIMES, regime_lr
+    from lopcore.papers.iqbal.figures import REGIMES, regime_lr
 
     for figure in ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7"):
         printed = figure_runs(figure, "paper", 2)
@@ -227,7 +227,7 @@ def test_the_collapse_regime_is_the_same_runs_with_every_learner_at_its_step_siz
 
 
 def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
-    from lopcore.figures import paper_progress, stored_paper_lines
+    from lopcore.papers.iqbal.figures import paper_progress, stored_paper_lines
     from lopcore.store import provenance
 
     store = Store(tmp_path)
@@ -256,7 +256,7 @@ def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
 
 
 def test_the_fig7_page_also_reads_fig3s_state_on_fashion_mnist_alone_and_nothing_else_of_fig3():
-    from lopcore.figures import page_runs
+    from lopcore.papers.iqbal.figures import page_runs
 
     own, page = figure_runs("fig7", "small", 2, n=1), page_runs("fig7", "small", 2, n=1)
     extra = page[len(own) :]
@@ -271,7 +271,7 @@ def test_figure_pages_default_to_paper_scale_exactly_when_the_committed_store_ha
     scale), and a figure whose paper-scale runs are all committed must show them."""
     from pathlib import Path
 
-    from lopcore.figures import (
+    from lopcore.papers.iqbal.figures import (
         DEFAULT_SEEDS,
         FIGURES,
         PAPER_PAGES,

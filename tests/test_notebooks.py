@@ -126,7 +126,7 @@ def test_nbval_fails_when_a_checked_number_is_edited(tmp_path):
     nb = json.loads(FIG2.read_text())
     edited = False
     for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and "".join(cell["source"]).strip() == "plotting.summary(df)":
+        if cell["cell_type"] == "code" and "".join(cell["source"]).strip() == "study.summary(df)":
             data = cell["outputs"][0]["data"]
             text = "".join(data["text/plain"])
             digit = next(i for i in range(len(text) - 1, 0, -1) if text[i].isdigit())

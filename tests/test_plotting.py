@@ -4,7 +4,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from lopcore.plotting import accuracy_and_weight_norm, collapse_task, provenance, smoothed, summary
+from lopcore.papers.iqbal.plotting import accuracy_and_weight_norm
+from lopcore.study import collapse_task, provenance, smoothed, summary
 
 matplotlib.use("Agg")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lopcore import recurrent_claims as rc
+from lopcore.papers.khan import claims as rc
 
 
 def frame(curves: dict[str, list[list[float]]]) -> pd.DataFrame:

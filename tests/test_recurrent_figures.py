@@ -3,7 +3,7 @@ end through the engine and the store into a DataFrame with ΔAccuracy and IAA.""
 
 import pytest
 
-from lopcore import recurrent_figures as rf
+from lopcore.papers.khan import figures as rf
 from lopcore.store import Store, spec_key
 
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lopcore import figures
 from lopcore.engine import correlates, evaluate, run
 from lopcore.frames import frame
 from lopcore.learners import Recurrent
+from lopcore.papers.iqbal import figures
 from lopcore.sequences import (
     BinaryPairStream,
     ReshuffleStream,

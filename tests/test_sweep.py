@@ -14,7 +14,7 @@ import pytest
 
 from lopcore import cli, sweep
 from lopcore.backends import SweepError, ray_resources, threads_for
-from lopcore.figures import LR, SCALES, figure_runs
+from lopcore.papers.iqbal.figures import LR, SCALES, figure_runs
 from lopcore.params import ParameterError
 from lopcore.store import Store
 from lopcore.units import Unit, execute, group_runs, pack

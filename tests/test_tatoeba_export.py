@@ -8,7 +8,7 @@ import pytest
 
 from lopcore import sequences, tatoeba_export
 from lopcore.data import DataError, DataUnreachable
-from lopcore.recurrent_figures import figure_runs
+from lopcore.papers.khan.figures import figure_runs
 
 
 def write_export(folder, lang, n, duplicates=0):

@@ -22,7 +22,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from lopcore import cli, data, export, figures, params, store
+from lopcore import cli, data, export, params, store
+from lopcore.papers.iqbal import figures
 from lopcore.params import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -425,25 +426,6 @@ def test_the_book_documents_export():
 
 
 # --- 4. the online data route, through pooch ------------------------------------------------------
-
-
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """Empty LOPCORE_DATA and cache, no shared copy, fresh memo."""
-    for var in ("LOPCORE_DATA", "LOPCORE_CACHE"):
-        (tmp_path / var).mkdir()
-        monkeypatch.setenv(var, str(tmp_path / var))
-    monkeypatch.setattr(data, "_SHARED", tmp_path / "no-shared")
-    monkeypatch.setattr(data.time, "sleep", lambda s: None)  # retries without the waits
-    data.load.cache_clear()
-    yield tmp_path
-    data.load.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def mnist_source() -> Path:
-    data.load("mnist")
-    return data.locate("mnist")
 
 
 def fake_retrieve(source: Path, calls: list, fail: dict | None = None):

@@ -9,27 +9,18 @@ runs are defined once. Scales:
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import pandas as pd
 
-from . import params
-from .engine import run
-from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
-from .spec import RunSpec
-from .store import Store, spec_key
-from .tasks import PermutedStream
-
-
-@dataclass(frozen=True)
-class Scale:
-    n_tasks: int
-    examples_per_task: int
-    test_examples: int
-    probe_examples: int
-
+from ... import params
+from ...learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
+from ...spec import RunSpec
+from ...store import Store, spec_key
+from ...study import Scale, figure_loader, page_lines, stored_lines
+from ...study import summary as summary  # the table `lopcore run` prints for these figures
+from ...tasks import PermutedStream
 
 SCALES = {
     "paper": Scale(n_tasks=600, examples_per_task=60000, test_examples=10000, probe_examples=2000),
@@ -201,35 +192,10 @@ def page_runs(
     return runs + alone_runs(scale, seeds, regime=regime, **options) if figure == "fig7" else runs
 
 
-def load_figure(
-    figure: str,
-    scale: str = "small",
-    seeds=3,
-    device: str = "auto",
-    store: Store | None = None,
-    progress: bool = True,
-    regime: str = "printed",
-    **options,
-) -> pd.DataFrame:
-    """The figure's tidy results in `regime`, computing only runs missing from the store.
-
-    Paper-scale runs are never computed where $CI is set or $LOPCORE_NO_COMPUTE=1 (a cache miss
-    there is an error naming the missing files, not a multi-hour run).
-    """
-    params.device_name(device)
-    return load_runs(figure_runs(figure, scale, seeds, regime, **options), scale, device, store, progress)
-
-
-def load_runs(
-    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None, progress: bool = True
-) -> pd.DataFrame:
-    """The tidy results of (label, run spec) pairs at `scale`, labelled; computes only runs missing
-    from the store, and none where $LOPCORE_NO_COMPUTE=1, nor at paper scale where $CI is set."""
-    compute = not (os.environ.get("LOPCORE_NO_COMPUTE") == "1" or (scale == "paper" and os.environ.get("CI")))
-    df = run([spec for _, spec in runs], device=device, store=store, progress=progress, compute=compute)
-    df["label"] = df["run"].map({spec_key(spec.to_dict()): label for label, spec in runs})
-    df["scale"] = scale
-    return df
+load_figure = figure_loader(
+    figure_runs,
+    doc="""The figure's tidy results; options as `figure_runs` takes them (e.g. `regime`, one of REGIMES).""",
+)
 
 
 PAPER_SEEDS = 5  # the paper-scale results have five seeds per line (issue: paper-scale results)
@@ -280,41 +246,6 @@ def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS, regimes
                     }
                 )
     return pd.DataFrame(rows)
-
-
-def stored_by_line(runs: list[tuple[str, RunSpec]], store: Store | None = None) -> dict[str, list[bool]]:
-    """Per label of (label, run spec) pairs: whether each of its runs is in the store."""
-    store = store or Store()
-    stored: dict[str, list[bool]] = {}
-    for label, spec in runs:
-        stored.setdefault(label, []).append(spec.to_dict() in store)
-    return stored
-
-
-def stored_lines(
-    runs: list[tuple[str, RunSpec]], scale: str, store: Store | None = None, progress: bool = False
-) -> pd.DataFrame:
-    """The tidy results of the lines (labels) of `runs` whose runs are all stored (nothing is
-    computed); empty if none is complete."""
-    complete = {label for label, stored in stored_by_line(runs, store).items() if all(stored)}
-    chosen = [(label, s) for label, s in runs if label in complete]
-    return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
-
-
-def page_lines(
-    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What a page shows of `runs`: at paper scale only the lines whose runs are all stored (nothing
-    computed; hours per line), at other scales every line (computing what is missing); and per line
-    how many of its runs are stored."""
-    stored = stored_by_line(runs, store)
-    progress = pd.DataFrame(
-        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()],
-        columns=["line", "runs stored", "complete"],
-    )
-    if scale != "paper":
-        return load_runs(runs, scale, device, store, progress=False), progress
-    return stored_lines(runs, scale, store), progress
 
 
 def regime_lines(

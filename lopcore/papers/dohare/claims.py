@@ -16,8 +16,8 @@ import functools
 import numpy as np
 import pandas as pd
 
-from .claims import Claim, evaluate
-from .metrics import sliding_mean
+from ...metrics import sliding_mean
+from ...study import Claim, evaluate
 
 FRACTION = 0.1  # early / late / peak windows: a tenth of a run's tasks (at least one task)
 DROP = 0.01  # loss of plasticity: late online accuracy more than 1 point below the peak
@@ -295,9 +295,7 @@ def _claims(figure: str, labels: list[str]) -> list[Claim]:
 
 def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:
     """Verdicts (claim, ✓/✗, evidence) of the figure's claims whose learners the frame holds."""
-    out = evaluate(_claims(figure, list(df.label.unique())), df)
-    out.attrs["definition"] = DEFINITION
-    return out
+    return evaluate(_claims(figure, list(df.label.unique())), df, definition=DEFINITION)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -367,26 +365,3 @@ def markdown_table(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([str(i), *map(str, row)]) + " |" for i, row in zip(table.index, table.to_numpy())]
     return "\n".join(lines).replace("|W|", "\\|W\\|")  # a bare pipe would split the cell
-
-
-def comparison_tables(scale: str = "small", device: str = "auto") -> dict[str, str]:
-    """The book's comparison of Iqbal's learners with Dohare's through the thesis's correlates, as
-    Markdown tables from the results store: "iqbal" (Fig. 2's baseline, CBP and persistent state,
-    n = 2, with their default seeds) and "dohare" (the methods figure's backprop, Shrink & Perturb
-    and CBP). book/dohare_correlates.md quotes them; a test checks that it quotes them as they are."""
-    from . import dohare_figures, figures  # late: the figures sit on the engine
-
-    iqbal = dohare_figures.network_correlates(
-        figures.load_figure(
-            "fig2", scale=scale, seeds=figures.DEFAULT_SEEDS["fig2"], device=device, n=2, combined=False, progress=False
-        )
-    )
-    dohare = dohare_figures.load_figure(
-        "dfig_methods",
-        scale=scale,
-        seeds=dohare_figures.DEFAULT_SEEDS["dfig_methods"],
-        device=device,
-        methods=["backprop", "Shrink & Perturb", "CBP"],
-        progress=False,
-    )
-    return {"iqbal": markdown_table(correlate_changes(iqbal)), "dohare": markdown_table(correlate_changes(dohare))}

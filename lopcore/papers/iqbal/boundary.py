@@ -29,24 +29,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import params
-from .claims import PENDING, T975
-from .figures import (
-    BATCH_SIZE,
-    CBP_RATE,
-    FASHION,
-    MNIST,
-    REGIMES,
-    SCALES,
+from ... import params
+from ...learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
+from ...spec import RunSpec
+from ...store import Store
+from ...study import (
+    COLLAPSE_BELOW,
+    PENDING,
+    T975,
+    WINDOW,
     Scale,
-    load_runs,
+    collapse_task,
+    figure_loader,
     page_lines,
+    smoothed,
 )
-from .learners import Backprop, ContinualBackprop, PersistentState, PersistentStateCBP
-from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
-from .spec import RunSpec
-from .store import Store
-from .tasks import PermutedStream
+from ...tasks import PermutedStream
+from .figures import BATCH_SIZE, CBP_RATE, FASHION, MNIST, REGIMES, SCALES
 
 LRS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3)  # the step-size grid: 1x to 6x the printed rate
 READINGS = {"standardized inputs": (0.05, 0.1), "Kaiming init": (0.05, 0.15)}  # other readings, their rates
@@ -167,31 +166,28 @@ def figure_runs(figure: str, scale: str = "paper", seeds=SEEDS, **options) -> li
     ]
 
 
-def load_figure(
-    figure: str,
-    scale: str = "paper",
-    seeds=SEEDS,
-    device: str = "auto",
-    store: Store | None = None,
-    progress: bool = True,
-    **options,
-) -> pd.DataFrame:
-    """The figure's tidy results read to the horizon, computing only runs missing from the store, with
-    columns `learner_name` and `reading` beside the learner's options (`lr`, `init`)."""
-    params.device_name(device)
-    df = load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+def _to_horizon(df: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """The rows within the horizon, each named by `annotate`."""
     return annotate(df[df.task < horizon(scale)].reset_index(drop=True))
+
+
+load_figure = figure_loader(
+    figure_runs,
+    scale="paper",
+    seeds=SEEDS,
+    then=_to_horizon,
+    doc="""The figure's tidy results read to the horizon, with columns `learner_name` and `reading`
+beside the learner's options (`lr`, `init`).""",
+)
 
 
 def page_data(
     figure: str, scale: str = "paper", seeds=SEEDS, device: str = "auto", store: Store | None = None, **options
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """What a page shows: the figure's results read to the horizon (`figures.page_lines`: at paper
+    """What a page shows: the figure's results read to the horizon (`study.page_lines`: at paper
     scale only its lines whose runs are all stored) and per line how many of its runs are stored."""
     df, progress = page_lines(figure_runs(figure, scale, seeds, **options), scale, device, store)
-    if df.empty:
-        return df, progress
-    return annotate(df[df.task < horizon(scale)].reset_index(drop=True)), progress
+    return (df if df.empty else _to_horizon(df, scale)), progress
 
 
 def annotate(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Figure specs of "Loss of Plasticity in Recurrent Models" (Khan et al.): which runs each figure
-needs at each scale. The same shape as `figures.py`; these runs go through the same engine.
+needs at each scale. The same shape as Iqbal's and Dohare's (`lopcore.papers`); these runs go
+through the same engine.
 
 The report's protocol (its Section 4): every task is 30 epochs over the task's training data; the
 per-task number plotted, A_k, is the test accuracy at the end of task k under that task's label
@@ -27,18 +28,17 @@ from typing import Callable
 
 import pandas as pd
 
-from . import params
-from .figures import load_runs
-from .learners import (
+from ... import params, study
+from ...learners import (
     Backprop,
     ContinualBackprop,
     ContinualBackpropRecurrent,
     PersistentRecurrent,
     Recurrent,
 )
-from .sequences import BinaryPairStream, ReshuffleStream
-from .spec import RunSpec
-from .store import Store
+from ...sequences import BinaryPairStream, ReshuffleStream
+from ...spec import RunSpec
+from ...study import figure_loader
 
 EPOCHS = 30
 # Training examples of one task: MNIST 60000 images (a pair of classes ≈ 12000), Tatoeba 10 × 1000
@@ -52,11 +52,10 @@ TRAIN_SIZE = {
 
 
 @dataclass(frozen=True)
-class Scale:
-    n_tasks: dict  # by source
-    examples_per_task: dict  # by (source, stream kind)
-    test_examples: int  # at most: the whole test set (or pair's test set) when smaller
-    probe_examples: int
+class Scale(study.Scale):
+    """`study.Scale` with n_tasks by source and examples_per_task by (source, stream kind); a task's
+    test set is at most test_examples (the whole test set, or the pair's, when smaller)."""
+
     batch_size: int
 
 
@@ -199,19 +198,7 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
     ]
 
 
-def load_figure(
-    figure: str,
-    scale: str = "small",
-    seeds=3,
-    device: str = "auto",
-    store: Store | None = None,
-    progress: bool = True,
-    **options,
-) -> pd.DataFrame:
-    """The figure's tidy results (one row per run x task), computing only runs missing from the
-    store; paper scale is never computed where $CI is set or $LOPCORE_NO_COMPUTE=1."""
-    params.device_name(device)
-    return load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+load_figure = figure_loader(figure_runs, doc="""The figure's tidy results (one row per run x task).""")
 
 
 def summary(
@@ -227,7 +214,7 @@ def summary(
     """
     import torch
 
-    from .metrics import delta_accuracy, iaa
+    from ...metrics import delta_accuracy, iaa
 
     curves = df.groupby(["label", "task"])[column].mean().unstack("task").sort_index(axis=1)
     values = torch.tensor(curves.to_numpy(), dtype=torch.float64)  # (labels, tasks)
@@ -249,8 +236,8 @@ def summary(
 def tatoeba_languages(seq_len: int = SEQ_LEN, data: str = "local") -> pd.DataFrame:
     """The language data the GRU figures use (`data` as for `fig3`): per language, training and test
     sentences and the share of sentences longer than `seq_len` bytes (cut there)."""
-    from . import tatoeba_export
-    from .sequences import LANGUAGES, load_tatoeba
+    from ... import tatoeba_export
+    from ...sequences import LANGUAGES, load_tatoeba
 
     source = LANGUAGE_DATA[params.choice("data", data, LANGUAGE_DATA)]
     sentences = load_tatoeba(params.int_at_least("seq_len", seq_len, 1), source=source)

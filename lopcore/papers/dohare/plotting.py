@@ -1,5 +1,5 @@
-"""Figures of Dohare's permuted MNIST study from tidy result frames (`dohare_figures.load_figure`),
-drawn like Iqbal's (`plotting.curve`): bold line the seed mean, band the seeds' range (min to max);
+"""Figures of Dohare's permuted MNIST study from tidy result frames (`dohare.figures.load_figure`),
+drawn like Iqbal's (`study.curve`): bold line the seed mean, band the seeds' range (min to max);
 online accuracy also faint per task under a trailing sliding mean over a fiftieth of the run.
 """
 
@@ -9,10 +9,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .metrics import sliding_mean
-from .plotting import curve, styled
+from ...metrics import sliding_mean
+from ...study import curve, styled
 
-CORRELATES = {  # column: axis label (the normalisations are those of dohare_figures.network_correlates)
+CORRELATES = {  # column: axis label (the normalisations are those of dohare.figures.network_correlates)
     "dead_percent": "dead units (% of hidden units)",
     "dormant_percent": "τ-dormant units (% of hidden units)",
     "mean_abs_weight": "mean weight magnitude Σ|W| / #W",

@@ -1,6 +1,6 @@
-"""The papers' qualitative claims as explicit predicates over tidy result frames.
+"""Iqbal's claims ("persistent internal state") as explicit predicates over tidy result frames.
 
-A claim is (text, predicate, labels it needs). A predicate returns (holds, evidence): a verdict
+A claim is (text, predicate, labels it needs; `study.Claim`). A predicate returns (holds, evidence): a verdict
 computed from the results and the numbers behind it. A claim whose labels are absent from the
 frame (a figure run with other parameters) is skipped; one that does not hold is a finding,
 reported as such, never hidden. `CLAIMS[figure]` lists each figure's claims; `evaluate` turns
@@ -14,33 +14,24 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .plotting import COLLAPSE_BELOW, WINDOW, collapse_task, smoothed
+from ...study import (
+    COLLAPSE_BELOW,
+    PENDING,
+    T975,
+    WINDOW,
+    Claim,
+    collapse_task,
+    labels_in,
+    load_runs,
+    mean_se,
+    smoothed,
+    stored_by_line,
+    stored_lines,
+)
+from ...study import evaluate as study_evaluate
 
-T975 = [
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-]  # Student t 97.5% quantiles, 1..20 degrees of freedom
 LATE = 100  # "late" accuracy: the mean over a run's last 100 tasks
 SAME = 0.02  # accuracies closer than this count as "about the same"
-PENDING = "pending"  # the verdict of a claim whose runs are not all stored yet (scoreboard(stored_only=True))
 
 
 # --- statistics over seeds -------------------------------------------------------------------
@@ -89,10 +80,6 @@ def per_seed(
     return d.groupby("run", sort=False)[column].mean().to_numpy()
 
 
-def _mean_se(x: np.ndarray) -> tuple[float, float]:
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
 def _show_tasks(tasks) -> str:
     return "[" + ", ".join("none" if np.isnan(t) else str(int(t)) for t in tasks) + "]"
 
@@ -135,8 +122,8 @@ def collapses_later(df, later: str, than: str = "baseline"):
 
 def better_late(df, better: str, than: str, margin: float = 0.0):
     """`better`'s late online accuracy exceeds `than`'s by more than `margin` plus two standard errors."""
-    (a, sa), (b, sb) = _mean_se(per_seed(df, better)), _mean_se(per_seed(df, than))
-    se = float(np.hypot(sa, sb)) if not np.isnan(sa + sb) else 0.0
+    (a, sa), (b, sb) = mean_se(per_seed(df, better)), mean_se(per_seed(df, than))
+    se = float(np.hypot(sa, sb)) if not np.isnan(sa + sb) else 0.0  # a single seed: its mean alone decides
     return a - b > margin + 2 * se, (
         f"online accuracy, last {LATE} tasks: {better} {a:.3f} ± {sa:.3f}, "
         f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)"
@@ -218,8 +205,6 @@ def choose_cbp_rate(df: pd.DataFrame, tolerance: float = 0.005) -> tuple[float, 
 
 # --- the claims of each figure -----------------------------------------------------------------
 
-Claim = tuple[str, Callable, tuple]
-
 CLAIMS: dict[str, list[Claim]] = {
     "fig2": [
         ("The baseline collapses by about task 200", collapses_by, ("baseline",)),
@@ -298,60 +283,18 @@ CLAIMS: dict[str, list[Claim]] = {
 }
 
 
-def _labels(args) -> set[str]:
-    out = set()
-    for a in args:
-        if isinstance(a, str):
-            out.add(a)
-        elif isinstance(a, tuple):
-            out |= _labels(a)
-    return out
+DEFINITION = (
+    f"collapse = first task whose {WINDOW}-task sliding online accuracy "
+    f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
+    f"same' = within {SAME}"
+)
 
 
-def _labels_in(df: pd.DataFrame) -> set[str]:
-    """The labels a results frame holds (none in an empty frame, which has no columns)."""
-    return set(df.label) if len(df) else set()
-
-
-def evaluate(
-    claims: list[Claim],
-    df: pd.DataFrame,
-    needs_baseline: tuple = (),
-    definition: str | None = None,
-    pending: Callable[[set[str]], str] | None = None,
-) -> pd.DataFrame:
-    """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
-    predicates in `needs_baseline` (by default Iqbal's that compare with it) also need the label
-    "baseline". A claim with labels absent is skipped, or, given `pending` (absent labels -> text),
-    listed with the verdict "pending" and that text. `definition` (default: Iqbal's terms) is kept in
-    the table's attrs."""
-    needs_baseline = needs_baseline or (collapses_later, slower_weight_growth)
-    present = _labels_in(df)
-    rows = []
-    for text, predicate, args in claims:
-        needed = _labels(args) | ({"baseline"} if predicate in needs_baseline else set())
-        if needed - present:
-            if pending is not None:
-                rows.append({"claim": text, "verdict": PENDING, "evidence": pending(needed - present)})
-            continue
-        holds, evidence = predicate(df, *args)
-        rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
-    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
-    out.attrs["definition"] = definition or (
-        f"collapse = first task whose {WINDOW}-task sliding online accuracy "
-        f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
-        f"same' = within {SAME}"
-    )
-    return out
-
-
-def waiting_for(progress: pd.DataFrame) -> Callable[[set[str]], str]:
-    """`evaluate`'s `pending` text from a page's progress table (columns line and "runs stored",
-    as `figures.page_lines` gives it): which lines a claim waits for, and how many runs each has."""
-    stored = dict(zip(progress["line"], progress["runs stored"]))
-    return lambda absent: (
-        "waiting for "
-        + ", ".join(f"{label} ({stored.get(label, 'none of its')} runs stored)" for label in sorted(absent))
+def evaluate(claims: list[Claim], df: pd.DataFrame, pending: Callable[[set[str]], str] | None = None) -> pd.DataFrame:
+    """`study.evaluate` with Iqbal's terms: the predicates that compare with the baseline need it,
+    and the table's definition is DEFINITION (see `study.evaluate` for `pending`)."""
+    return study_evaluate(
+        claims, df, needs_baseline=(collapses_later, slower_weight_growth), definition=DEFINITION, pending=pending
     )
 
 
@@ -370,14 +313,14 @@ def alternation_claims(
     """Fig. 7's claim: `df` holds the alternating runs, `alone` Fig. 3's runs on Fashion-MNIST only."""
     label, alone_label = f"persistent n={n}", f"persistent n={n}, d={d_int}"
     text = f"Alternating with MNIST does not hurt the persistent state (n = {n}) on Fashion-MNIST"
-    absent = ({label} - _labels_in(df)) | ({alone_label} - _labels_in(alone))
+    absent = ({label} - labels_in(df)) | ({alone_label} - labels_in(alone))
     if absent and pending is not None:
         row = {"claim": text, "verdict": PENDING, "evidence": pending(absent)}
     else:
         holds, evidence = alternation_does_not_hurt(df, label, alone, alone_label)
         row = {"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence}
     out = pd.DataFrame([row])
-    out.attrs["definition"] = evaluate([], df).attrs["definition"]
+    out.attrs["definition"] = DEFINITION
     return out
 
 
@@ -398,7 +341,7 @@ def scoreboard(
     many of that line's runs are stored. This is the paper-scale board while its runs come in.
     """
     # late: the figures sit on the engine
-    from .figures import DEFAULT_SEEDS, PAPER_SEEDS, alone_runs, figure_runs, load_runs, stored_by_line, stored_lines
+    from .figures import DEFAULT_SEEDS, PAPER_SEEDS, alone_runs, figure_runs
 
     def lines(runs) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
         """The runs' results (with `stored_only`, only their complete lines) and, with `stored_only`,

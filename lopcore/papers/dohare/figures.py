@@ -1,6 +1,6 @@
 """Figure specs of Dohare's online permuted MNIST study (thesis ch. 4, also Dohare et al. 2024,
 Extended Data Figs. 3-4): which runs each figure needs at each scale. The same shape as
-`figures.py` (Iqbal's), whose `load_runs` loads and labels them; the runs go through the same
+Iqbal's figures (`papers.iqbal.figures`); `study.load_runs` loads and labels them; the runs go through the same
 engine and results store.
 
 The protocol (thesis §4.1): online permuted MNIST, every task a fresh pixel permutation of the
@@ -44,25 +44,27 @@ from typing import Callable, NamedTuple
 
 import pandas as pd
 
-from . import params
-from .figures import load_runs
-from .learners import Backprop, ContinualBackprop
-from .spec import RunSpec
-from .store import Store
-from .tasks import PermutedStream
+from ... import params, study
+from ...learners import Backprop, ContinualBackprop
+from ...spec import RunSpec
+from ...study import figure_loader
+from ...tasks import PermutedStream
+from .claims import correlate_changes, markdown_table
+from .claims import summary as summary  # the table `lopcore run` prints for these figures
 
 
 @dataclass(frozen=True)
-class Scale:
-    n_tasks: int  # tasks of the step-size, correlates and methods figures
-    examples_per_task: int  # images per task (60000: one pass over the training set)
+class Scale(study.Scale):
+    """`study.Scale` (n_tasks: tasks of the step-size, correlates and methods figures;
+    examples_per_task: images per task, 60000 a pass over the training set; test_examples: end-of-task
+    test images, recorded, not in the thesis; probe_examples: task-start correlates' samples, a task
+    with fewer examples probes them all) and the studies' own sizes:"""
+
     width: int  # units in each of the three hidden layers of the main network
     widths: tuple[int, ...]  # the width study's
     width_tasks: int  # the width study's number of tasks
     change_every: tuple[int, ...]  # the change-rate study: examples per permutation
     change_examples: int  # the change-rate study: examples in all, for every interval
-    probe_examples: int  # task-start correlates' samples (a task with fewer examples probes them all)
-    test_examples: int  # end-of-task test images (recorded, not in the thesis)
 
 
 SCALES = {
@@ -213,21 +215,16 @@ def figure_runs(figure: str, scale: str = "small", seeds=3, **options) -> list[t
     return [(label, run_spec(r, size, seed)) for label, r in FIGURES[figure](size, **options).items() for seed in seeds]
 
 
-def load_figure(
-    figure: str,
-    scale: str = "small",
-    seeds=3,
-    device: str = "auto",
-    store: Store | None = None,
-    progress: bool = True,
-    **options,
-) -> pd.DataFrame:
-    """The figure's tidy results (one row per run x task) with the network-level correlates added
-    (`network_correlates`); computes only runs missing from the store, none where
-    $LOPCORE_NO_COMPUTE=1, and none at paper scale where $CI is set."""
-    params.device_name(device)
-    df = load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+def _with_correlates(df: pd.DataFrame, scale: str) -> pd.DataFrame:
     return network_correlates(df)
+
+
+load_figure = figure_loader(
+    figure_runs,
+    then=_with_correlates,
+    doc="""The figure's tidy results (one row per run x task) with the network-level correlates added
+(`network_correlates`).""",
+)
 
 
 def network_correlates(df: pd.DataFrame) -> pd.DataFrame:
@@ -268,3 +265,26 @@ def correlates_at(
     row per task, one column per (correlate, line)."""
     out = network_correlates(df[df.task.isin(list(tasks))])
     return out.groupby(["label", "task"], sort=False)[list(columns)].mean().round(3).unstack("label")
+
+
+def comparison_tables(scale: str = "small", device: str = "auto") -> dict[str, str]:
+    """The book's comparison of Iqbal's learners with Dohare's through the thesis's correlates, as
+    Markdown tables from the results store: "iqbal" (Fig. 2's baseline, CBP and persistent state,
+    n = 2, with their default seeds) and "dohare" (the methods figure's backprop, Shrink & Perturb
+    and CBP). book/dohare_correlates.md quotes them; a test checks that it quotes them as they are."""
+    from ..iqbal import figures as iqbal  # late: Iqbal's figures are the other paper's
+
+    fig2 = network_correlates(
+        iqbal.load_figure(
+            "fig2", scale=scale, seeds=iqbal.DEFAULT_SEEDS["fig2"], device=device, n=2, combined=False, progress=False
+        )
+    )
+    dohare = load_figure(
+        "dfig_methods",
+        scale=scale,
+        seeds=DEFAULT_SEEDS["dfig_methods"],
+        device=device,
+        methods=["backprop", "Shrink & Perturb", "CBP"],
+        progress=False,
+    )
+    return {"iqbal": markdown_table(correlate_changes(fig2)), "dohare": markdown_table(correlate_changes(dohare))}

@@ -1,11 +1,12 @@
 """The claims of "Loss of Plasticity in Recurrent Models" (Khan et al.) as predicates over results.
 
 Every number here is computed from the per-task test accuracy A_k (column `test_accuracy`) of a
-tidy frame from `recurrent_figures.load_figure`, *per seed* first, so that a verdict can ask
+tidy frame from `khan.figures.load_figure`, *per seed* first, so that a verdict can ask
 whether the seeds agree. A predicate returns (holds, evidence). The report's own numbers are in
 `REPORTED`, shown beside ours; the report gives one run per setting, so "holds" asks more of our
 results than the report could of its own: a difference counts only when it exceeds two standard
-errors over seeds (`SEPARATION`).
+errors over seeds (`SEPARATION`); with a single seed there is no standard error
+(`study.mean_se` gives NaN), so no such claim holds.
 
 Metrics per seed (the report's, Section 5.1):
     ΔA         (A_first − A_last) / A_first × 100, the first and last task
@@ -17,13 +18,13 @@ Metrics per seed (the report's, Section 5.1):
 from __future__ import annotations
 
 import re
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .claims import evaluate as claims_evaluate
-from .metrics import delta_accuracy, iaa
+from ...metrics import delta_accuracy, iaa
+from ...study import Claim, mean_se
+from ...study import evaluate as study_evaluate
 
 COLUMN = "test_accuracy"
 WINDOW = 0.1  # the robust ΔA's first/last fraction of tasks
@@ -98,12 +99,6 @@ def late_gap(df: pd.DataFrame, label: str, baseline: str = "baseline", window: f
     n = max(1, round(mine.shape[1] * window))
     common = mine.index.intersection(base.index)
     return (mine.iloc[:, -n:].mean(axis=1)[common] - base.iloc[:, -n:].mean(axis=1)[common]).to_numpy()
-
-
-def mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean and standard error over seeds (s.e. 0 for a single seed: no spread to speak of)."""
-    x = np.asarray(x, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
 def _show(x: np.ndarray, unit: str = "%") -> str:
@@ -192,8 +187,6 @@ def longer_degrades_more(df):
 
 # --- the claims of each figure -----------------------------------------------------------------
 
-Claim = tuple[str, Callable, tuple]
-
 CLAIMS: dict[str, list[Claim]] = {
     "rfig1": [
         ("MNIST reshuffle: the MLP loses plasticity (report ΔA 60.83%)", loses_plasticity, ("MLP",)),
@@ -264,7 +257,7 @@ DEFINITION = (
 
 def evaluate(claims: list[Claim], df: pd.DataFrame) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds."""
-    return claims_evaluate(claims, df, needs_baseline=NEEDS_BASELINE, definition=DEFINITION)
+    return study_evaluate(claims, df, needs_baseline=NEEDS_BASELINE, definition=DEFINITION)
 
 
 def figure_claims(figure: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Figures and summary tables from tidy result DataFrames (never from learner state).
+"""Iqbal's figures from tidy result DataFrames (never from learner state), drawn with the shared
+primitives of `lopcore.study` (`curve`, `styled`; its `summary` and `provenance` tables).
 
 Curves follow the paper's presentation: per-task values faint, a sliding average over tasks in
 bold; across seeds, the bold line is the mean and the band spans the seeds' range (min to max).
@@ -6,65 +7,12 @@ bold; across seeds, the bold line is the mean and the band spans the seeds' rang
 
 from __future__ import annotations
 
-import functools
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .metrics import sliding_mean
-
-WINDOW = 20  # Iqbal's sliding-average width, in tasks
-COLLAPSE_BELOW = 0.5  # a run has collapsed once its sliding online accuracy falls below this
-
-
-def styled(draw):
-    """Draw a figure inside seaborn's whitegrid style and notebook context, leaving the caller's own
-    matplotlib settings as they were (no global theme is set)."""
-
-    @functools.wraps(draw)
-    def inside_style(*args, **kwargs):
-        with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-            return draw(*args, **kwargs)
-
-    return inside_style
-
-
-def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
-    """Trailing sliding mean of `column` over tasks, within each run."""
-    return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))
-
-
-def curve(
-    df: pd.DataFrame,
-    column: str,
-    ax,
-    window: int | None = WINDOW,
-    ylabel: str | None = None,
-    palette: dict | None = None,
-):
-    """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds
-    (colours from `palette`, label -> colour, else in the order the labels appear)."""
-    data = df.assign(value=smoothed(df, column, window) if window else df[column])
-    palette = palette or dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
-    if window:
-        sns.lineplot(
-            data=df,
-            x="task",
-            y=column,
-            hue="label",
-            palette=palette,
-            errorbar=None,
-            alpha=0.25,
-            linewidth=0.6,
-            legend=False,
-            ax=ax,
-        )
-    sns.lineplot(data=data, x="task", y="value", hue="label", palette=palette, errorbar=("pi", 100), linewidth=2, ax=ax)
-    ax.set_ylabel(ylabel or column.replace("_", " "))
-    ax.set_xlabel("task")
-    ax.legend(title=None, frameon=False)
-    return ax
+from ...metrics import sliding_mean
+from ...study import COLLAPSE_BELOW, WINDOW, curve, styled
 
 
 def weight_norm_panel(df: pd.DataFrame, ax):
@@ -137,79 +85,6 @@ def alternating(df: pd.DataFrame, window: int = WINDOW):
     left.set_xlabel("task")
     left.legend(frameon=False, fontsize="small")
     weight_norm_panel(df, right)
-    fig.tight_layout()
-    return fig
-
-
-def collapse_task(sliding: pd.Series, tasks: pd.Series, below: float = COLLAPSE_BELOW) -> float:
-    """First task whose sliding online accuracy is below `below` (NaN if it never is)."""
-    hit = tasks[sliding.to_numpy() < below]
-    return float(hit.iloc[0]) if len(hit) else float("nan")
-
-
-def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: int = WINDOW) -> pd.DataFrame:
-    """One row per label: early and late online accuracy, the worst sliding accuracy, test accuracy
-    and weight norm at the end (means over seeds), and each seed's collapse task ("-" for none)."""
-    df = df.assign(sliding=smoothed(df, "online_accuracy", window))
-    n_tasks = df["task"].max() + 1
-    per_run = df.groupby(["label", "run"], sort=False).apply(
-        lambda g: pd.Series(
-            {
-                f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
-                f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
-                "lowest sliding acc": g["sliding"].min(),
-                "test acc, end": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
-                "weight norm ×1e4, end": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
-                "collapse": collapse_task(g["sliding"], g["task"]),
-            }
-        ),
-        include_groups=False,
-    )
-    by_label = per_run.groupby("label", sort=False)
-    table = by_label.mean().drop(columns="collapse").round(3)
-    table.insert(0, "seeds", by_label.size())
-    table["collapse task per seed"] = by_label["collapse"].agg(
-        lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c)
-    )
-    return table
-
-
-def provenance(df: pd.DataFrame) -> pd.DataFrame:
-    """Where each label's runs were computed: device, seeds, wall time per group, commit, date."""
-    runs = df.drop_duplicates("run")
-    return runs.groupby("label", sort=False).agg(
-        seeds=("seed", "size"),
-        device=("device_name", "first"),
-        wall_time_s=("wall_time_s", "max"),
-        git_commit=("git_commit", lambda c: ", ".join(sorted({v[:12] for v in c}))),
-        date=("date", "max"),
-    )
-
-
-@styled
-def task_accuracy(df: pd.DataFrame, title: str = "", panels: str | None = None):
-    """The recurrent report's figures: A_k, the test accuracy at the end of each task, per task (no
-    smoothing: the report plots it raw); the line is the seed mean and the band spans the seeds.
-
-    panels None: one panel, a line per label. "label": a panel per label (the language figure's
-    reshuffle and binary streams, whose chance levels differ). "H": labels "T=.., H=.." (Figure 6),
-    a panel per width H with a line per sequence length T."""
-    if panels == "H":
-        parts = df["label"].str.split(", ", n=1, expand=True)
-        df = df.assign(label=parts[0], panel=parts[1])
-    elif panels == "label":
-        df = df.assign(panel=df["label"])
-    else:
-        df = df.assign(panel="")
-    names = list(df["panel"].unique())
-    fig, axes = plt.subplots(1, len(names), figsize=(min(6 * len(names), 16), 4.2), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names):
-        curve(df[df.panel == name], "test_accuracy", ax, None, "test accuracy at task end, $A_k$")
-        ax.set_title(name)
-        if panels == "label":
-            ax.get_legend().remove()
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,1 @@
+"""Dohare's online permuted MNIST study (thesis ch. 4): figures, claims, plotting."""

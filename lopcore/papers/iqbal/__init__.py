@@ -1,0 +1,1 @@
+"""Iqbal: persistent internal state (figures, claims, plotting) and the collapse boundary on its protocol."""

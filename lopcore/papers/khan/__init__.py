@@ -1,0 +1,1 @@
+"""Khan et al., "Loss of Plasticity in Recurrent Models": figures, claims, plotting."""

@@ -1,0 +1,314 @@
+"""What the papers' studies share: the scale of a study, loading a figure's runs from the results
+store, claims as predicates and their verdict table, statistics over seeds, the collapse definition,
+and the plotting primitives every paper's figures are drawn with.
+
+Each paper (`lopcore.papers`) builds its figures, claims and plots on this module; nothing here
+knows a paper's figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from . import params
+from .engine import run
+from .metrics import sliding_mean
+from .spec import RunSpec
+from .store import Store, spec_key
+
+# --- scales and runs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The size of a study's runs: what every paper's scale names (a paper's own scale may add
+    fields; the recurrent report's gives n_tasks and examples_per_task per data source)."""
+
+    n_tasks: int
+    examples_per_task: int
+    test_examples: int
+    probe_examples: int
+
+
+def load_runs(
+    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None, progress: bool = True
+) -> pd.DataFrame:
+    """The tidy results of (label, run spec) pairs at `scale`, labelled; computes only runs missing
+    from the store, and none where $LOPCORE_NO_COMPUTE=1, nor at paper scale where $CI is set."""
+    compute = not (os.environ.get("LOPCORE_NO_COMPUTE") == "1" or (scale == "paper" and os.environ.get("CI")))
+    df = run([spec for _, spec in runs], device=device, store=store, progress=progress, compute=compute)
+    df["label"] = df["run"].map({spec_key(spec.to_dict()): label for label, spec in runs})
+    df["scale"] = scale
+    return df
+
+
+def figure_loader(
+    figure_runs: Callable[..., list[tuple[str, RunSpec]]],
+    scale: str = "small",
+    seeds=3,
+    then: Callable[[pd.DataFrame, str], pd.DataFrame] | None = None,
+    doc: str = "",
+) -> Callable[..., pd.DataFrame]:
+    """A paper's `load_figure(figure, scale, seeds, device, store, progress, **options)`: the tidy
+    results of `figure_runs(figure, scale, seeds, **options)` (`load_runs`: computing only runs missing
+    from the store), passed through `then(df, scale)` where given. `scale` and `seeds` are its defaults."""
+    default_scale, default_seeds = scale, seeds
+
+    def load_figure(
+        figure: str,
+        scale: str = default_scale,
+        seeds=default_seeds,
+        device: str = "auto",
+        store: Store | None = None,
+        progress: bool = True,
+        **options,
+    ) -> pd.DataFrame:
+        params.device_name(device)
+        df = load_runs(figure_runs(figure, scale, seeds, **options), scale, device, store, progress)
+        return then(df, scale) if then is not None else df
+
+    load_figure.__doc__ = (doc + "\n\n" if doc else "") + (
+        "Computes only runs missing from the store; none where $LOPCORE_NO_COMPUTE=1, and none at paper\n"
+        "scale where $CI is set (a cache miss there is an error naming the missing files)."
+    )
+    load_figure.__module__ = getattr(figure_runs, "__module__", __name__)
+    return load_figure
+
+
+def stored_by_line(runs: list[tuple[str, RunSpec]], store: Store | None = None) -> dict[str, list[bool]]:
+    """Per label of (label, run spec) pairs: whether each of its runs is in the store."""
+    store = store or Store()
+    stored: dict[str, list[bool]] = {}
+    for label, spec in runs:
+        stored.setdefault(label, []).append(spec.to_dict() in store)
+    return stored
+
+
+def stored_lines(
+    runs: list[tuple[str, RunSpec]], scale: str, store: Store | None = None, progress: bool = False
+) -> pd.DataFrame:
+    """The tidy results of the lines (labels) of `runs` whose runs are all stored (nothing is
+    computed); empty if none is complete."""
+    complete = {label for label, stored in stored_by_line(runs, store).items() if all(stored)}
+    chosen = [(label, s) for label, s in runs if label in complete]
+    return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
+
+
+def page_lines(
+    runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a page shows of `runs`: at paper scale only the lines whose runs are all stored (nothing
+    computed; hours per line), at other scales every line (computing what is missing); and per line
+    how many of its runs are stored."""
+    stored = stored_by_line(runs, store)
+    progress = pd.DataFrame(
+        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()],
+        columns=["line", "runs stored", "complete"],
+    )
+    if scale != "paper":
+        return load_runs(runs, scale, device, store, progress=False), progress
+    return stored_lines(runs, scale, store), progress
+
+
+# --- statistics over seeds ---------------------------------------------------------------------
+
+T975 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+]  # Student t 97.5% quantiles, 1..20 degrees of freedom
+
+
+def mean_se(x) -> tuple[float, float]:
+    """Mean and standard error of the mean over seeds. The standard error of a single seed is NaN:
+    one seed has no spread to estimate, so a test "beyond k standard errors" on it does not pass
+    (NaN compares false) unless its caller decides otherwise and says so."""
+    x = np.asarray(x, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+# --- the collapse definition -------------------------------------------------------------------
+
+WINDOW = 20  # Iqbal's sliding-average width, in tasks
+COLLAPSE_BELOW = 0.5  # a run has collapsed once its sliding online accuracy falls below this
+
+
+def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
+    """Trailing sliding mean of `column` over tasks, within each run."""
+    return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))
+
+
+def collapse_task(sliding: pd.Series, tasks: pd.Series, below: float = COLLAPSE_BELOW) -> float:
+    """First task whose sliding online accuracy is below `below` (NaN if it never is)."""
+    hit = tasks[sliding.to_numpy() < below]
+    return float(hit.iloc[0]) if len(hit) else float("nan")
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+# A claim: (text, predicate, arguments). The predicate is called as predicate(df, *arguments) and
+# returns (holds, evidence); the labels among the arguments are those the claim needs.
+Claim = tuple[str, Callable, tuple]
+PENDING = "pending"  # the verdict of a claim whose runs are not all stored yet
+
+
+def claim_labels(args) -> set[str]:
+    """The labels among a claim's arguments (strings, also inside tuples)."""
+    out = set()
+    for a in args:
+        if isinstance(a, str):
+            out.add(a)
+        elif isinstance(a, tuple):
+            out |= claim_labels(a)
+    return out
+
+
+def labels_in(df: pd.DataFrame) -> set[str]:
+    """The labels a results frame holds (none in an empty frame, which has no columns)."""
+    return set(df.label) if len(df) else set()
+
+
+def evaluate(
+    claims: list[Claim],
+    df: pd.DataFrame,
+    needs_baseline: tuple = (),
+    definition: str = "",
+    pending: Callable[[set[str]], str] | None = None,
+) -> pd.DataFrame:
+    """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
+    predicates in `needs_baseline` also need the label "baseline". A claim with labels absent is
+    skipped, or, given `pending` (absent labels -> text), listed with the verdict PENDING and that
+    text. `definition` (the terms the verdicts use) is kept in the table's attrs."""
+    present = labels_in(df)
+    rows = []
+    for text, predicate, args in claims:
+        needed = claim_labels(args) | ({"baseline"} if predicate in needs_baseline else set())
+        if needed - present:
+            if pending is not None:
+                rows.append({"claim": text, "verdict": PENDING, "evidence": pending(needed - present)})
+            continue
+        holds, evidence = predicate(df, *args)
+        rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
+    out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    out.attrs["definition"] = definition
+    return out
+
+
+def waiting_for(progress: pd.DataFrame) -> Callable[[set[str]], str]:
+    """`evaluate`'s `pending` text from a page's progress table (columns line and "runs stored",
+    as `page_lines` gives it): which lines a claim waits for, and how many runs each has."""
+    stored = dict(zip(progress["line"], progress["runs stored"]))
+    return lambda absent: (
+        "waiting for "
+        + ", ".join(f"{label} ({stored.get(label, 'none of its')} runs stored)" for label in sorted(absent))
+    )
+
+
+# --- plotting primitives -----------------------------------------------------------------------
+
+
+def styled(draw):
+    """Draw a figure inside seaborn's whitegrid style and notebook context, leaving the caller's own
+    matplotlib settings as they were (no global theme is set)."""
+
+    @functools.wraps(draw)
+    def inside_style(*args, **kwargs):
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+            return draw(*args, **kwargs)
+
+    return inside_style
+
+
+def curve(
+    df: pd.DataFrame,
+    column: str,
+    ax,
+    window: int | None = WINDOW,
+    ylabel: str | None = None,
+    palette: dict | None = None,
+):
+    """Per-label curve over tasks: faint per-task seed mean, bold sliding mean, band over seeds
+    (colours from `palette`, label -> colour, else in the order the labels appear)."""
+    data = df.assign(value=smoothed(df, column, window) if window else df[column])
+    palette = palette or dict(zip(data["label"].unique(), sns.color_palette("colorblind")))
+    if window:
+        sns.lineplot(
+            data=df,
+            x="task",
+            y=column,
+            hue="label",
+            palette=palette,
+            errorbar=None,
+            alpha=0.25,
+            linewidth=0.6,
+            legend=False,
+            ax=ax,
+        )
+    sns.lineplot(data=data, x="task", y="value", hue="label", palette=palette, errorbar=("pi", 100), linewidth=2, ax=ax)
+    ax.set_ylabel(ylabel or column.replace("_", " "))
+    ax.set_xlabel("task")
+    ax.legend(title=None, frameon=False)
+    return ax
+
+
+def summary(df: pd.DataFrame, window: int = WINDOW, first: int = WINDOW, last: int = WINDOW) -> pd.DataFrame:
+    """One row per label: early and late online accuracy, the worst sliding accuracy, test accuracy
+    and weight norm at the end (means over seeds), and each seed's collapse task ("-" for none)."""
+    df = df.assign(sliding=smoothed(df, "online_accuracy", window))
+    n_tasks = df["task"].max() + 1
+    per_run = df.groupby(["label", "run"], sort=False).apply(
+        lambda g: pd.Series(
+            {
+                f"online acc, first {first}": g.loc[g.task < first, "online_accuracy"].mean(),
+                f"online acc, last {last}": g.loc[g.task >= n_tasks - last, "online_accuracy"].mean(),
+                "lowest sliding acc": g["sliding"].min(),
+                "test acc, end": g.loc[g.task == n_tasks - 1, "test_accuracy"].mean(),
+                "weight norm ×1e4, end": 1e4 * g.loc[g.task == n_tasks - 1, "weight_norm"].mean(),
+                "collapse": collapse_task(g["sliding"], g["task"]),
+            }
+        ),
+        include_groups=False,
+    )
+    by_label = per_run.groupby("label", sort=False)
+    table = by_label.mean().drop(columns="collapse").round(3)
+    table.insert(0, "seeds", by_label.size())
+    table["collapse task per seed"] = by_label["collapse"].agg(
+        lambda c: ", ".join("-" if pd.isna(v) else str(int(v)) for v in c)
+    )
+    return table
+
+
+def provenance(df: pd.DataFrame) -> pd.DataFrame:
+    """Where each label's runs were computed: device, seeds, wall time per group, commit, date."""
+    runs = df.drop_duplicates("run")
+    return runs.groupby("label", sort=False).agg(
+        seeds=("seed", "size"),
+        device=("device_name", "first"),
+        wall_time_s=("wall_time_s", "max"),
+        git_commit=("git_commit", lambda c: ", ".join(sorted({v[:12] for v in c}))),
+        date=("date", "max"),
+    )
