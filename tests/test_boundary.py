@@ -277,7 +277,6 @@ def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
 # --- the book's statements about the boundary -------------------------------------------------------
 
 
-
 def test_the_intros_boundary_statements_hold_for_the_committed_results():
     """book/intro.md and README.md paste or round the boundary page's numbers; the words around them
     are checked here against the committed paper-scale runs."""
