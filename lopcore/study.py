@@ -157,6 +157,16 @@ WINDOW = 20  # Iqbal's sliding-average width, in tasks
 COLLAPSE_BELOW = 0.5  # a run has collapsed once its sliding online accuracy falls below this
 
 
+def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval (Student t over the values; NaN bounds for one value)."""
+    x = np.asarray(x, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = T975[min(len(x) - 2, len(T975) - 1)] * x.std(ddof=1) / np.sqrt(len(x))
+    return mean, mean - half, mean + half
+
+
 def smoothed(df: pd.DataFrame, column: str, window: int = WINDOW) -> pd.Series:
     """Trailing sliding mean of `column` over tasks, within each run."""
     return df.groupby("run", sort=False)[column].transform(lambda s: sliding_mean(s.to_numpy(), window))

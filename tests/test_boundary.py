@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lopcore import data
+from lopcore import data, study
 from lopcore.engine import run, run_group
 from lopcore.learners import Backprop
 from lopcore.papers.iqbal import boundary, figures
@@ -211,9 +211,9 @@ def test_per_run_collapse_tasks_are_the_sliding_means_first_crossing():
 
 
 def test_mean_ci_is_students_t_over_the_values():
-    mean, low, high = boundary.mean_ci(np.array([1.0, 2.0, 3.0]))
+    mean, low, high = study.mean_ci(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-6)
-    assert math.isnan(boundary.mean_ci(np.array([5.0]))[1])
+    assert math.isnan(study.mean_ci(np.array([5.0]))[1])
 
 
 def test_the_premise_needs_a_good_start_and_a_collapse_by_task_200():

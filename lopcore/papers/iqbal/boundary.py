@@ -36,11 +36,11 @@ from ...store import Store
 from ...study import (
     COLLAPSE_BELOW,
     PENDING,
-    T975,
     WINDOW,
     Scale,
     collapse_task,
     figure_loader,
+    mean_ci,
     page_lines,
     smoothed,
 )
@@ -234,16 +234,6 @@ def per_run(df: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% confidence interval (Student t over the values; NaN bounds for one value)."""
-    x = np.asarray(x, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = T975[min(len(x) - 2, len(T975) - 1)] * x.std(ddof=1) / np.sqrt(len(x))
-    return mean, mean - half, mean + half
 
 
 def collapse_by_rate(runs: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:

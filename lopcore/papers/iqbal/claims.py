@@ -17,12 +17,12 @@ import pandas as pd
 from ...study import (
     COLLAPSE_BELOW,
     PENDING,
-    T975,
     WINDOW,
     Claim,
     collapse_task,
     labels_in,
     load_runs,
+    mean_ci,
     mean_se,
     smoothed,
     stored_by_line,
@@ -50,18 +50,32 @@ def collapse_statistic(df: pd.DataFrame) -> pd.DataFrame:
     for label in df.label.unique():
         tasks = np.array(collapse_tasks(df, label))
         hit = tasks[~np.isnan(tasks)]
-        mean = hit.mean() if len(hit) else np.nan
-        t = T975[min(len(hit) - 2, len(T975) - 1)] if len(hit) <= len(T975) + 1 else 1.96
-        half = t * hit.std(ddof=1) / np.sqrt(len(hit)) if len(hit) > 1 else np.nan
+        mean, low, high = mean_ci(hit) if len(hit) else (np.nan, np.nan, np.nan)
         rows.append(
             {
                 "label": label,
                 "seeds collapsed": f"{len(hit)} of {len(tasks)}",
                 "mean collapse task": round(mean, 1),
-                "95% CI": "-" if np.isnan(half) else f"{mean - half:.0f} to {mean + half:.0f}",
+                "95% CI": "-" if np.isnan(low) else f"{low:.0f} to {high:.0f}",
             }
         )
     return pd.DataFrame(rows).set_index("label")
+
+
+def collapse_by_seed(df: pd.DataFrame, label: str) -> pd.Series:
+    """Each seed's collapse task for one label, indexed by seed; a run that never collapses counts
+    as its length (censored: a lower bound)."""
+    runs = df[df.label == label].drop_duplicates("run")
+    tasks = np.array(collapse_tasks(df, label))
+    return pd.Series(np.where(np.isnan(tasks), df.task.max() + 1, tasks), index=runs.seed.to_numpy(), name=label)
+
+
+def paired_collapse(df: pd.DataFrame, label: str, than: str = "baseline") -> tuple[float, float, float, int]:
+    """`label`'s collapse task minus `than`'s, paired by seed (both censored at the run's length):
+    the mean difference, its 95% confidence interval and the number of seeds paired."""
+    a, b = collapse_by_seed(df, label), collapse_by_seed(df, than)
+    seeds = sorted(set(a.index) & set(b.index))
+    return (*mean_ci(a[seeds].to_numpy() - b[seeds].to_numpy()), len(seeds))
 
 
 def per_seed(
