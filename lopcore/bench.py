@@ -436,7 +436,7 @@ def main(argv=None) -> dict:
         metavar=("A", "B"),
         help="only compare two saved outputs (files whose "
         "last line is the JSON): every median's relative difference; exit 1 if one exceeds "
-        f"{REPEATABLE:.0%}",
+        f"{REPEATABLE:.0%}".replace("%", "%%"),  # argparse %-formats help strings
     )
     args = p.parse_args(argv)
     if args.compare:

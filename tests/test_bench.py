@@ -315,3 +315,11 @@ def test_two_outputs_are_compared_median_by_median(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--compare", str(tmp_path / "a"), str(tmp_path / "c")])
     assert "beyond 15%" in capsys.readouterr().out
+
+
+def test_the_benchmark_explains_its_options(capsys):
+    from lopcore import bench
+
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--help"])
+    assert exit_.value.code == 0 and "exit 1 if one exceeds 15%" in " ".join(capsys.readouterr().out.split())

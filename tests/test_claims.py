@@ -13,10 +13,12 @@ from lopcore.papers.iqbal.claims import (
     alternation_claims,
     alternation_does_not_hurt,
     choose_cbp_rate,
+    collapse_by_seed,
     collapse_statistic,
     collapse_tasks,
     evaluate,
     figure_claims,
+    paired_collapse,
     per_seed,
     scoreboard,
 )
@@ -258,6 +260,30 @@ def test_the_books_cbp_rate_statement_holds_at_paper_scale(intro, paper_lines):
     assert df.seed.nunique() == 5 and df.label.nunique() == 3
     assert "picks 10⁻⁴ at the paper's scale too, the rate every figure uses" in intro
     assert choose_cbp_rate(df)[0] == CBP_RATE == 1e-4
+
+
+def test_the_books_statements_on_the_papers_regime_hold_at_paper_scale(intro, committed_store):
+    """book/intro.md, "The paper's regime": Figure 2's lines at lr 0.125 (600 tasks, 5 seeds)."""
+    from lopcore.papers.iqbal.figures import stored_paper_lines
+
+    df = stored_paper_lines("fig2", committed_store, regime="collapse")
+    assert "The baseline collapses as the paper reports" in intro and "(between 112 and 128)" in intro
+    baseline = collapse_by_seed(df, "baseline")
+    assert len(baseline) == 5 and (baseline.min(), baseline.max()) == (112, 128)
+    assert 0.88 < per_seed(df, "baseline", last=None, tasks=range(10)).mean() < 0.92  # "starting at about 0.9"
+    assert "The persistent state collapses with it" in intro and "neither prevents the collapse nor delays it" in intro
+    state = collapse_by_seed(df, "persistent n=2")
+    assert len(state) == 5 and (state < 600).all()  # every seed collapses
+    mean, low, high, seeds = paired_collapse(df, "persistent n=2")
+    assert seeds == 5 and mean <= 0 and low < 0 < high  # no later on average; the interval spans zero
+    from lopcore.papers.dohare.figures import correlates_at
+
+    late = correlates_at(df[df.label.isin(["baseline", "persistent n=2"])], (0, 599)).loc[599]
+    assert "most of its hidden units dead, the state's with weights that blow up" in intro
+    assert late[("dead_percent", "baseline")] > 85 and late[("dead_percent", "persistent n=2")] < 75
+    assert late[("mean_abs_weight", "persistent n=2")] > 10 * late[("mean_abs_weight", "baseline")]
+    assert "the effective rank falls to almost nothing" in intro
+    assert late["effective_rank"].max() < 2  # of 100 units, from about 45 at the start
 
 
 def test_every_number_the_intro_pastes_is_glued_by_its_page():
