@@ -207,19 +207,20 @@ def evaluate(
     df: pd.DataFrame,
     needs_baseline: tuple = (),
     definition: str = "",
-    pending: Callable[[set[str]], str] | None = None,
+    pending: Callable[[set[str]], str | None] | None = None,
 ) -> pd.DataFrame:
     """Verdict table (claim, verdict, evidence) of the claims whose labels the frame holds; the
     predicates in `needs_baseline` also need the label "baseline". A claim with labels absent is
-    skipped, or, given `pending` (absent labels -> text), listed with the verdict PENDING and that
-    text. `definition` (the terms the verdicts use) is kept in the table's attrs."""
+    skipped, or, given `pending` (absent labels -> text, or None: skip it too), listed with the
+    verdict PENDING and that text. `definition` (the terms the verdicts use) is kept in the table's attrs."""
     present = labels_in(df)
     rows = []
     for text, predicate, args in claims:
         needed = claim_labels(args) | ({"baseline"} if predicate in needs_baseline else set())
         if needed - present:
-            if pending is not None:
-                rows.append({"claim": text, "verdict": PENDING, "evidence": pending(needed - present)})
+            waiting = None if pending is None else pending(needed - present)
+            if waiting is not None:
+                rows.append({"claim": text, "verdict": PENDING, "evidence": waiting})
             continue
         holds, evidence = predicate(df, *args)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
@@ -228,13 +229,15 @@ def evaluate(
     return out
 
 
-def waiting_for(progress: pd.DataFrame) -> Callable[[set[str]], str]:
+def waiting_for(progress: pd.DataFrame) -> Callable[[set[str]], str | None]:
     """`evaluate`'s `pending` text from a page's progress table (columns line and "runs stored",
-    as `page_lines` gives it): which lines a claim waits for, and how many runs each has."""
+    as `page_lines` gives it): which lines a claim waits for, and how many runs each has; None (the
+    claim is skipped) when it needs a line the page does not run at all."""
     stored = dict(zip(progress["line"], progress["runs stored"]))
     return lambda absent: (
-        "waiting for "
-        + ", ".join(f"{label} ({stored.get(label, 'none of its')} runs stored)" for label in sorted(absent))
+        None
+        if absent - set(stored)
+        else "waiting for " + ", ".join(f"{label} ({stored[label]} runs stored)" for label in sorted(absent))
     )
 
 

@@ -41,7 +41,9 @@ def test_fig2_runs_under_papermill_at_smoke_scale(scratch_store):
     text = outputs(out)
     assert "scale 'smoke'" in text and "persistent n=2" in text and "baseline" in text and "CBP" in text
     assert "persistent n=1" not in text
-    assert len(list((scratch_store / "results").rglob("*.json"))) == 4  # baseline, CBP, n=2, n=2 + CBP
+    stored = [json.loads(f.read_text()) for f in (scratch_store / "results").rglob("*.json")]
+    # baseline, CBP, n=2, n=2 + CBP in each regime: the printed one and the paper's (its closing section)
+    assert sorted(r["spec"]["learner"]["lr"] for r in stored) == [0.05] * 4 + [0.125] * 4
 
 
 @pytest.mark.slow
