@@ -11,4 +11,5 @@ def glue(name: str, value) -> None:
         from myst_nb import glue as myst_glue
     except ImportError:
         return
-    myst_glue(name, value, display=False)
+    # numpy scalars as plain Python numbers: the glued text is their repr, which {glue:text}'s format reads
+    myst_glue(name, value.item() if hasattr(value, "item") else value, display=False)

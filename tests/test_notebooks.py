@@ -90,7 +90,7 @@ def test_the_paper_scale_page_runs_on_an_empty_store(scratch_store):
         kernel_name="python3",
     )
     text = outputs(out)
-    assert "all 5 seeds stored: 0 of 33" in text and "No line of Figure 2 has all five seeds stored" in text
+    assert "all 5 seeds stored: 0 of 63" in text and "No line of Figure 2 has all five seeds stored" in text
 
 
 def test_the_toc_lists_every_notebook():
