@@ -101,6 +101,14 @@ def stored_lines(
     return load_runs(chosen, scale, store=store, progress=progress) if chosen else pd.DataFrame()
 
 
+def progress_table(stored: dict[str, list[bool]]) -> pd.DataFrame:
+    """Per line of `stored_by_line`'s answer: how many of its runs are stored, and whether all are."""
+    return pd.DataFrame(
+        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()],
+        columns=["line", "runs stored", "complete"],
+    )
+
+
 def page_lines(
     runs: list[tuple[str, RunSpec]], scale: str, device: str = "auto", store: Store | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -108,10 +116,7 @@ def page_lines(
     computed; hours per line), at other scales every line (computing what is missing); and per line
     how many of its runs are stored."""
     stored = stored_by_line(runs, store)
-    progress = pd.DataFrame(
-        [{"line": label, "runs stored": f"{sum(s)} of {len(s)}", "complete": all(s)} for label, s in stored.items()],
-        columns=["line", "runs stored", "complete"],
-    )
+    progress = progress_table(stored)
     if scale != "paper":
         return load_runs(runs, scale, device, store, progress=False), progress
     return stored_lines(runs, scale, store), progress

@@ -24,9 +24,11 @@ from ...study import (
     load_runs,
     mean_ci,
     mean_se,
+    progress_table,
     smoothed,
     stored_by_line,
     stored_lines,
+    waiting_for,
 )
 from ...study import evaluate as study_evaluate
 
@@ -364,15 +366,8 @@ def scoreboard(
             return load_runs(runs, scale, device, progress=progress), {}
         return stored_lines(runs, scale, progress=progress), stored_by_line(runs)
 
-    def waiting(stored: dict[str, list[bool]]) -> Callable[[set[str]], str] | None:
-        if not stored_only:
-            return None
-        return lambda absent: (
-            "waiting for "
-            + ", ".join(
-                f"{label} ({sum(stored[label])} of {len(stored[label])} runs stored)" for label in sorted(absent)
-            )
-        )
+    def waiting(stored: dict[str, list[bool]]) -> Callable[[set[str]], str | None] | None:
+        return waiting_for(progress_table(stored)) if stored_only else None
 
     def n_seeds(df):
         return df.seed.nunique() if len(df) else 0
