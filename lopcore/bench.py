@@ -40,12 +40,14 @@ import math
 import os
 import resource
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .bench_references import BATCH, N_IN, N_OUT, FuncLoop, NaiveLoop, NaiveMLP, Roofline  # noqa: F401
 from .blocks import EAGER_BLOCK_STEPS, BlockTrainer, per_batch
@@ -92,6 +94,11 @@ class Timed:
     call: Callable[[], None]
     samples: list[float] = field(default_factory=list)
     peak_memory_mb: float | None = None  # after its warm-up (see _peak_mb)
+    warm_up_s: float | None = None  # its untimed first call: the same work as a timed call, plus any compile
+
+    @property
+    def name(self) -> str:
+        return f"{self.learner} {self.implementation} R={self.runs}"
 
 
 def naive_call(learner, source: Dataset, device) -> Callable[[], None]:
@@ -252,14 +259,18 @@ def warm_up(configs: list[Timed], device, unavailable: dict[str, str]) -> list[T
     the memory it left (GPU: the peak allocated by it; CPU: the process's peak resident set so far). A
     compiled configuration that fails here is dropped, its learner's reason kept in `unavailable`."""
     kept = []
-    for c in configs:
+    bar = tqdm(configs, desc="warm-up", unit="config", file=sys.stderr, leave=False)
+    for c in bar:
+        bar.set_postfix_str(c.name)
         if c.implementation == "compile" and c.learner in unavailable:
             continue
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
+            start = time.perf_counter()
             c.call()
             _sync(device)
+            c.warm_up_s = time.perf_counter() - start
             c.peak_memory_mb = _peak_mb(device)
         except Exception as err:  # noqa: BLE001 - torch.compile's many ways to fail on a build
             if c.implementation != "compile":
@@ -270,17 +281,29 @@ def warm_up(configs: list[Timed], device, unavailable: dict[str, str]) -> list[T
     return kept
 
 
+def round_seconds(configs: list[Timed]) -> float:
+    """What one timed round should take, from the warm-up calls (a compiled configuration's warm-up
+    is mostly its compile: it is counted at its uncompiled twin's time)."""
+    warm = {(c.learner, c.implementation, c.runs): c.warm_up_s or 0.0 for c in configs}
+    twin = {"compile": "vmap"}
+    return sum(warm[(c.learner, twin.get(c.implementation, c.implementation), c.runs)] for c in configs)
+
+
 def time_interleaved(configs: list[Timed], repeats: int, steps: int, device) -> None:
     """`repeats` rounds, each timing every configuration once (the order rotated each round, so no
-    configuration always follows the same one); appends µs per run-step to each's samples."""
-    for rep in range(repeats):
-        k = rep % len(configs)
-        for c in configs[k:] + configs[:k]:
-            _sync(device)
-            start = time.perf_counter()
-            c.call()
-            _sync(device)
-            c.samples.append((time.perf_counter() - start) / (steps * c.runs) * 1e6)
+    configuration always follows the same one); appends µs per run-step to each's samples. A bar on
+    stderr shows the configuration being timed and the time left."""
+    with tqdm(total=repeats * len(configs), desc="timing", unit="config", file=sys.stderr, leave=False) as bar:
+        for rep in range(repeats):
+            k = rep % len(configs)
+            for c in configs[k:] + configs[:k]:
+                bar.set_postfix_str(f"round {rep + 1}/{repeats}, {c.name}")
+                _sync(device)
+                start = time.perf_counter()
+                c.call()
+                _sync(device)
+                c.samples.append((time.perf_counter() - start) / (steps * c.runs) * 1e6)
+                bar.update()
 
 
 def spread(samples: list[float]) -> float:
@@ -478,7 +501,15 @@ def _run(args, device, threads: int, cpus) -> dict:
             ]
     for name, learner in LEARNERS_TIMED.items():  # the products per run-step do not depend on R
         flop.update({(name, r): Roofline(learner, 1, device).flop_per_run_step for r in runs})
+    print(f"warming up {len(configs)} configurations ({args.steps} steps each)...", file=sys.stderr, flush=True)
     configs = warm_up(configs, device, unavailable)
+    each = round_seconds(configs)
+    print(
+        f"warm-up took {time.perf_counter() - started:.0f} s; timing {args.repeats} rounds of about {each:.0f} s "
+        f"each: about {args.repeats * each / 60:.1f} min, then the profile",
+        file=sys.stderr,
+        flush=True,
+    )
     peak = {(c.learner, c.runs): c.peak_memory_mb for c in configs if c.implementation == "engine"}
     time_interleaved(configs, args.repeats, args.steps, device)
     samples = {(c.learner, c.implementation, c.runs): c.samples for c in configs}

@@ -4,6 +4,7 @@ implementation computes the engine's numbers, and saved results (old and new) lo
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,10 @@ FAST = ["--no-compile", "--repeats", "2"]  # the compiled reference has its own 
 
 def test_benchmark_prints_a_table_and_ends_with_one_json_object(capsys):
     bench.main(["--steps", "3", "--runs", "1", "2", "--device", "cpu", *FAST])
-    lines = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    # before it times anything, it says how long the timing will take (on stderr, beside its bars)
+    assert re.search(r"timing 2 rounds of about \d+ s each: about [\d.]+ min", captured.err)
     result = json.loads(lines[-1])
     assert result["device"].startswith("cpu") and result["paper_projection_hours"] > 0
     assert result["repeats"] == 2 and result["threads"] == torch.get_num_threads()
@@ -59,6 +63,14 @@ def test_benchmark_prints_a_table_and_ends_with_one_json_object(capsys):
     assert result["paper_projection_hours_by_implementation"]["compile"] is None
     assert any("naive" in line and "engine" in line and "roofline" in line for line in lines)
     assert any(line.startswith("device: cpu") and "threads" in line for line in lines)
+
+
+def test_a_round_is_estimated_from_the_warm_up_and_a_compile_at_its_uncompiled_twin():
+    def timed(impl, runs, warm):
+        return bench.Timed("baseline", impl, runs, lambda: None, warm_up_s=warm)
+
+    configs = [timed("naive", 1, 2.0), timed("vmap", 16, 3.0), timed("compile", 16, 90.0), timed("engine", 16, 0.5)]
+    assert bench.round_seconds(configs) == 2.0 + 3.0 + 3.0 + 0.5
 
 
 def test_the_benchmark_pins_its_threads_and_puts_the_affinity_back():
