@@ -831,19 +831,9 @@ def target_verdicts(results: pd.DataFrame) -> pd.DataFrame:
                 if not at.empty:
                     best = at.loc[at[column].astype(float).idxmax()] if kind == "cuda" else at.iloc[0]
                     value = best[column]
+                where = {"device": device, "date": date, "steps": steps, "learner": learner, "target": label}
                 if value is None or (isinstance(value, float) and math.isnan(value)):
-                    rows.append(
-                        {
-                            "device": device,
-                            "date": date,
-                            "steps": steps,
-                            "learner": learner,
-                            "target": label,
-                            "measured": NOT_MEASURED,
-                            "verdict": NOT_MEASURED,
-                            "note": busy,
-                        }
-                    )
+                    rows.append({**where, "measured": NOT_MEASURED, "verdict": NOT_MEASURED, "note": busy})
                     continue
                 holds = value >= bound if at_least else value <= bound
                 measured = f"{value:.2f}× at R = {best.runs}"
@@ -851,18 +841,7 @@ def target_verdicts(results: pd.DataFrame) -> pd.DataFrame:
                     hours = best.paper_projection_hours
                     holds = holds and hours <= GPU_MOST_HOURS
                     measured += f", paper {hours * 60:.0f} min"
-                rows.append(
-                    {
-                        "device": device,
-                        "date": date,
-                        "steps": steps,
-                        "learner": learner,
-                        "target": label,
-                        "measured": measured,
-                        "verdict": "✓" if holds else "✗",
-                        "note": busy,
-                    }
-                )
+                rows.append({**where, "measured": measured, "verdict": "✓" if holds else "✗", "note": busy})
     return pd.DataFrame(rows, columns=["device", "date", "steps", "learner", "target", "measured", "verdict", "note"])
 
 

@@ -399,3 +399,19 @@ def side_by_side(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
     verdicts = pd.concat({name: b.verdict for name, b in parts.items()}, axis=1)
     evidence = pd.concat({f"evidence ({name})": b.evidence for name, b in parts.items()}, axis=1)
     return verdicts.join(evidence)
+
+
+WHERE_IT_HOLDS = ("both", "printed only", "paper's regime only", "neither", PENDING)
+
+
+def where_it_holds(printed: pd.DataFrame, regime: pd.DataFrame) -> pd.Series:
+    """Per (figure, claim) of two scoreboards (the printed protocol's and the paper's regime's):
+    where the claim holds, one of WHERE_IT_HOLDS ("pending" while either verdict is)."""
+    a, b = (board.set_index(["figure", "claim"]).verdict for board in (printed, regime))
+    a, b = a.align(b)
+    names = {(True, True): "both", (True, False): "printed only", (False, True): "paper's regime only"}
+    return pd.Series(
+        [PENDING if PENDING in (x, y) else names.get((x == "✓", y == "✓"), "neither") for x, y in zip(a, b)],
+        index=a.index,
+        name="holds",
+    )
