@@ -183,6 +183,52 @@ def collapse_task(sliding: pd.Series, tasks: pd.Series, below: float = COLLAPSE_
     return float(hit.iloc[0]) if len(hit) else float("nan")
 
 
+DEAD_COLUMNS = ("dead_fraction_l1", "dead_fraction_l2", "dead_fraction_l3")
+
+
+def failure_modes(df: pd.DataFrame) -> pd.DataFrame:
+    """How each line's runs fail, one row per label: a collapse (sliding online accuracy below
+    COLLAPSE_BELOW) can come with dead units, as Dohare describes the loss of plasticity, or with
+    divergence (the loss turns non-finite: the `diverged` flag), a numerical failure of another kind.
+    Columns: seeds; how many collapsed and how many diverged, with the first non-finite task per
+    diverged seed and how many diverged no later than their collapse task (the sliding window lags:
+    such a collapse is the divergence's doing, not a slow loss of plasticity); at each run's last
+    task, the median share of dead hidden units (%) and the median and largest mean |W| over the
+    seeds that did not diverge (a diverged run's weights are not numbers)."""
+    rows = []
+    for label, line in df.groupby("label", sort=False):
+        per_seed = []
+        for _, g in line.groupby("seed", sort=True):
+            g = g.sort_values("task")
+            bad = g.loc[g["diverged"].astype(bool), "task"] if "diverged" in g else g.task.iloc[:0]
+            last = g.iloc[-1]
+            per_seed.append(
+                {
+                    "collapse": collapse_task(pd.Series(sliding_mean(g["online_accuracy"].to_numpy(), WINDOW)), g.task),
+                    "diverged_at": float(bad.iloc[0]) if len(bad) else float("nan"),
+                    "dead_end": 100 * float(np.mean([last[c] for c in DEAD_COLUMNS])) if len(bad) == 0 else np.nan,
+                    "weight_end": float(last["mean_abs_weight"]) if len(bad) == 0 else np.nan,
+                }
+            )
+        s = pd.DataFrame(per_seed)
+        n, healthy = len(s), s[s.diverged_at.isna()]
+        rows.append(
+            {
+                "line": label,
+                "seeds": n,
+                "collapsed": f"{int(s.collapse.notna().sum())} of {n}",
+                "diverged": f"{int(s.diverged_at.notna().sum())} of {n}",
+                "diverged at task": ", ".join(str(int(t)) for t in s.diverged_at.dropna()) or "-",
+                "diverged first": int((s.diverged_at <= s.collapse).sum()),
+                "dead % at end": round(float(healthy.dead_end.median()), 1) if len(healthy) else np.nan,
+                "mean |W| at end": round(float(healthy.weight_end.median()), 3) if len(healthy) else np.nan,
+                "largest mean |W|": round(float(healthy.weight_end.max()), 3) if len(healthy) else np.nan,
+                "n_diverged": int(s.diverged_at.notna().sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("line")
+
+
 # --- claims ------------------------------------------------------------------------------------
 
 # A claim: (text, predicate, arguments). The predicate is called as predicate(df, *arguments) and

@@ -210,6 +210,25 @@ def test_per_run_collapse_tasks_are_the_sliding_means_first_crossing():
     assert (row["collapsed"], row["median"], row["mean"]) == ("2 of 3", 109.0, round((49 + 109 + 300) / 3, 1))
 
 
+def test_failure_modes_tell_a_divergence_from_a_collapse_with_dead_units():
+    df = synthetic({("persistent n=2", 0.2): [40, 100, None]})
+    df = df.assign(
+        diverged=(df.seed == 0) & (df.task >= 30),  # seed 0: non-finite from task 30, before its collapse
+        mean_abs_weight=np.where(df.seed == 1, 0.5, 0.1),
+        **{c: np.where(df.seed == 1, 0.9, 0.0) for c in study.DEAD_COLUMNS},
+    )
+    df.loc[df.diverged, ["mean_abs_weight", *study.DEAD_COLUMNS]] = np.nan
+    row = study.failure_modes(df).loc["persistent n=2 · lr=0.2"]
+    assert (row.collapsed, row.diverged, row["diverged at task"], row["diverged first"]) == (
+        "2 of 3",
+        "1 of 3",
+        "30",
+        1,
+    )
+    # the medians are over the two seeds that did not diverge: 90% and 0% dead, |W| 0.5 and 0.1
+    assert (row["dead % at end"], row["mean |W| at end"], row["largest mean |W|"]) == (45.0, 0.3, 0.5)
+
+
 def test_mean_ci_is_students_t_over_the_values():
     mean, low, high = study.mean_ci(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-6)
@@ -294,3 +313,12 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     for lr in (0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
         row = pairs.loc[lr]
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
+    # "much of the state's earlier collapse is a divergence": the boundary page glues these counts
+    modes = study.failure_modes(df)
+    learner = modes.index.str.split(" · ").str[0]
+    state, base_modes = modes[learner == "persistent n=2"], modes[learner == "baseline"]
+    assert state.n_diverged.sum() >= 3 and state["diverged first"].sum() >= 1
+    assert (
+        base_modes.n_diverged.sum() == 0
+        and (base_modes.loc[base_modes.collapsed != "0 of 3", "dead % at end"] > 80).all()
+    )

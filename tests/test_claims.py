@@ -307,13 +307,21 @@ def test_the_books_statements_on_the_papers_regime_hold_at_paper_scale(intro, co
     mean, low, high, seeds = paired_collapse(df, "persistent n=2")
     assert seeds == 5 and mean <= 0 and low < 0 < high  # no later on average; the interval spans zero
     from lopcore.papers.dohare.figures import correlates_at
+    from lopcore.study import failure_modes
 
-    late = correlates_at(df[df.label.isin(["baseline", "persistent n=2"])], (0, 599)).loc[599]
-    assert "most of its hidden units dead, the state's with weights that blow up" in intro
-    assert late[("dead_percent", "baseline")] > 85 and late[("dead_percent", "persistent n=2")] < 75
-    assert late[("mean_abs_weight", "persistent n=2")] > 10 * late[("mean_abs_weight", "baseline")]
-    assert "the effective rank falls to almost nothing" in intro
+    pair = df[df.label.isin(["baseline", "persistent n=2"])]
+    late = correlates_at(pair, (0, 599), statistic="median").loc[599]
+    assert "In both the effective rank falls to almost nothing" in intro
     assert late["effective_rank"].max() < 2  # of 100 units, from about 45 at the start
+    modes = failure_modes(pair)
+    assert "with most of its hidden units dead" in intro and "with fewer" in intro
+    assert page["regime_dead_end_baseline"] == modes.loc["baseline", "dead % at end"] > 85
+    assert page["regime_dead_end_n2"] == modes.loc["persistent n=2", "dead % at end"] < page["regime_dead_end_baseline"]
+    # "in some seeds, a numerical failure instead": a divergence, or weights far beyond the baseline's
+    assert page["regime_diverged_n2"] == modes.loc["persistent n=2", "n_diverged"] >= 1
+    assert modes.loc["baseline", "n_diverged"] == 0
+    assert page["regime_weight_max_n2"] == modes.loc["persistent n=2", "largest mean |W|"]
+    assert page["regime_weight_max_n2"] > 10 * page["regime_weight_max_baseline"]
 
 
 def test_every_number_the_intro_pastes_is_glued_by_its_page():

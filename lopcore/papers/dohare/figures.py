@@ -259,12 +259,14 @@ def network_correlates(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def correlates_at(
-    df: pd.DataFrame, tasks, columns=("dead_percent", "mean_abs_weight", "effective_rank")
+    df: pd.DataFrame, tasks, columns=("dead_percent", "mean_abs_weight", "effective_rank"), statistic: str = "mean"
 ) -> pd.DataFrame:
-    """The seed-mean correlates (`network_correlates`) of each line at the start of these tasks: one
-    row per task, one column per (correlate, line)."""
+    """The correlates (`network_correlates`) of each line at the start of these tasks, the mean or
+    the median over seeds (`statistic`; the median where one exploding seed would dominate a mean):
+    one row per task, one column per (correlate, line)."""
+    params.choice("statistic", statistic, ("mean", "median"))
     out = network_correlates(df[df.task.isin(list(tasks))])
-    return out.groupby(["label", "task"], sort=False)[list(columns)].mean().round(3).unstack("label")
+    return out.groupby(["label", "task"], sort=False)[list(columns)].agg(statistic).round(3).unstack("label")
 
 
 def comparison_tables(scale: str = "small", device: str = "auto") -> dict[str, str]:
