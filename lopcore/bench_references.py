@@ -37,8 +37,9 @@ Tensor = torch.Tensor
 class NaiveMLP(nn.Module):
     """The network written the textbook way; d_int > 0 adds Iqbal's state input and state head."""
 
-    def __init__(self, d_int: int = 0, hidden=(100, 100, 100)):
+    def __init__(self, d_int: int = 0, hidden=(100, 100, 100), state_head: str = "linear"):
         super().__init__()
+        self.state_activation = torch.tanh if state_head == "tanh" else (lambda z: z)
         sizes = (N_IN + d_int, *hidden)
         self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.head = nn.Linear(hidden[-1], N_OUT)
@@ -51,7 +52,7 @@ class NaiveMLP(nn.Module):
         for layer in self.body:
             a = F.relu(layer(a))
             acts.append(a)
-        out = (self.head(a), self.state_head(a.mean(0)) if self.state_head is not None else None)
+        out = (self.head(a), self.state_activation(self.state_head(a.mean(0))) if self.state_head is not None else None)
         return (*out, acts) if activations else out
 
 

@@ -81,7 +81,7 @@ def dtype(request):
 
 def check_against_reference(learner, d_int, dtype, n=1, exact=False, seed=0):
     xs, ys = batches(seed)
-    model = ReferenceMLP(d_int)
+    model = ReferenceMLP(d_int, state_head=getattr(learner, "state_head", "linear"))
     model.load_from(learner, learner.init_state([seed], N_IN, N_OUT, "cpu"))
     ref = reference_losses(model, xs, ys, n=n, exact=exact)
     ours, _ = engine_losses(learner, xs, ys, seeds=(seed,))
@@ -105,6 +105,20 @@ def test_persistent_matches_autograd_paper_semantics(n, dtype):
 def test_persistent_matches_autograd_exact_semantics(n, dtype):
     learner = PersistentState(lr=LR, d_int=16, n=n, through_state="forward_weights")
     check_against_reference(learner, 16, dtype, n=n, exact=True)
+
+
+@pytest.mark.parametrize("n,through_state", [(1, "current_weights"), (2, "current_weights"), (3, "forward_weights")])
+def test_the_tanh_state_head_matches_autograd(n, through_state, dtype):
+    """The bounded-state reading (not the paper's): h = tanh(state head), gradients through it."""
+    learner = PersistentState(lr=LR, d_int=16, n=n, through_state=through_state, state_head="tanh")
+    check_against_reference(learner, 16, dtype, n=n, exact=through_state == "forward_weights")
+
+
+def test_the_state_head_option_stays_out_of_the_key_at_its_default():
+    assert "state_head" not in PersistentState().to_dict()
+    assert PersistentState(state_head="tanh").to_dict()["state_head"] == "tanh"
+    with pytest.raises(ValueError, match="state_head must be one of"):
+        PersistentState(state_head="relu")
 
 
 def test_the_two_gradient_semantics_differ_for_n_above_one():

@@ -17,6 +17,11 @@ Gradient through earlier steps (`through_state`):
 State ablations (`state`): "learned"; "zero" (h ≡ 0, the state head is never used); "random"
 (each step h is a random direction scaled to the norm the learned update would have had; no
 gradient flows through it).
+
+The state head (`state_head`): "linear" (default, the paper's: "a linear 100 × d_int layer"), so h is
+unbounded and the loop h -> network -> h can run away at large step sizes (the run diverges); "tanh"
+(not in the paper) bounds h to (-1, 1), a reading that separates that numerical failure from a loss of
+plasticity. Left out of the store key at its default.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .mlp import (
 )
 
 STATE_MODES = ("learned", "zero", "random")
+STATE_HEADS = ("linear", "tanh")
 THROUGH_STATE = ("current_weights", "forward_weights")
 
 
@@ -75,15 +81,18 @@ class PersistentState:
     state: str = "learned"
     through_state: str = "current_weights"
     init: str = "pytorch"
+    state_head: str = "linear"
 
     def __post_init__(self):
         check_state_options(self.d_int, self.n, self.state)
         if self.through_state not in THROUGH_STATE:
             raise ValueError(f"through_state must be one of {THROUGH_STATE}, got {self.through_state!r}")
+        if self.state_head not in STATE_HEADS:
+            raise ValueError(f"state_head must be one of {STATE_HEADS}, got {self.state_head!r}")
 
     def to_dict(self) -> dict:
-        """Options as stored in a run spec (see `Backprop.to_dict`)."""
-        return options_dict(self)
+        """Options as stored in a run spec (see `Backprop.to_dict`); `state_head` only where not linear."""
+        return options_dict(self, ("state_head",))
 
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         weights, biases = init_mlp(seeds, (n_in + self.d_int, *self.hidden, n_out), self.init, device)
@@ -125,6 +134,8 @@ class PersistentState:
         if self.state != "zero":
             mean_last = acts[-1].mean(1, keepdim=True)
             h_next = torch.baddbmm(state["b_s"], mean_last, state["w_s"])
+            if self.state_head == "tanh":
+                h_next = h_next.tanh_()
         if self.state == "learned" and state["chain"]:
             self._through_state(state, layers, w_h_pairs, state_head_pairs)
         keep = self.state == "learned" and (state["t"] + 1) % self.n != 0  # next step reaches this one
@@ -171,8 +182,12 @@ class PersistentState:
         earlier steps of the chain (most recent first), with the weights `through_state` names."""
         chain = state["chain"]
         d_h = torch.bmm(w_h_pairs[1][0], state["w_h"].transpose(1, 2))  # d loss / d h_t
+        out = state["h"]  # the state head's output at the chain step being visited
         for k, (acts, h_in, mean_last, snapshot) in enumerate(reversed(chain)):
             hidden_w, w_h, w_s = snapshot or self._weights(state)
+            if self.state_head == "tanh":
+                d_h = d_h * (1 - out * out)  # through tanh: d loss / d (the head's pre-activation)
+            out = h_in
             state_head_pairs[0].append(mean_last)
             state_head_pairs[1].append(d_h)
             batch = acts[0].shape[1]

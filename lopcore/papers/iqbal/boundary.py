@@ -54,9 +54,12 @@ STOP_AT_CHANCE = 50  # a run stops once it has been at chance this many tasks in
 SEEDS = 3
 DATASETS = {"mnist": MNIST, "fashion_mnist": FASHION}
 D_INT = {"mnist": 128, "fashion_mnist": 256}  # the state sizes of Iqbal's Figs. 2 and 3/4
-LEARNERS = ("baseline", "persistent n=2", "CBP", "persistent n=1", "persistent n=2 + CBP")
+TANH_STATE = "persistent n=2, tanh state"  # a reading the paper does not offer: the state bounded
+LEARNERS = ("baseline", "persistent n=2", "CBP", "persistent n=1", "persistent n=2 + CBP", TANH_STATE)
 # The decisive grid: baseline, n = 2 and CBP at every step size; n = 1 and n = 2 + CBP at the four
 # around the baseline's MNIST boundary; on Fashion-MNIST three learners at three rates around its own.
+# The tanh-bounded state runs where the paper's linear state diverges (0.15 and above), to tell that
+# divergence from a loss of plasticity.
 GRID = {
     "mnist": {
         "baseline": LRS,
@@ -64,6 +67,7 @@ GRID = {
         "CBP": LRS,
         "persistent n=1": (0.1, 0.125, 0.15, 0.2),
         "persistent n=2 + CBP": (0.1, 0.125, 0.15, 0.2),
+        TANH_STATE: (0.15, 0.2, 0.3),
     },
     "fashion_mnist": {"baseline": LRS, "persistent n=2": (0.1, 0.15, 0.2), "CBP": (0.1, 0.15, 0.2)},
 }
@@ -85,6 +89,7 @@ class Line:
             self.learner.lr in REGIMES.values()
             and self.inputs == "unit"
             and getattr(self.learner, "init", "pytorch") == "pytorch"
+            and getattr(self.learner, "state_head", "linear") == "linear"
         )
 
 
@@ -98,6 +103,8 @@ def learner(name: str, lr: float, dataset: str = "mnist", init: str = "pytorch")
         return ContinualBackprop(lr=lr, replacement_rate=CBP_RATE)
     if name == "persistent n=2 + CBP":
         return PersistentStateCBP(lr=lr, d_int=d_int, n=2, replacement_rate=CBP_RATE)
+    if name == TANH_STATE:
+        return PersistentState(lr=lr, d_int=d_int, n=2, state_head="tanh")
     return PersistentState(lr=lr, d_int=d_int, n=int(name[-1]))
 
 
