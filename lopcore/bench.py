@@ -165,18 +165,16 @@ def engine_seconds_per_step(
 ) -> float:
     """Wall seconds per step of the engine advancing `runs` runs together over one task of the
     source's examples, after one untimed warm-up task (which records the graphs)."""
-    call = engine_call(learner, runs, source, device, graphs, state)
-    call()
-    _sync(device)
-    start = time.perf_counter()
-    call()
-    _sync(device)
-    return (time.perf_counter() - start) / (source.train_x.shape[0] // BATCH)
+    return _seconds_per_step(engine_call(learner, runs, source, device, graphs, state), source, device)
 
 
 def naive_seconds_per_step(learner, source: Dataset, device) -> float:
     """Wall seconds per step of the textbook loop over one task, after one untimed warm-up task."""
-    call = naive_call(learner, source, device)
+    return _seconds_per_step(naive_call(learner, source, device), source, device)
+
+
+def _seconds_per_step(call: Callable[[], object], source: Dataset, device) -> float:
+    """Wall seconds per step of `call` (one task of the source's examples), after one untimed call."""
     call()
     _sync(device)
     start = time.perf_counter()
