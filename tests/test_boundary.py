@@ -292,6 +292,8 @@ def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
     assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)
     assert "baseline · lr=0.075 (0 of 3 runs stored)" in board.evidence.iloc[0]
 
+LRS_BELOW_03 = [lr for lr in boundary.LRS if 0.05 < lr < 0.3]  # CBP's at 0.05 is Fig. 2's line
+
 
 # --- the book's statements about the boundary -------------------------------------------------------
 
@@ -310,7 +312,7 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     assert 0.88 < at.start.mean() < 0.92 and at.collapse.between(100, 200).all()
     assert base[base.lr >= 0.2].collapse.max() < 35  # README: "within its first 35 tasks"
     pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
-    for lr in (0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
+    for lr in (0.1, 0.125, 0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
         row = pairs.loc[lr]
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
     # "much of the state's earlier collapse is a divergence": the boundary page glues these counts
@@ -322,3 +324,27 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
         base_modes.n_diverged.sum() == 0
         and (base_modes.loc[base_modes.collapsed != "0 of 3", "dead % at end"] > 80).all()
     )
+    # "bounding the state does not rescue it": at 0.2 the tanh state collapses no later than the
+    # baseline and (README) one of its seeds still diverges
+    tanh = boundary.paired_collapse(runs, boundary.TANH_STATE).set_index("lr")
+    assert tanh.loc[0.2].difference <= 0 and modes.loc[f"{boundary.TANH_STATE} · lr=0.2", "n_diverged"] == 1
+    # "continual backprop ... collapses later than the baseline at 0.3, but its runs diverge, all at 0.3"
+    cbp = boundary.paired_collapse(runs, "CBP").set_index("lr")
+    assert cbp.loc[0.3].difference > 0
+    cbp_modes = modes[learner == "CBP"]
+    assert set(cbp_modes.index[cbp_modes.n_diverged > 0]) == {"CBP · lr=0.3"}
+
+
+def test_the_lines_the_intro_calls_computing_are_not_all_stored():
+    """book/intro.md names the boundary lines still computing; once one is stored the text is stale."""
+    _, progress = boundary.page_data("boundary", "paper")
+    computing = {
+        "persistent n=2 · lr=0.075",
+        f"{boundary.TANH_STATE} · lr=0.15",
+        f"{boundary.TANH_STATE} · lr=0.3",
+        *(f"CBP · lr={lr:g}" for lr in LRS_BELOW_03),
+        *(f"persistent n=1 · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=1"]),
+        *(f"persistent n=2 + CBP · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=2 + CBP"]),
+    }
+    stored = set(progress.loc[progress.complete, "line"])
+    assert not computing & stored, f"stored now, update the intro: {sorted(computing & stored)}"

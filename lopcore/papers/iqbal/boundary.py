@@ -56,6 +56,15 @@ DATASETS = {"mnist": MNIST, "fashion_mnist": FASHION}
 D_INT = {"mnist": 128, "fashion_mnist": 256}  # the state sizes of Iqbal's Figs. 2 and 3/4
 TANH_STATE = "persistent n=2, tanh state"  # a reading the paper does not offer: the state bounded
 LEARNERS = ("baseline", "persistent n=2", "CBP", "persistent n=1", "persistent n=2 + CBP", TANH_STATE)
+# Stems of the boundary page's glued names, per learner: "state_collapse_lr200", "cbp_diverged", ...
+GLUE_STEMS = {
+    "baseline": "baseline",
+    "persistent n=2": "state",
+    "CBP": "cbp",
+    "persistent n=1": "n1",
+    "persistent n=2 + CBP": "state_cbp",
+    TANH_STATE: "tanh",
+}
 # The decisive grid: baseline, n = 2 and CBP at every step size; n = 1 and n = 2 + CBP at the four
 # around the baseline's MNIST boundary; on Fashion-MNIST three learners at three rates around its own.
 # The tanh-bounded state runs where the paper's linear state diverges (0.15 and above), to tell that
