@@ -292,6 +292,7 @@ def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
     assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)
     assert "baseline · lr=0.075 (0 of 3 runs stored)" in board.evidence.iloc[0]
 
+
 LRS_BELOW_03 = [lr for lr in boundary.LRS if 0.05 < lr < 0.3]  # CBP's at 0.05 is Fig. 2's line
 
 
