@@ -199,6 +199,11 @@ def test_the_books_figure_2_statement_holds_at_paper_scale(intro, paper_lines):
     n_params = df.groupby("label").n_params.first()
     extra = 100 * (n_params["persistent n=2"] / n_params["baseline"] - 1)
     assert glued("fig2")["state_extra_params_percent"] == pytest.approx(extra) and 20 < extra < 30
+    first, last = (per_seed(df, "baseline", last=None, tasks=tasks).mean() for tasks in (range(20), range(580, 600)))
+    assert (
+        glued("fig2")["baseline_first"] == pytest.approx(first, abs=5e-4) and first > 0.9
+    )  # "drifts from" (3 decimals)
+    assert glued("fig2")["baseline_last"] == pytest.approx(last, abs=5e-4) and 0.75 < last < 0.85  # "... to"
     assert "continual backprop keeps its accuracy over all 600 tasks" in intro
     cbp = df[df.label == "CBP"]
     assert cbp.seed.nunique() == 5 and np.isnan(collapse_tasks(df, "CBP")).all()
