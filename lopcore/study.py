@@ -229,6 +229,32 @@ def failure_modes(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("line")
 
 
+def before_divergence(df: pd.DataFrame, tasks: int = 5) -> pd.DataFrame:
+    """What each diverged run looked like just before: one row per diverged (label, seed), with the
+    first non-finite task and, over the `tasks` tasks before it, the lowest online accuracy, the
+    largest mean |W| and the largest share of dead hidden units (%). A run that was healthy until then
+    ran away within one task: a step beyond what the loss's curvature allows, not a slow decline."""
+    rows = []
+    for (label, seed), g in df.groupby(["label", "seed"], sort=False):
+        bad = g.loc[g["diverged"].astype(bool), "task"]
+        if not len(bad):
+            continue
+        at = int(bad.min())
+        before = g[(g.task >= at - tasks) & (g.task < at)]
+        rows.append(
+            {
+                "line": label,
+                "seed": int(seed),
+                "diverged at task": at,
+                "lowest accuracy": float(before.online_accuracy.min()) if len(before) else np.nan,
+                "largest mean |W|": float(before.mean_abs_weight.max()) if len(before) else np.nan,
+                "most dead %": 100 * float(before[list(DEAD_COLUMNS)].mean(axis=1).max()) if len(before) else np.nan,
+            }
+        )
+    columns = ["line", "seed", "diverged at task", "lowest accuracy", "largest mean |W|", "most dead %"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 # --- claims ------------------------------------------------------------------------------------
 
 # A claim: (text, predicate, arguments). The predicate is called as predicate(df, *arguments) and

@@ -229,6 +229,23 @@ def test_failure_modes_tell_a_divergence_from_a_collapse_with_dead_units():
     assert (row["dead % at end"], row["mean |W| at end"], row["largest mean |W|"]) == (45.0, 0.3, 0.5)
 
 
+def test_before_divergence_reads_the_tasks_before_each_runs_first_non_finite_one():
+    df = synthetic({("CBP", 0.3): [None, None]})
+    df = df.assign(
+        diverged=(df.seed == 1) & (df.task >= 20),
+        mean_abs_weight=0.1 + 0.01 * df.task,  # grows: the largest before task 20 is task 19's
+        **{c: 0.0 for c in study.DEAD_COLUMNS},
+    )
+    df.loc[(df.seed == 1) & (df.task == 16), "online_accuracy"] = 0.4  # inside the window of 5
+    df.loc[(df.seed == 1) & (df.task == 14), "online_accuracy"] = 0.2  # outside it
+    rows = study.before_divergence(df, tasks=5)
+    assert len(rows) == 1  # seed 0 never diverged
+    row = rows.iloc[0]
+    assert (row.seed, row["diverged at task"], row["lowest accuracy"]) == (1, 20, 0.4)
+    assert row["largest mean |W|"] == pytest.approx(0.29) and row["most dead %"] == 0.0
+    assert study.before_divergence(df[df.seed == 0]).empty
+
+
 def test_mean_ci_is_students_t_over_the_values():
     mean, low, high = study.mean_ci(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-6)
@@ -334,6 +351,19 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     assert cbp.loc[0.3].difference > 0
     cbp_modes = modes[learner == "CBP"]
     assert set(cbp_modes.index[cbp_modes.n_diverged > 0]) == {"CBP · lr=0.3"}
+
+
+def test_the_boundary_pages_statements_on_divergence_hold():
+    """The boundary page: CBP's runs are healthy until they diverge; the state's were collapsing."""
+    df, _ = boundary.page_data("boundary", "paper")
+    before = study.before_divergence(df)
+    cbp = before[before.line.str.startswith("CBP ·")]
+    assert len(cbp) and (cbp["lowest accuracy"] > 0.8).all() and (cbp["largest mean |W|"] < 0.15).all()
+    state = before[before.line.str.startswith("persistent")]
+    lr = state.line.str.split("lr=").str[1].astype(float)
+    early = state[lr < 0.3]
+    assert (early["most dead %"] >= 40).all() and (early["lowest accuracy"] < 0.8).all()
+    assert (state.loc[lr == 0.3, "diverged at task"] <= 1).all()
 
 
 def test_the_lines_the_intro_calls_computing_are_not_all_stored():
