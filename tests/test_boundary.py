@@ -330,6 +330,9 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     assert 0.88 < at.start.mean() < 0.92 and at.collapse.between(100, 200).all()
     assert base[base.lr >= 0.2].collapse.max() < 35  # README: "within its first 35 tasks"
     pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
+    at_075 = runs[runs.lr == 0.075]  # "where the baseline does not collapse ..., neither does the state"
+    assert set(at_075.learner_name) >= {"baseline", "persistent n=2"} and at_075.collapse.isna().all()
+    assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # claim (b) "fails"
     for lr in (0.1, 0.125, 0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
         row = pairs.loc[lr]
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
@@ -370,7 +373,6 @@ def test_the_lines_the_intro_calls_computing_are_not_all_stored():
     """book/intro.md names the boundary lines still computing; once one is stored the text is stale."""
     _, progress = boundary.page_data("boundary", "paper")
     computing = {
-        "persistent n=2 · lr=0.075",
         f"{boundary.TANH_STATE} · lr=0.15",
         f"{boundary.TANH_STATE} · lr=0.3",
         *(f"CBP · lr={lr:g}" for lr in LRS_BELOW_03),
