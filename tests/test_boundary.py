@@ -132,7 +132,10 @@ def test_where_a_run_stops_does_not_depend_on_its_group_mates():
         alone, _, _ = run_group(collapsing_specs([1]), CPU, progress=False)
         together, _, _ = run_group(collapsing_specs([0, 1, 2], stop=3), CPU, progress=False)
         again, _, _ = run_group(collapsing_specs([1], stop=3), CPU, progress=False)
-    assert together[1] == again[0] and alone[0] != again[0]  # its own stop, whatever its mates do
+    # its own stop, whatever its mates do (values to float tolerance: with several threads a group's
+    # batched products may round differently from a single run's)
+    assert together[1]["task"] == again[0]["task"] and alone[0]["task"] != again[0]["task"]
+    assert np.allclose(together[1]["online_accuracy"], again[0]["online_accuracy"], rtol=1e-3)
     assert len(alone[0]["task"]) < len(again[0]["task"])
 
 
@@ -332,7 +335,9 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
     at_075 = runs[runs.lr == 0.075]  # "where the baseline does not collapse ..., neither does the state"
     assert set(at_075.learner_name) >= {"baseline", "persistent n=2"} and at_075.collapse.isna().all()
-    assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # claim (b) "fails"
+    assert list(boundary.board("paper").verdict.iloc[1:3]) == ["✗", "✗"]  # claims (b) and (c) "fail"
+    n1 = boundary.paired_collapse(runs, "persistent n=1")  # "the same": no later anywhere
+    assert (n1.difference <= 0).all() and (n1.ci_low < 0).all()
     for lr in (0.1, 0.125, 0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"
         row = pairs.loc[lr]
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
@@ -352,6 +357,7 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     # "continual backprop ... collapses later than the baseline at 0.3, but its runs diverge, all at 0.3"
     cbp = boundary.paired_collapse(runs, "CBP").set_index("lr")
     assert cbp.loc[0.3].difference > 0
+    assert modes[learner == "persistent n=1"].n_diverged.sum() == 0  # n = 1: "0 of 12 runs diverge"
     cbp_modes = modes[learner == "CBP"]
     assert set(cbp_modes.index[cbp_modes.n_diverged > 0]) == {"CBP · lr=0.3"}
 
@@ -376,7 +382,6 @@ def test_the_lines_the_intro_calls_computing_are_not_all_stored():
         f"{boundary.TANH_STATE} · lr=0.15",
         f"{boundary.TANH_STATE} · lr=0.3",
         *(f"CBP · lr={lr:g}" for lr in LRS_BELOW_03),
-        *(f"persistent n=1 · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=1"]),
         *(f"persistent n=2 + CBP · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=2 + CBP"]),
     }
     stored = set(progress.loc[progress.complete, "line"])
