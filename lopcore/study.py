@@ -186,6 +186,14 @@ def collapse_task(sliding: pd.Series, tasks: pd.Series, below: float = COLLAPSE_
 DEAD_COLUMNS = ("dead_fraction_l1", "dead_fraction_l2", "dead_fraction_l3")
 
 
+def diverged_at(run: pd.DataFrame) -> float:
+    """The first task at which one run's loss was non-finite (its `diverged` flag); NaN if none."""
+    if "diverged" not in run:
+        return float("nan")
+    bad = run.loc[run["diverged"].astype(bool), "task"]
+    return float(bad.min()) if len(bad) else float("nan")
+
+
 def failure_modes(df: pd.DataFrame) -> pd.DataFrame:
     """How each line's runs fail, one row per label: a collapse (sliding online accuracy below
     COLLAPSE_BELOW) can come with dead units, as Dohare describes the loss of plasticity, or with
@@ -200,14 +208,14 @@ def failure_modes(df: pd.DataFrame) -> pd.DataFrame:
         per_seed = []
         for _, g in line.groupby("seed", sort=True):
             g = g.sort_values("task")
-            bad = g.loc[g["diverged"].astype(bool), "task"] if "diverged" in g else g.task.iloc[:0]
+            at = diverged_at(g)
             last = g.iloc[-1]
             per_seed.append(
                 {
                     "collapse": collapse_task(pd.Series(sliding_mean(g["online_accuracy"].to_numpy(), WINDOW)), g.task),
-                    "diverged_at": float(bad.iloc[0]) if len(bad) else float("nan"),
-                    "dead_end": 100 * float(np.mean([last[c] for c in DEAD_COLUMNS])) if len(bad) == 0 else np.nan,
-                    "weight_end": float(last["mean_abs_weight"]) if len(bad) == 0 else np.nan,
+                    "diverged_at": at,
+                    "dead_end": 100 * float(np.mean([last[c] for c in DEAD_COLUMNS])) if np.isnan(at) else np.nan,
+                    "weight_end": float(last["mean_abs_weight"]) if np.isnan(at) else np.nan,
                 }
             )
         s = pd.DataFrame(per_seed)
@@ -236,10 +244,10 @@ def before_divergence(df: pd.DataFrame, tasks: int = 5) -> pd.DataFrame:
     ran away within one task: a step beyond what the loss's curvature allows, not a slow decline."""
     rows = []
     for (label, seed), g in df.groupby(["label", "seed"], sort=False):
-        bad = g.loc[g["diverged"].astype(bool), "task"]
-        if not len(bad):
+        at = diverged_at(g)
+        if np.isnan(at):
             continue
-        at = int(bad.min())
+        at = int(at)
         before = g[(g.task >= at - tasks) & (g.task < at)]
         rows.append(
             {
