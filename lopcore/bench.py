@@ -17,9 +17,10 @@ For the baseline MLP and the persistent state (n = 2), it times in one process:
 All but the roofline gather and permute their batches of 8 from the same random uint8 images on the
 device, and their times include that. Every configuration is warmed up once (compiling, recording
 graphs), then timed in `--repeats` interleaved rounds of `--steps` steps each (every configuration once
-per round, the order rotated): the table shows medians, the JSON also the minimum and the spread
-((max - min) / median), and a spread above 10 % prints a warning that the machine is busy. The
-torch thread count is set explicitly (and, on a CPU, the threads pinned to as many cores) and printed.
+per round, the order rotated): the table shows medians, the JSON also the minimum, the spread
+(interquartile range / median) and the range ((max - min) / median), and a spread above 10 % prints a
+warning that the machine is busy. The torch thread count is set explicitly (and, on a CPU, the threads
+pinned to as many cores) and printed.
 On a GPU it also times the engine without graphs, checks that the graphs leave exactly the eager steps'
 weights, and times G groups of 5 runs sharing the device. It prints a table, the projected wall
 time of the whole paper (every run of every figure at `paper` scale, 5 seeds) per implementation
@@ -29,7 +30,7 @@ book's Performance page reads it.
 
 The definitive CPU figures (a quiet machine, nothing else running):
 
-    OMP_NUM_THREADS=2 python -m lopcore.bench --steps 1000 --repeats 7 --threads 2 --save
+    OMP_NUM_THREADS=2 python -m lopcore.bench --steps 200 --repeats 15 --threads 2 --save
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ LR = 0.05
 SEEDS = 5  # runs per group in the figures (their seeds): what groups sharing a device hold
 LEARNERS_TIMED = {"baseline": Backprop(lr=LR), "persistent": PersistentState(lr=LR, d_int=128, n=2)}
 IMPLEMENTATIONS = ("naive", "vmap", "compile", "engine", "roofline")
-SPREAD_WARNING = 0.10  # (max - min) / median of a configuration's repeats above which the box is busy
+SPREAD_WARNING = 0.10  # spread (IQR / median) of a configuration's repeats above which the box is busy
 MATMUL_OPS = ("aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::mm", "aten::addmm", "aten::addmm_")
 
 
@@ -305,7 +306,17 @@ def time_interleaved(configs: list[Timed], repeats: int, steps: int, device) -> 
 
 
 def spread(samples: list[float]) -> float:
-    """(max - min) / median."""
+    """How much a configuration's repeats disagree: the interquartile range over the median where
+    there are at least 4 repeats (one slow round, a host hiccup, does not move it; a machine busy for
+    a quarter of the rounds does), else (max - min) / median."""
+    if len(samples) < 4:
+        return (max(samples) - min(samples)) / statistics.median(samples)
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return (q3 - q1) / statistics.median(samples)
+
+
+def value_range(samples: list[float]) -> float:
+    """(max - min) / median: the repeats' full range, every outlier included."""
     return (max(samples) - min(samples)) / statistics.median(samples)
 
 
@@ -408,6 +419,7 @@ def configurations(
                     "repeats": len(got["engine"]),
                     "spread": max(spreads.values()),
                     "spread_by_implementation": spreads,
+                    "range_by_implementation": {impl: round(value_range(s), 3) for impl, s in got.items() if s},
                     "min_us_per_run_step": {impl: _r(min(s)) for impl, s in got.items() if s},
                     "matmul_mflop_per_run_step": _r(flop.get((name, r), float("nan")) / 1e6, 3),
                     "engine_matmul_share": _r(shares.get((name, r)), 3),
@@ -596,18 +608,57 @@ def repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, f
     return out
 
 
+RATIOS = {"speedup": "×naive", "engine_vs_best_alternative": "×best alt", "engine_vs_roofline": "÷roofline"}
+
+
+def ratio_repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, float]]:
+    """Like `repeatability`, for the engine's ratios (RATIOS): times taken in the same rounds, so a
+    host that is slower in one run than in the other moves them less than the medians themselves."""
+    out = []
+    rows_b = {(r["learner"], r["runs"]): r for r in b["configurations"]}
+    for ra in a["configurations"]:
+        rb = rows_b.get((ra["learner"], ra["runs"])) or {}
+        for key, name in RATIOS.items():
+            x, y = ra.get(key), rb.get(key)
+            if x and y:
+                out.append((ra["learner"], ra["runs"], name, x, y, abs(x - y) / min(x, y)))
+    return out
+
+
+def read_output(path: str) -> dict:
+    """A saved benchmark output's result: its last line that is a JSON object with configurations.
+    A missing or foreign file is a one-line error."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError as e:
+        raise SystemExit(f"--compare: cannot read {path}: {e.strerror}") from None
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(result, dict) and "configurations" in result:
+                return result
+    raise SystemExit(f"--compare: {path} holds no benchmark result (a JSON line from python -m lopcore.bench)")
+
+
 def compare_files(path_a: str, path_b: str) -> dict:
-    """`--compare`: print how far two benchmark outputs' medians are apart; SystemExit(1) beyond REPEATABLE."""
-    a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in (path_a, path_b))
-    diffs = repeatability(a, b)
-    for learner, runs, impl, x, y, d in diffs:
+    """`--compare`: print how far two benchmark outputs' medians (and, for information, the engine's
+    ratios) are apart; SystemExit(1) where a median moved beyond REPEATABLE."""
+    a, b = read_output(path_a), read_output(path_b)
+    diffs, ratios = repeatability(a, b), ratio_repeatability(a, b)
+    for learner, runs, impl, x, y, d in diffs + ratios:
         flag = f"  > {REPEATABLE:.0%}" if d > REPEATABLE else ""
-        print(f"{learner:<11}{runs:>5}  {impl:<9}{x:>10.1f}{y:>10.1f}{d:>8.1%}{flag}")
+        print(f"{learner:<11}{runs:>5}  {impl:<10}{x:>10.2f}{y:>10.2f}{d:>8.1%}{flag}")
     worst = max((d for *_, d in diffs), default=0.0)
-    print(f"largest difference {worst:.1%} ({'within' if worst <= REPEATABLE else 'beyond'} {REPEATABLE:.0%})")
+    worst_ratio = max((d for *_, d in ratios), default=0.0)
+    print(f"largest difference of a ratio {worst_ratio:.1%}")
+    verdict = "within" if worst <= REPEATABLE else "beyond"
+    print(f"largest difference of a median {worst:.1%} ({verdict} {REPEATABLE:.0%})")
     if worst > REPEATABLE:
         raise SystemExit(1)
-    return {"largest_difference": worst, "differences": diffs}
+    return {"largest_difference": worst, "largest_ratio_difference": worst_ratio, "differences": diffs}
 
 
 def busy_warning(rows: list[dict], load: float | None) -> str | None:
@@ -879,17 +930,28 @@ LABELS = {
 }
 
 
+def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bool = True) -> pd.DataFrame | None:
+    """The rows (learner × R) of the latest saved benchmark on this device type, among those with the
+    interleaved references unless `interleaved_only` is False (then the latest date, interleaved ones
+    first on the same date). None if there is none."""
+    mine = results[results.device_type == device_type]
+    if interleaved_only:
+        mine = mine[mine.interleaved]
+    if mine.empty:
+        return None
+    return max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0])))[1]
+
+
 def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
     """µs per run-step against R for every implementation of the latest saved benchmark on this device
     type (one panel per learner, log-log), the roofline drawn dashed. None if there is none."""
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
-    mine = results[results.device_type == device_type]
-    if mine.empty:
+    g = latest(results, device_type, interleaved_only=False)
+    if g is None:
         return None
-    latest = max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0])))
-    (device, date, steps, commit), g = latest
+    device, date, steps, commit = (g[c].iloc[0] for c in ("device", "date", "steps", "git_commit"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     missing = [impl for impl in IMPLEMENTATIONS if g[f"{impl}_us_per_run_step"].isna().all()]
     for ax, learner in zip(axes, LEARNERS_TIMED):

@@ -224,7 +224,14 @@ def test_timing_interleaves_the_configurations_and_measures_their_spread():
     bench.time_interleaved(configs, repeats=3, steps=1, device=torch.device("cpu"))
     assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # not three blocks, and rotated
     assert all(len(c.samples) == 3 for c in configs)
-    assert bench.spread([1.0, 1.1, 1.5]) == pytest.approx(0.5 / 1.1)
+    assert bench.spread([1.0, 1.1, 1.5]) == pytest.approx(0.5 / 1.1)  # too few repeats for quartiles
+
+
+def test_the_spread_ignores_one_slow_round_but_not_a_busy_quarter():
+    quiet = [100.0, 101.0, 99.0, 100.5, 100.0, 99.5, 100.0, 250.0]  # one round hit by a host hiccup
+    assert bench.spread(quiet) < bench.SPREAD_WARNING < bench.value_range(quiet)
+    busy = [100.0, 101.0, 99.0, 100.5, 100.0, 99.5, 180.0, 250.0]  # a quarter of the rounds slow
+    assert bench.spread(busy) > bench.SPREAD_WARNING
 
 
 def test_a_busy_machine_gets_a_warning():
@@ -327,6 +334,32 @@ def test_two_outputs_are_compared_median_by_median(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--compare", str(tmp_path / "a"), str(tmp_path / "c")])
     assert "beyond 15%" in capsys.readouterr().out
+    (tmp_path / "d").write_text(output(44.0) + "\nrc=0\n")  # a shell's trailer after the JSON line
+    compared = bench.main(["--compare", str(tmp_path / "a"), str(tmp_path / "d")])
+    assert compared["largest_difference"] == pytest.approx(0.1)
+
+
+def test_the_ratios_are_compared_beside_the_medians(tmp_path):
+    def output(scale):  # a host `scale` times slower in every configuration: the ratios do not move
+        row = {"learner": "baseline", "runs": 16, "engine_us_per_run_step": 40.0 * scale}
+        row |= {"naive_us_per_run_step": 300.0 * scale, "speedup": 7.5, "engine_vs_roofline": 1.3}
+        return json.dumps({"configurations": [row]})
+
+    (tmp_path / "a").write_text(output(1.0))
+    (tmp_path / "b").write_text(output(1.3))
+    with pytest.raises(SystemExit):  # the medians moved by 30%
+        bench.compare_files(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert bench.ratio_repeatability(*(bench.read_output(str(tmp_path / x)) for x in "ab"))[0][-1] == 0
+
+
+@pytest.mark.parametrize("text", [None, "no json here\n", '{"not": "a benchmark"}\n'])
+def test_a_file_that_is_not_a_benchmark_output_is_a_one_line_error(tmp_path, text):
+    path = tmp_path / "out.txt"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as e:
+        bench.read_output(str(path))
+    assert str(e.value).startswith("--compare: ") and "\n" not in str(e.value)
 
 
 def test_the_benchmark_explains_its_options(capsys):
@@ -335,3 +368,19 @@ def test_the_benchmark_explains_its_options(capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.main(["--help"])
     assert exit_.value.code == 0 and "exit 1 if one exceeds 15%" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_performance_pages_statements_hold_for_the_latest_saved_benchmark():
+    """notebooks/performance.md glues the latest saved CPU benchmark's numbers; the words around them
+    ("framework overhead" at R = 1, "within reach of the products" at R = 16, compile the best
+    alternative and less than 2× slower than the engine) are checked here."""
+    latest = bench.latest(bench.saved_results(), "cpu")
+    assert latest is not None, "no CPU benchmark with the references is committed"
+    at = latest.set_index(["learner", "runs"])
+    for learner in ("baseline", "persistent"):
+        shares = [at.loc[(learner, r), "engine_matmul_share"] for r in (1, 16, 64)]
+        assert shares[0] < 0.5 and shares == sorted(shares)
+        assert at.loc[(learner, 1), "engine_vs_roofline"] > 2
+    base16 = at.loc[("baseline", 16)]
+    assert base16.roofline_us_per_run_step < base16.naive_us_per_run_step / 10 < base16.engine_us_per_run_step
+    assert (latest.best_alternative == "compile").all() and (latest.engine_vs_best_alternative < 2).all()

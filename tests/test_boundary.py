@@ -312,6 +312,22 @@ def test_collapses_nowhere_lists_where_it_does():
     assert not holds and "lr=0.3: 39" in evidence
 
 
+def test_a_nowhere_claim_is_refuted_by_one_stored_run_and_never_confirmed_early(monkeypatch):
+    collapsed = synthetic({("CBP", 0.1): [None] * 3, ("CBP", 0.3): [None, 30, None]})
+    healthy = synthetic({("CBP", 0.1): [None] * 3, ("CBP", 0.3): [None] * 3})
+    for df, verdicts in ((collapsed, "✗"), (healthy, "pending")):
+        progress = pd.DataFrame(
+            {
+                "line": ["CBP · lr=0.1", "CBP · lr=0.3", "CBP · lr=0.2", "baseline · lr=0.1", "persistent n=1 · lr=1"],
+                "complete": [True, True, False, False, False],
+                "runs stored": ["3 of 3", "3 of 3", "0 of 3", "0 of 3", "0 of 3"],
+            }
+        )
+        monkeypatch.setattr(boundary, "page_data", lambda *a, df=df, progress=progress, **k: (df, progress))
+        board = boundary.board("paper").set_index("claim").loc["CBP collapses nowhere on the grid"]
+        assert board.verdict == verdicts and "CBP · lr=0.2 (0 of 3 runs stored)" in board.evidence
+
+
 def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
     board = boundary.board("paper", store=Store(tmp_path))
     assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)
@@ -340,7 +356,9 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
     at_075 = runs[runs.lr == 0.075]  # "where the baseline does not collapse ..., neither does the state"
     assert set(at_075.learner_name) >= {"baseline", "persistent n=2"} and at_075.collapse.isna().all()
-    assert list(boundary.board("paper").verdict.iloc[1:3]) == ["✗", "✗"]  # claims (b) and (c) "fail"
+    board = boundary.board("paper")
+    assert list(board.verdict.iloc[1:4]) == ["✗", "✗", "✗"]  # claims (b) and (c) "fail", (d) "refuted already"
+    assert "CBP collapses at lr=0.3" in board.evidence.iloc[3]
     n1 = boundary.paired_collapse(runs, "persistent n=1")  # "the same": no later anywhere
     assert (n1.difference <= 0).all() and (n1.ci_low < 0).all()
     for lr in (0.1, 0.125, 0.15, 0.2, 0.3):  # "a few tasks earlier", "no 95% interval excludes zero"

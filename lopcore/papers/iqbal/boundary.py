@@ -402,26 +402,30 @@ CLAIMS = [  # (text, predicate, its learner argument, the figure lines it needs)
     ),
     ("CBP collapses nowhere on the grid", collapses_nowhere, ("CBP",), ("CBP",)),
 ]
+# Claims that say "nowhere": one stored run that collapses refutes them, whatever the lines still
+# computing show, so they are judged ✗ as soon as a counterexample is stored (never ✓ before the end).
+REFUTED_BY_ONE_RUN = {collapses_nowhere}
 
 
 def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Store | None = None) -> pd.DataFrame:
     """The boundary claims, from `page_data` (at paper scale the stored runs only): a claim whose
     lines are not all stored, at every step size of GRID and with every seed, is "pending" and says
-    what it waits for."""
+    what it waits for, unless a stored run already refutes it (REFUTED_BY_ONE_RUN)."""
     df, progress = page_data("boundary", scale, seeds, store=store, dataset=dataset)
     table = per_run(df, scale) if len(df) else pd.DataFrame()
     rows = []
     for text, predicate, args, needs in CLAIMS:
         missing = progress[~progress.complete & progress.line.str.split(" · ").str[0].isin(needs)]
         if len(missing):
-            rows.append(
-                {
-                    "claim": text,
-                    "verdict": PENDING,
-                    "evidence": "waiting for "
-                    + ", ".join(f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows()),
-                }
+            waiting = "waiting for " + ", ".join(
+                f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows()
             )
+            if predicate in REFUTED_BY_ONE_RUN and len(table):
+                holds, evidence = predicate(table, *args, scale=scale)
+                if not holds:  # a stored counterexample decides it
+                    rows.append({"claim": text, "verdict": "✗", "evidence": f"{evidence} (decided; still {waiting})"})
+                    continue
+            rows.append({"claim": text, "verdict": PENDING, "evidence": waiting})
             continue
         holds, evidence = predicate(table, *args, scale=scale)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
