@@ -384,3 +384,6 @@ def test_the_performance_pages_statements_hold_for_the_latest_saved_benchmark():
     base16 = at.loc[("baseline", 16)]
     assert base16.roofline_us_per_run_step < base16.naive_us_per_run_step / 10 < base16.engine_us_per_run_step
     assert (latest.best_alternative == "compile").all() and (latest.engine_vs_best_alternative < 2).all()
+    half = {r: at.loc[("baseline", r), "compile_us_per_run_step"] / 2 for r in (16, 64)}  # "2× compile needs"
+    assert half[16] > at.loc[("baseline", 16), "roofline_us_per_run_step"]  # "only a fused tail could get there"
+    assert half[64] < at.loc[("baseline", 64), "roofline_us_per_run_step"]  # "cannot be reached ... at all"
