@@ -740,6 +740,16 @@ NEW_COLUMNS = (
     "matmul_mflop_per_run_step",
     "engine_matmul_share",
 )
+# the numeric columns a saved benchmark may hold as None (a reference not run): float, NaN there
+OPTIONAL_NUMBER_COLUMNS = (
+    "vmap_us_per_run_step",
+    "compile_us_per_run_step",
+    "roofline_us_per_run_step",
+    "engine_vs_best_alternative",
+    "engine_vs_roofline",
+    "matmul_mflop_per_run_step",
+    "engine_matmul_share",
+)
 NOT_MEASURED = "not measured yet"
 # The engine-speed targets per device type: (label, column, R, at least (True) or at most, bound)
 TARGETS = {

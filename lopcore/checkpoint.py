@@ -13,8 +13,7 @@ of the group depends on:
 * the per-task metric rows measured so far, the next task's index, the wall time spent so far.
 
 It is restored into a freshly initialised state by in-place copies (`restore_state_`), so tensors
-that are views of one another (the persistent learner's ``weights[0]`` and ``w_h`` are views of
-``first_layer``) stay views. Resuming is therefore exact: a group killed at any moment (SIGKILL
+that are views of one another stay views. Resuming is therefore exact: a group killed at any moment (SIGKILL
 included) and started again ends with the same bits as one that ran through.
 
 Integrity. A file is written atomically (temp file, fsync, rename, fsync of the folder), so a kill
@@ -67,7 +66,7 @@ def pack_state(state) -> object:
     """A learner state as plain containers of tensors that `torch.save` stores compactly.
 
     Tensors that own their storage are saved as they are; views into a tensor the state also holds
-    (``weights[0]`` of ``first_layer``) share its storage in the file too; any other view (a batch
+    share its storage in the file too; any other view (a batch
     held in the ``chain`` is a slice of a 4096-example chunk) is cloned, so the file holds only the
     bytes the state uses. Generators become ``{"__generator__": their state}``.
     """
@@ -114,6 +113,12 @@ def _unpack(obj, device):
     return obj
 
 
+# Entries a learner's state no longer holds whose values a checkpoint also keeps elsewhere: dropped
+# on restore, so older checkpoints still resume. "first_layer": the persistent state's whole first
+# layer, of which weights[0] and w_h were views (they are separate matrices now).
+RETIRED_ENTRIES = {"first_layer"}
+
+
 def restore_state_(fresh: dict, saved: dict) -> dict:
     """Load a packed state into a freshly initialised one of the same learner and runs, in place.
 
@@ -135,6 +140,8 @@ def restore_state_(fresh: dict, saved: dict) -> dict:
             f.set_state(s["__generator__"])
             return f
         if isinstance(f, dict):
+            if isinstance(s, dict):
+                s = {k: v for k, v in s.items() if not (k in RETIRED_ENTRIES and k not in f)}
             if not isinstance(s, dict) or set(s) != set(f):
                 raise StaleCheckpoint(f"{where}: the state's entries differ")
             for k in f:

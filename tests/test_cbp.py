@@ -161,7 +161,9 @@ def test_a_replacement_leaves_the_output_unchanged(learner, bias_correction):
     x = torch.rand(2, 32, N_IN)
     for i, (w_in, b_in, _) in enumerate(learner.hidden_units(state)):
         j = 3 + i
-        w_in[:, :, j], b_in[:, 0, j] = 0.0, 0.7  # constant activation 0.7 ...
+        for part in w_in if isinstance(w_in, tuple) else (w_in,):  # the persistent state's (W_x, W_h)
+            part[:, :, j] = 0.0
+        b_in[:, 0, j] = 0.7  # constant activation 0.7 ...
         age = t - gnt["birth"][i][:, j]
         gnt["mean_act"][i][:, j] = 0.7 * (1 - learner.decay**age)  # ... which its running mean has tracked
 

@@ -214,3 +214,39 @@ def test_bad_options_are_named(bad, message):
 def test_unknown_learner_lists_choices():
     with pytest.raises(ValueError, match="valid learners: backprop, cbp, persistent, persistent_cbp"):
         make_learner("adamw")
+
+
+def test_the_first_layers_two_parts_are_contiguous_and_the_whole_layer_as_drawn():
+    """W_x and W_h are kept as two contiguous matrices (an in-place batched product on a slice falls
+    back to one product per run); stacked, they are the first layer as drawn, and parameters() and
+    hidden_units() present the whole of it."""
+    learner = PersistentState(d_int=8)
+    state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
+    w_x, w_h = state["weights"][0], state["w_h"]
+    assert w_x.is_contiguous() and w_h.is_contiguous() and "first_layer" not in state
+    drawn = PersistentState(d_int=8).init_state([0, 1], N_IN, N_OUT, "cpu")
+    first = learner.parameters(state)[0][0]
+    assert first.shape == (2, N_IN + 8, 100) and torch.equal(first, torch.cat([drawn["weights"][0], drawn["w_h"]], 1))
+    assert learner.hidden_units(state)[0][0] == (w_x, w_h)
+
+
+def test_a_checkpoint_of_the_earlier_view_layout_resumes_with_the_same_bits():
+    """Checkpoints written while weights[0] and w_h were views of one `first_layer` matrix: the
+    retired entry is dropped and the run continues exactly as the uninterrupted one."""
+    from lopcore import checkpoint as ckpt
+
+    learner = PersistentState(d_int=8, n=2)
+    xs, ys = batches(3, steps=30, runs=2)
+    state = learner.init_state([0, 1], N_IN, N_OUT, "cpu")
+    for x, y in zip(xs[:15], ys[:15]):
+        learner.step(state, x, y)
+    old = dict(state)  # the old layout: both parts views of one matrix
+    old["first_layer"] = torch.cat([state["weights"][0], state["w_h"]], 1)
+    old["weights"] = [old["first_layer"][:, :N_IN], *state["weights"][1:]]
+    old["w_h"] = old["first_layer"][:, N_IN:]
+    resumed = ckpt.restore_state_(learner.init_state([0, 1], N_IN, N_OUT, "cpu"), ckpt.pack_state(old))
+    for x, y in zip(xs[15:], ys[15:]):
+        learner.step(state, x, y)
+        learner.step(resumed, x, y)
+    ours, theirs = learner.parameters(state), learner.parameters(resumed)
+    assert all(torch.equal(a, b) for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]))

@@ -317,7 +317,7 @@ def test_a_diverging_run_leaves_the_others_bit_identical(learner):
     for poisoned in (False, True):
         state = learner.init_state(seeds, 784, 10, CPU)
         if poisoned:
-            poison_(state, seeds, ("first_layer", "weights") if "first_layer" in state else ("weights",))
+            poison_(state, seeds, ("weights", "w_h") if "w_h" in state else ("weights",))
         for k in range(2):
             task = stream.task(seeds, k)
             state["loss_sum"].zero_()

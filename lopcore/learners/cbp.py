@@ -128,7 +128,10 @@ def replace_units_(
 ) -> None:
     """Replace units `idx` (R, k) of hidden layer `i`, whose wiring is `layer`
     = (W_in (R, fan_in, w), b_in (R, 1, w), [(W_out (R, w, out), b_out (R, 1, out)), ...]);
-    `moments` are optimizer states wired the same way (Adam's m and v), reset at those units."""
+    W_in may be a tuple of matrices that stacked along the fan-in axis are the layer's incoming
+    weights (the persistent state's x and h parts): the new weights are drawn for the whole fan-in,
+    as for one matrix. `moments` are optimizer states wired the same way (Adam's m and v), reset at
+    those units."""
     w_in, b_in, outs = layer
     mean = corrected_mean(gnt, i, idx, decay)
     for w_out, b_out in outs:
@@ -136,9 +139,11 @@ def replace_units_(
         if bias_correction:
             b_out += (mean[..., None] * w_out.gather(1, rows)).sum(1, keepdim=True)
         w_out.scatter_(1, rows, 0.0)
-    fan_in = w_in.shape[1]
-    new = draw_incoming(gnt["rng"], fan_in, idx.shape[1], scheme, w_in.device).to(w_in.dtype)
-    w_in.scatter_(2, idx[:, None, :].expand(-1, fan_in, -1), new)
+    parts = w_in if isinstance(w_in, tuple) else (w_in,)
+    fan_in = sum(part.shape[1] for part in parts)
+    new = draw_incoming(gnt["rng"], fan_in, idx.shape[1], scheme, parts[0].device).to(parts[0].dtype)
+    for part, rows in zip(parts, new.split([part.shape[1] for part in parts], dim=1)):
+        part.scatter_(2, idx[:, None, :].expand(-1, part.shape[1], -1), rows)
     b_in.scatter_(2, idx[:, None, :], 0.0)
     restart_tracking_(gnt, i, idx)
     for wiring in moments:

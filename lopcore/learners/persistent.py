@@ -22,6 +22,12 @@ The state head (`state_head`): "linear" (default, the paper's: "a linear 100 × 
 unbounded and the loop h -> network -> h can run away at large step sizes (the run diverges); "tanh"
 (not in the paper) bounds h to (-1, 1), a reading that separates that numerical failure from a loss of
 plasticity. Left out of the store key at its default.
+
+Layout: the first layer, drawn as one (R, n_in + d_int, width) matrix as nn.Linear draws it, is kept as
+two contiguous matrices, `weights[0]` (W_x) and `w_h` (W_h), so that their in-place batched updates
+run as one product for all R runs (on slices of one matrix torch falls back to one product per run).
+At R = 1 this is bit-identical to the sliced layout; at R > 1 the batched product rounds differently,
+in the last bit, as a different thread count does: the version is unchanged.
 """
 
 from __future__ import annotations
@@ -96,13 +102,14 @@ class PersistentState:
 
     def init_state(self, seeds: Sequence[int], n_in: int, n_out: int, device) -> dict:
         weights, biases = init_mlp(seeds, (n_in + self.d_int, *self.hidden, n_out), self.init, device)
-        first = weights[0]  # (R, n_in + d_int, width): one matrix, as nn.Linear(n_in + d_int, width)
-        weights[0] = first[:, :n_in]
+        first = weights[0]  # (R, n_in + d_int, width): drawn as one matrix, as nn.Linear(n_in + d_int, width)
+        # ... and kept as two contiguous matrices: an in-place batched product on a slice of it (whose
+        # batch stride is not its own) falls back to one product per run. The same values, the same bits.
+        weights[0] = first[:, :n_in].contiguous()
         state = new_state(weights, biases, len(seeds), device)
         w_s, b_s = init_linear(seeds, "state_head", self.hidden[-1], self.d_int, self.init, device)
         state.update(
-            first_layer=first,
-            w_h=first[:, n_in:],
+            w_h=first[:, n_in:].contiguous(),
             w_s=w_s,
             b_s=b_s,
             h=torch.zeros(len(seeds), 1, self.d_int, device=device),
@@ -163,10 +170,12 @@ class PersistentState:
 
     def hidden_units(self, state: dict) -> list[tuple]:
         """Per hidden layer, the wiring of its units: (W_in, b_in, [(W_out, b_out), ...]). The first
-        layer's incoming weights are the whole first layer (x and h parts); the last layer feeds both
-        the task head and the state head."""
+        layer's incoming weights are its x and h parts, (W_x, W_h): a tuple of matrices that stacked
+        along the fan-in axis are the whole first layer; the last layer feeds both the task head and
+        the state head."""
         w, b = state["weights"], state["biases"]
-        units = [(state["first_layer"] if i == 0 else w[i], b[i], [(w[i + 1], b[i + 1])]) for i in range(len(w) - 1)]
+        first_in = (w[0], state["w_h"])
+        units = [(first_in if i == 0 else w[i], b[i], [(w[i + 1], b[i + 1])]) for i in range(len(w) - 1)]
         units[-1][2].append((state["w_s"], state["b_s"]))
         return units
 
@@ -211,4 +220,5 @@ class PersistentState:
     def parameters(self, state: dict) -> tuple[list[Tensor], list[Tensor]]:
         """(weight matrices, biases) of the whole network: first layer (x and h parts), hidden
         layers, task head and state head."""
-        return ([state["first_layer"], *state["weights"][1:], state["w_s"]], [*state["biases"], state["b_s"]])
+        first = torch.cat([state["weights"][0], state["w_h"]], dim=1)  # (R, n_in + d_int, width), a copy
+        return ([first, *state["weights"][1:], state["w_s"]], [*state["biases"], state["b_s"]])
