@@ -328,6 +328,12 @@ def test_a_nowhere_claim_is_refuted_by_one_stored_run_and_never_confirmed_early(
         assert board.verdict == verdicts and "CBP · lr=0.2 (0 of 3 runs stored)" in board.evidence
 
 
+def test_the_fashion_board_judges_only_the_claims_whose_learners_are_on_its_grid(tmp_path):
+    board = boundary.board("paper", dataset="fashion_mnist", store=Store(tmp_path))
+    assert len(board) == 3 and not board.claim.str.contains("n = 1").any()
+    assert (board.verdict == "pending").all() and (board.figure == "boundary (fashion_mnist)").all()
+
+
 def test_the_board_is_pending_until_every_line_is_stored(tmp_path):
     board = boundary.board("paper", store=Store(tmp_path))
     assert (board.verdict == "pending").all() and len(board) == len(boundary.CLAIMS)

@@ -408,13 +408,16 @@ REFUTED_BY_ONE_RUN = {collapses_nowhere}
 
 
 def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Store | None = None) -> pd.DataFrame:
-    """The boundary claims, from `page_data` (at paper scale the stored runs only): a claim whose
+    """The boundary claims on `dataset` (those whose learners are all on its GRID), from `page_data`
+    (at paper scale the stored runs only): a claim whose
     lines are not all stored, at every step size of GRID and with every seed, is "pending" and says
     what it waits for, unless a stored run already refutes it (REFUTED_BY_ONE_RUN)."""
     df, progress = page_data("boundary", scale, seeds, store=store, dataset=dataset)
     table = per_run(df, scale) if len(df) else pd.DataFrame()
     rows = []
     for text, predicate, args, needs in CLAIMS:
+        if not set(needs) <= set(GRID[dataset]):  # e.g. n = 1 is not on the Fashion-MNIST grid
+            continue
         missing = progress[~progress.complete & progress.line.str.split(" · ").str[0].isin(needs)]
         if len(missing):
             waiting = "waiting for " + ", ".join(
