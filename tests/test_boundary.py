@@ -396,6 +396,20 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     assert set(cbp_modes.index[cbp_modes.n_diverged > 0]) == {"CBP · lr=0.3"}
 
 
+def test_the_intros_fashion_mnist_statements_hold_for_the_committed_results():
+    """book/intro.md on the Fashion-MNIST boundary: n = 2 no later than the baseline, no interval
+    excluding zero; the baseline collapses near task 100 at 0.1 and never learns at 0.2 and above."""
+    df, _ = boundary.page_data("boundary", "paper", dataset="fashion_mnist")
+    runs = boundary.per_run(df)
+    pairs = boundary.paired_collapse(runs, "persistent n=2").set_index("lr")
+    assert set(pairs.index) == {0.1, 0.15, 0.2}
+    assert (pairs.difference <= 0).all() and (pairs.ci_low < 0).all() and (pairs.ci_high > 0).all()
+    base = runs[runs.learner_name == "baseline"].groupby("lr")
+    assert 80 < base.censored.mean().loc[0.1] < 120  # "near task 100"
+    start = base.start.mean()
+    assert start.loc[0.2] < 0.5 and start.loc[0.3] < 0.5 and start.loc[0.05] > 0.75  # "never learns"
+
+
 def test_the_boundary_pages_statements_on_divergence_hold():
     """The boundary page: CBP's runs are healthy until they diverge; the state's were collapsing."""
     df, _ = boundary.page_data("boundary", "paper")
