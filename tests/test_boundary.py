@@ -408,6 +408,10 @@ def test_the_intros_fashion_mnist_statements_hold_for_the_committed_results():
     assert 80 < base.censored.mean().loc[0.1] < 120  # "near task 100"
     start = base.start.mean()
     assert start.loc[0.2] < 0.5 and start.loc[0.3] < 0.5 and start.loc[0.05] > 0.75  # "never learns"
+    cbp = runs[(runs.learner_name == "CBP") & (runs.lr == 0.2)]  # "collapses there at 0.2 (in all three seeds)"
+    assert len(cbp) == 3 and cbp.collapse.notna().all()
+    board = boundary.board("paper", dataset="fashion_mnist").set_index("claim")
+    assert board.loc["CBP collapses nowhere on the grid", "verdict"] == "✗"
 
 
 def test_the_boundary_pages_statements_on_divergence_hold():
