@@ -310,7 +310,7 @@ def spread(samples: list[float]) -> float:
     there are at least 4 repeats (one slow round, a host hiccup, does not move it; a machine busy for
     a quarter of the rounds does), else (max - min) / median."""
     if len(samples) < 4:
-        return (max(samples) - min(samples)) / statistics.median(samples)
+        return value_range(samples)
     q1, _, q3 = statistics.quantiles(samples, n=4)
     return (q3 - q1) / statistics.median(samples)
 
@@ -594,18 +594,24 @@ def _run(args, device, threads: int, cpus) -> dict:
 REPEATABLE = 0.15  # two runs on a quiet machine: every median within this of the other's
 
 
-def repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, float]]:
-    """(learner, R, implementation, median in a, in b, |a - b| / min(a, b)) for every median both
-    benchmark results (their JSON) have."""
+def _differences(a: dict, b: dict, keys: dict[str, str]) -> list[tuple[str, int, str, float, float, float]]:
+    """(learner, R, name, value in a, in b, |a - b| / min(a, b)) for every JSON key of `keys` (key ->
+    the name printed) that both benchmark results have for a configuration."""
     out = []
     rows_b = {(r["learner"], r["runs"]): r for r in b["configurations"]}
     for ra in a["configurations"]:
-        rb = rows_b.get((ra["learner"], ra["runs"]))
-        for impl in IMPLEMENTATIONS:
-            x, y = ra.get(f"{impl}_us_per_run_step"), (rb or {}).get(f"{impl}_us_per_run_step")
+        rb = rows_b.get((ra["learner"], ra["runs"])) or {}
+        for key, name in keys.items():
+            x, y = ra.get(key), rb.get(key)
             if x and y:
-                out.append((ra["learner"], ra["runs"], impl, x, y, abs(x - y) / min(x, y)))
+                out.append((ra["learner"], ra["runs"], name, x, y, abs(x - y) / min(x, y)))
     return out
+
+
+def repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, float]]:
+    """(learner, R, implementation, median in a, in b, |a - b| / min(a, b)) for every median both
+    benchmark results (their JSON) have."""
+    return _differences(a, b, {f"{impl}_us_per_run_step": impl for impl in IMPLEMENTATIONS})
 
 
 RATIOS = {"speedup": "×naive", "engine_vs_best_alternative": "×best alt", "engine_vs_roofline": "÷roofline"}
@@ -614,15 +620,7 @@ RATIOS = {"speedup": "×naive", "engine_vs_best_alternative": "×best alt", "eng
 def ratio_repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, float, float]]:
     """Like `repeatability`, for the engine's ratios (RATIOS): times taken in the same rounds, so a
     host that is slower in one run than in the other moves them less than the medians themselves."""
-    out = []
-    rows_b = {(r["learner"], r["runs"]): r for r in b["configurations"]}
-    for ra in a["configurations"]:
-        rb = rows_b.get((ra["learner"], ra["runs"])) or {}
-        for key, name in RATIOS.items():
-            x, y = ra.get(key), rb.get(key)
-            if x and y:
-                out.append((ra["learner"], ra["runs"], name, x, y, abs(x - y) / min(x, y)))
-    return out
+    return _differences(a, b, RATIOS)
 
 
 def read_output(path: str) -> dict:

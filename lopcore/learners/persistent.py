@@ -104,7 +104,7 @@ class PersistentState:
         weights, biases = init_mlp(seeds, (n_in + self.d_int, *self.hidden, n_out), self.init, device)
         first = weights[0]  # (R, n_in + d_int, width): drawn as one matrix, as nn.Linear(n_in + d_int, width)
         # ... and kept as two contiguous matrices: an in-place batched product on a slice of it (whose
-        # batch stride is not its own) falls back to one product per run. The same values, the same bits.
+        # batch stride is not its own) falls back to one product per run. The same values; see Layout above.
         weights[0] = first[:, :n_in].contiguous()
         state = new_state(weights, biases, len(seeds), device)
         w_s, b_s = init_linear(seeds, "state_head", self.hidden[-1], self.d_int, self.init, device)
