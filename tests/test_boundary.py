@@ -181,13 +181,15 @@ def test_bad_boundary_options_are_named(options, message):
 # --- the collapse statistic and the claims ---------------------------------------------------------
 
 
-def synthetic(lines: dict[tuple[str, float], list[int | None]], horizon: int = 300) -> pd.DataFrame:
-    """A frame of runs whose online accuracy is 0.9 until its collapse task's window, then 0.1
-    (None: never), one run per (learner, lr) and seed."""
+def synthetic(
+    lines: dict[tuple[str, float], list[int | None]], horizon: int = 300, start: float = 0.9, dataset: str = "mnist"
+) -> pd.DataFrame:
+    """A frame of runs on `dataset` whose online accuracy is `start` until its collapse task's
+    window, then 0.1 (None: never), one run per (learner, lr) and seed."""
     rows = []
     for (name, lr), collapses in lines.items():
         for seed, c in enumerate(collapses):
-            acc = np.full(horizon, 0.9)
+            acc = np.full(horizon, start)
             if c is not None:
                 acc[c:] = 0.1
             rows.append(
@@ -202,6 +204,7 @@ def synthetic(lines: dict[tuple[str, float], list[int | None]], horizon: int = 3
                         "learner_name": name,
                         "reading": "printed",
                         "stopped_early": False,
+                        "dataset": dataset,
                     }
                 )
             )
@@ -268,6 +271,22 @@ def test_the_premise_needs_a_good_start_and_a_collapse_by_task_200():
     assert not boundary.premise(boundary.per_run(early))[0]
     bad_start = synthetic({("baseline", 0.3): [0, 2, 3]})
     assert not boundary.premise(boundary.per_run(bad_start))[0]
+
+
+@pytest.mark.parametrize("dataset, good", [("mnist", False), ("fashion_mnist", True)])
+def test_a_good_start_is_judged_against_the_runs_data_set(dataset, good):
+    """0.8 is a poor start on MNIST but a good one on the harder Fashion-MNIST."""
+    runs = boundary.per_run(synthetic({("baseline", 0.1): [90, 100, 110]}, start=0.8, dataset=dataset))
+    assert boundary.premise(runs)[0] is good and (boundary.paper_regime(runs) == [0.1]) is good
+
+
+def test_the_good_start_thresholds_sit_equally_far_below_each_printed_start():
+    """GOOD_START's rationale: 0.07 below the stored printed-rate baseline's start on each data set."""
+    for dataset in boundary.GOOD_START:
+        df, progress = boundary.page_data("boundary", "paper", dataset=dataset, learners="baseline", lrs="0.05")
+        assert progress.complete.all()
+        start = boundary.per_run(df).start.mean()
+        assert start - boundary.GOOD_START[dataset] == pytest.approx(0.07, abs=0.005), dataset
 
 
 def test_the_papers_regime_needs_a_good_start_and_a_median_collapse_in_100_to_200():

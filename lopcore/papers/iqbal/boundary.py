@@ -220,7 +220,10 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- statistics: one collapse task per run, then per line and step size ----------------------------
 
-GOOD_START_TASKS, GOOD_START = 10, 0.85  # the paper's premise: a good start (mean over tasks 0-9) ...
+# The paper's premise: a good start (mean online accuracy over tasks 0-9 at least GOOD_START of the
+# data set) ... The issue fixes 0.85 on MNIST, 0.07 below the printed rate's start (0.920); the same
+# margin below Fashion-MNIST's printed start (0.801) gives 0.73 (a test checks both margins).
+GOOD_START_TASKS, GOOD_START = 10, {"mnist": 0.85, "fashion_mnist": 0.73}
 PREMISE_BY = 200  # ... then a collapse by this task (median over seeds)
 
 
@@ -239,6 +242,7 @@ def per_run(df: pd.DataFrame, scale: str = "paper") -> pd.DataFrame:
                 "label": first.label,
                 "learner_name": first.learner_name,
                 "reading": first.reading,
+                "dataset": first.dataset,
                 "lr": float(first.lr),
                 "seed": int(first.seed),
                 "run": run,
@@ -301,12 +305,21 @@ def _baseline(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs.learner_name == "baseline") & (runs.reading == "printed")]
 
 
+def _rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per step size of the baseline (printed reading): its seed-mean start, median collapse task
+    (censored) and whether the start is good (GOOD_START of the runs' data set)."""
+    rates = _baseline(runs).groupby("lr").agg(
+        start=("start", "mean"), median=("censored", "median"), dataset=("dataset", "first")
+    )
+    return rates.assign(good_start=rates.start >= rates.dataset.map(GOOD_START))
+
+
 def premise(runs: pd.DataFrame, scale: str = "paper"):
     """Some step size gives the paper's premise: the baseline starts well (seed-mean online accuracy
-    >= GOOD_START over tasks 0-9) and its median collapse task is at most PREMISE_BY."""
-    base, end = _baseline(runs), horizon(scale)
-    rates = base.groupby("lr").agg(start=("start", "mean"), median=("censored", "median"))
-    ok = rates[(rates.start >= GOOD_START) & (rates["median"] <= PREMISE_BY) & (rates["median"] < end)]
+    over tasks 0-9 at least GOOD_START of its data set) and its median collapse task is at most
+    PREMISE_BY."""
+    rates, end = _rates(runs), horizon(scale)
+    ok = rates[rates.good_start & (rates["median"] <= PREMISE_BY) & (rates["median"] < end)]
     shown = ", ".join(
         f"lr={lr:g}: start {r.start:.3f}, median collapse {'none' if r['median'] >= end else int(r['median'])}"
         for lr, r in rates.iterrows()
@@ -319,11 +332,10 @@ REGIME_MEDIAN = (100, 200)  # the paper's regime: a good start, then a median co
 
 def paper_regime(runs: pd.DataFrame) -> list[float]:
     """The step sizes at which the baseline (printed reading) behaves as the paper reports: a good
-    start (seed-mean online accuracy >= GOOD_START over tasks 0-9) and a median collapse task in
-    REGIME_MEDIAN. The sensitivity map's answer is figures.REGIMES["collapse"] (a test checks it)."""
-    rates = _baseline(runs).groupby("lr").agg(start=("start", "mean"), median=("censored", "median"))
-    low, high = REGIME_MEDIAN
-    return [float(lr) for lr, r in rates.iterrows() if r.start >= GOOD_START and low <= r["median"] <= high]
+    start (as `premise`) and a median collapse task in REGIME_MEDIAN. The sensitivity map's answer is
+    figures.REGIMES["collapse"] (a test checks it)."""
+    rates, (low, high) = _rates(runs), REGIME_MEDIAN
+    return [float(lr) for lr, r in rates.iterrows() if r.good_start and low <= r["median"] <= high]
 
 
 def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:
@@ -383,7 +395,8 @@ def collapses_nowhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper
 
 CLAIMS = [  # (text, predicate, its learner argument, the figure lines it needs)
     (
-        "Some step size gives the paper's premise: a good start (≥ 0.85 over tasks 0-9), then a collapse by task 200",
+        "Some step size gives the paper's premise: a good start (over tasks 0-9, ≥ 0.85 on MNIST, ≥ 0.73 on "
+        "Fashion-MNIST), then a collapse by task 200",
         premise,
         (),
         ("baseline",),
