@@ -308,8 +308,10 @@ def _baseline(runs: pd.DataFrame) -> pd.DataFrame:
 def _rates(runs: pd.DataFrame) -> pd.DataFrame:
     """Per step size of the baseline (printed reading): its seed-mean start, median collapse task
     (censored) and whether the start is good (GOOD_START of the runs' data set)."""
-    rates = _baseline(runs).groupby("lr").agg(
-        start=("start", "mean"), median=("censored", "median"), dataset=("dataset", "first")
+    rates = (
+        _baseline(runs)
+        .groupby("lr")
+        .agg(start=("start", "mean"), median=("censored", "median"), dataset=("dataset", "first"))
     )
     return rates.assign(good_start=rates.start >= rates.dataset.map(GOOD_START))
 
