@@ -211,6 +211,15 @@ def synthetic(
     return pd.concat(rows, ignore_index=True)
 
 
+def test_labels_name_their_learner_and_step_size():
+    labels = ["persistent n=2 + CBP · lr=0.125", "CBP · lr=0.3", "Kaiming init, lr=0.15", "lr=0.05"]
+    assert list(boundary.learner_of(labels)) == ["persistent n=2 + CBP", "CBP", "baseline", "baseline"]
+    assert list(boundary.rate_of(labels)) == [0.125, 0.3, 0.15, 0.05]
+    assert boundary.learner_of(boundary.boundary()).tolist() == [  # every label boundary() makes
+        name for name, lrs in boundary.GRID["mnist"].items() for _ in lrs
+    ]
+
+
 def test_per_run_collapse_tasks_are_the_sliding_means_first_crossing():
     runs = boundary.per_run(synthetic({("baseline", 0.2): [40, 100, None]}))
     # the 20-task trailing mean of 0.9 then 0.1 crosses 0.5 once 10 of its 20 tasks are 0.1
@@ -391,7 +400,7 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
         assert -20 < row.difference < 0 and row.ci_low < 0 < row.ci_high
     # "much of the state's earlier collapse is a divergence": the boundary page glues these counts
     modes = study.failure_modes(df)
-    learner = modes.index.str.split(" · ").str[0]
+    learner = boundary.learner_of(modes.index)
     state, base_modes = modes[learner == "persistent n=2"], modes[learner == "baseline"]
     assert state.n_diverged.sum() >= 3 and state["diverged first"].sum() >= 1
     assert (
@@ -437,13 +446,13 @@ def test_the_boundary_pages_statements_on_divergence_hold():
     """The boundary page: CBP's runs are healthy until they diverge; the state's were collapsing."""
     df, _ = boundary.page_data("boundary", "paper")
     before = study.before_divergence(df)
-    cbp = before[before.line.str.startswith("CBP ·")]
+    learner, lr = boundary.learner_of(before.line), boundary.rate_of(before.line)
+    cbp = before[learner == "CBP"]
     assert len(cbp) and (cbp["lowest accuracy"] > 0.8).all() and (cbp["largest mean |W|"] < 0.15).all()
-    state = before[before.line.str.startswith("persistent")]
-    lr = state.line.str.split("lr=").str[1].astype(float)
-    early = state[lr < 0.3]
+    state = np.char.startswith(learner.astype(str), "persistent")
+    early = before[state & (lr < 0.3)]
     assert (early["most dead %"] >= 40).all() and (early["lowest accuracy"] < 0.8).all()
-    assert (state.loc[lr == 0.3, "diverged at task"] <= 1).all()
+    assert (before.loc[state & (lr == 0.3), "diverged at task"] <= 1).all()
 
 
 def test_the_lines_the_intro_calls_computing_are_not_all_stored():

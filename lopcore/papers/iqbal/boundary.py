@@ -206,13 +206,25 @@ def page_data(
     return (df if df.empty else _to_horizon(df, scale)), progress
 
 
+def learner_of(labels) -> np.ndarray:
+    """The learner each label names: a boundary label is "<learner> · lr=<lr>"; a sensitivity label
+    ("lr=0.1", "Kaiming init, lr=0.15") names none, as its learner is the baseline."""
+    labels = pd.Series(list(labels), dtype=str)
+    return labels.str.split(" · ").str[0].where(labels.str.contains(" · "), "baseline").to_numpy()
+
+
+def rate_of(labels) -> np.ndarray:
+    """The step size each label names (its "lr=<lr>")."""
+    return pd.Series(list(labels), dtype=str).str.split("lr=").str[1].astype(float).to_numpy()
+
+
 def annotate(df: pd.DataFrame) -> pd.DataFrame:
     """Name each row's learner and protocol reading from its label and options."""
     inputs = df["inputs"].fillna("unit") if "inputs" in df else pd.Series("unit", index=df.index)
     stopped = df["stopped_early"].fillna(False).astype(bool) if "stopped_early" in df else False
     reading = inputs.where(inputs != "unit", df["init"].map({"pytorch": "printed", "kaiming": "Kaiming init"}))
     return df.assign(
-        learner_name=df["label"].str.split(" · ").str[0].where(df["label"].str.contains(" · "), "baseline"),
+        learner_name=learner_of(df["label"]),
         reading=reading.replace({"standardized": "standardized inputs"}),
         stopped_early=stopped,
     )
@@ -433,7 +445,7 @@ def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Stor
     for text, predicate, args, needs in CLAIMS:
         if not set(needs) <= set(GRID[dataset]):  # e.g. n = 1 is not on the Fashion-MNIST grid
             continue
-        missing = progress[~progress.complete & progress.line.str.split(" · ").str[0].isin(needs)]
+        missing = progress[~progress.complete & np.isin(learner_of(progress.line), needs)]
         if len(missing):
             waiting = "waiting for " + ", ".join(
                 f"{row.line} ({row['runs stored']} runs stored)" for _, row in missing.iterrows()
