@@ -467,8 +467,8 @@ def main(argv=None) -> dict:
         "--compare",
         nargs=2,
         metavar=("A", "B"),
-        help="only compare two saved outputs (files whose "
-        "last line is the JSON): every median's relative difference; exit 1 if one exceeds "
+        help="only compare two benchmark outputs (files whose last JSON line is the result, or saved "
+        "benchmarks, results/bench/*.json): every median's relative difference; exit 1 if one exceeds "
         f"{REPEATABLE:.0%}".replace("%", "%%"),  # argparse %-formats help strings
     )
     args = p.parse_args(argv)
@@ -623,13 +623,34 @@ def ratio_repeatability(a: dict, b: dict) -> list[tuple[str, int, str, float, fl
     return _differences(a, b, RATIOS)
 
 
+def from_record(record: dict) -> dict:
+    """A saved benchmark (`--save`, a results-store record) as the result its run printed: the
+    configurations' rows rebuilt from the metrics' columns (the per-benchmark facts left out)."""
+    metrics = record["metrics"]
+    facts = {*RESULT_FACTS, "paper_projection_hours"}
+    columns = [c for c in metrics if c not in facts and not c.startswith("sharing_")]
+    rows = [{c: metrics[c][i] for c in columns} for i in range(len(metrics["learner"]))]
+    return {"device": record["spec"]["device"], "steps": record["spec"]["steps"], "configurations": rows}
+
+
 def read_output(path: str) -> dict:
-    """A saved benchmark output's result: its last line that is a JSON object with configurations.
-    A missing or foreign file is a one-line error."""
+    """A benchmark output's result: its last line that is a JSON object with configurations, or a
+    saved benchmark (results/bench/*.json, its checksum verified). A missing, corrupt or foreign file
+    is a one-line error."""
+    from .store import IntegrityError, read_record
+
     try:
-        lines = open(path).read().splitlines()
+        text = open(path).read()
     except OSError as e:
         raise SystemExit(f"--compare: cannot read {path}: {e.strerror}") from None
+    if text.lstrip().startswith("{") and '"sha256"' in text:  # a results-store record
+        try:
+            body = read_record(path)
+        except IntegrityError as err:
+            raise SystemExit(f"--compare: {err}") from None
+        if body["spec"].get("learner", {}).get("kind") == "bench":
+            return from_record(body)
+    lines = text.splitlines()
     for line in reversed(lines):
         if line.startswith("{"):
             try:
@@ -987,6 +1008,19 @@ def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
     return fig
 
 
+# A result's facts about the whole benchmark, saved beside the configurations' columns (each a
+# one-element list), as are paper_projection_hours and sharing_<way>_us_per_run_step.
+RESULT_FACTS = (
+    "paper_projection_hours_by_implementation",
+    "compile_unavailable",
+    "busy_warning",
+    "threads",
+    "pinned_cpus",
+    "load_average_at_start",
+    "engine_profile",
+)
+
+
 def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float, store=None):
     """Keep a benchmark result in the results store: the spec names what was measured (device,
     threads, steps, repeats, run counts), the metrics are the table's columns and the run's facts."""
@@ -998,15 +1032,7 @@ def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float
     rows = result["configurations"]
     metrics = {column: [row.get(column) for row in rows] for column in rows[0]}
     metrics["paper_projection_hours"] = [result["paper_projection_hours"]]
-    for key in (
-        "paper_projection_hours_by_implementation",
-        "compile_unavailable",
-        "busy_warning",
-        "threads",
-        "pinned_cpus",
-        "load_average_at_start",
-        "engine_profile",
-    ):
+    for key in RESULT_FACTS:
         if key in result:
             metrics[key] = [result[key]]
     for way, us in result.get("sharing_us_per_run_step", {}).items():

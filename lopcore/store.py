@@ -180,6 +180,12 @@ class Store:
         return body
 
 
+def read_record(path: str | Path) -> dict:
+    """One result file's record (format, key, spec, provenance, metrics), its checksum verified."""
+    path = Path(path)
+    return _checked(path, *_read(path))
+
+
 def _fix(path: Path) -> str:
     return f"delete it (rm {path}) and rerun to recompute it"
 

@@ -352,6 +352,20 @@ def test_the_ratios_are_compared_beside_the_medians(tmp_path):
     assert bench.ratio_repeatability(*(bench.read_output(str(tmp_path / x)) for x in "ab"))[0][-1] == 0
 
 
+def test_a_saved_benchmark_compares_as_the_output_it_was_saved_from(tmp_path):
+    row = {"learner": "baseline", "runs": 16, "naive_us_per_run_step": 300.0, "engine_us_per_run_step": 40.0}
+    result = {"device": "cpu (2 threads)", "steps": 200, "configurations": [row], "paper_projection_hours": 1.0}
+    result |= {"threads": 2, "sharing_us_per_run_step": {"streams": 5.0}}
+    saved = bench.save(result, [16], torch.device("cpu"), 1.0, store=Store(tmp_path))
+    (tmp_path / "out.txt").write_text("a table\n" + json.dumps(result))
+    assert bench.read_output(str(saved))["configurations"] == [row]
+    assert bench.compare_files(str(saved), str(tmp_path / "out.txt"))["largest_difference"] == 0
+    saved.write_text(saved.read_text().replace("40.0", "30.0"))  # edited: its checksum fails
+    with pytest.raises(SystemExit) as e:
+        bench.read_output(str(saved))
+    assert "fails its checksum" in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("text", [None, "no json here\n", '{"not": "a benchmark"}\n'])
 def test_a_file_that_is_not_a_benchmark_output_is_a_one_line_error(tmp_path, text):
     path = tmp_path / "out.txt"
