@@ -438,6 +438,11 @@ def test_the_intros_fashion_mnist_statements_hold_for_the_committed_results():
     assert start.loc[0.2] < 0.5 and start.loc[0.3] < 0.5 and start.loc[0.05] > 0.75  # "never learns"
     cbp = runs[(runs.learner_name == "CBP") & (runs.lr == 0.2)]  # "collapses there at 0.2 (in all three seeds)"
     assert len(cbp) == 3 and cbp.collapse.notna().all()
+    at_075 = runs[(runs.learner_name == "baseline") & (runs.lr == 0.075)]  # "two of its three seeds, late"
+    assert at_075.collapse.notna().sum() == 2 and at_075.collapse.min() > 200
+    cbp = runs[(runs.learner_name == "CBP") & (runs.lr == 0.15)]  # "none of its three seeds collapses"
+    assert len(cbp) == 3 and cbp.collapse.isna().all() and cbp.tasks_run.min() == boundary.horizon("paper")
+    assert round(base.censored.mean().loc[0.15]) == 19  # README: "at task 19 on average"
     board = boundary.board("paper", dataset="fashion_mnist").set_index("claim")
     assert board.loc["CBP collapses nowhere on the grid", "verdict"] == "✗"
 
