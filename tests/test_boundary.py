@@ -469,3 +469,33 @@ def test_the_lines_the_intro_calls_computing_are_not_all_stored():
     }
     stored = set(progress.loc[progress.complete, "line"])
     assert not computing & stored, f"stored now, update the intro: {sorted(computing & stored)}"
+
+
+def test_the_sensitivity_pages_statements_on_the_readings_hold():
+    """notebooks/sensitivity.md: standardized inputs at 0.05 give the paper's baseline (a good start,
+    every seed collapsing, the median within 100-200; unit inputs never collapse there); Kaiming init
+    at 0.15 collapses about when PyTorch's default does (within 10 tasks)."""
+    df, _ = boundary.page_data("sensitivity", "paper")
+    table = boundary.collapse_by_rate(boundary.per_run(df)).set_index(["reading", "lr"])
+    standardized, unit = table.loc[("standardized inputs", 0.05)], table.loc[("printed", 0.05)]
+    assert standardized.start >= boundary.GOOD_START["mnist"] and standardized.collapsed == "3 of 3"
+    assert 100 <= standardized["median"] <= 200 and unit.collapsed == "0 of 3"
+    assert round(standardized["mean"]) == 167  # README: "at task 167 on average"
+    mean = table["mean"]  # "between unit inputs at 0.1 and 0.125"; "a little before unit inputs at 0.2"
+    assert mean.loc[("printed", 0.1)] > mean.loc[("standardized inputs", 0.05)] > mean.loc[("printed", 0.125)]
+    assert mean.loc[("printed", 0.3)] < mean.loc[("standardized inputs", 0.1)] < mean.loc[("printed", 0.2)]
+    kaiming, printed = table.loc[("Kaiming init", 0.15)], table.loc[("printed", 0.15)]
+    assert kaiming.collapsed == "3 of 3" and abs(kaiming["mean"] - printed["mean"]) < 10
+
+
+def test_the_readings_the_pages_call_computing_are_not_all_stored():
+    """The sensitivity page, the intro and the README name lines still computing; once one is stored
+    the text is stale."""
+    _, sensitivity = boundary.page_data("sensitivity", "paper")
+    _, state = boundary.page_data("boundary", "paper", learners="persistent n=2", lrs="0.05", inputs="standardized")
+    stored = set(sensitivity.loc[sensitivity.complete, "line"]) | set(state.loc[state.complete, "line"])
+    computing = {
+        "Kaiming init, lr=0.05",
+        "persistent n=2 · standardized inputs · lr=0.05",
+    }
+    assert not computing & stored, f"stored now, update the text: {sorted(computing & stored)}"

@@ -44,11 +44,12 @@ from ...study import (
     page_lines,
     smoothed,
 )
-from ...tasks import PermutedStream
+from ...tasks import INPUT_SCALINGS, PermutedStream
 from .figures import BATCH_SIZE, CBP_RATE, FASHION, MNIST, REGIMES, SCALES
 
 LRS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3)  # the step-size grid: 1x to 6x the printed rate
 READINGS = {"standardized inputs": (0.05, 0.1), "Kaiming init": (0.05, 0.15)}  # other readings, their rates
+READING_STEMS = {"printed": "printed", "standardized inputs": "standardized", "Kaiming init": "kaiming"}  # glue names
 HORIZON_FRACTION = 0.5  # of the scale's tasks (paper: 300 of 600)
 STOP_AT_CHANCE = 50  # a run stops once it has been at chance this many tasks in a row
 SEEDS = 3
@@ -130,14 +131,17 @@ def sensitivity(lrs=LRS, readings: bool = True) -> dict[str, Line]:
     return lines
 
 
-def boundary(dataset: str = "mnist", learners=None, lrs=None) -> dict[str, Line]:
+def boundary(dataset: str = "mnist", learners=None, lrs=None, inputs: str = "unit") -> dict[str, Line]:
     """Collapse task against step size per learner: each learner of GRID[dataset] (or `learners`) at
-    its step sizes (or `lrs`), on permuted MNIST or Fashion-MNIST, labelled "<learner> · lr=<lr>"."""
+    its step sizes (or `lrs`), on permuted MNIST or Fashion-MNIST, labelled "<learner> · lr=<lr>";
+    under another input scaling (`inputs`, see tasks.INPUT_SCALINGS) "<learner> · <inputs> · lr=<lr>"."""
     params.choice("dataset", dataset, DATASETS)
+    params.choice("inputs", inputs, INPUT_SCALINGS)
     names = GRID[dataset] if learners is None else params.choice_list("learners", learners, LEARNERS)
     chosen = None if lrs is None else params.float_list("lrs", lrs, 1e-6, 10.0)
+    tag = "" if inputs == "unit" else f"{inputs} inputs · "
     return {
-        f"{name} · lr={lr:g}": Line(learner(name, lr, dataset), DATASETS[dataset])
+        f"{name} · {tag}lr={lr:g}": Line(learner(name, lr, dataset), DATASETS[dataset], inputs)
         for name in names
         for lr in (chosen or GRID[dataset].get(name, LRS))
     }
