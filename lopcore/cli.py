@@ -167,6 +167,7 @@ FLAG_PARAMETERS = {
     "lrs": ("lrs",),
     "learners": ("learners",),
     "dataset": ("dataset",),
+    "inputs": ("inputs",),
 }
 
 
@@ -421,6 +422,12 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dataset", nargs=1, choices=("mnist", "fashion_mnist"), help="data set of boundary (default: mnist)"
+    )
+    p.add_argument(
+        "--inputs",
+        nargs=1,
+        choices=("unit", "standardized"),
+        help="input scaling of boundary: unit (bytes / 255, default) or standardized ((x - mean) / std)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lopcore import data, study
+from lopcore import data, params, study
 from lopcore.engine import run, run_group
 from lopcore.learners import Backprop
 from lopcore.papers.iqbal import boundary, figures
@@ -499,3 +499,14 @@ def test_the_readings_the_pages_call_computing_are_not_all_stored():
         "persistent n=2 · standardized inputs · lr=0.05",
     }
     assert not computing & stored, f"stored now, update the text: {sorted(computing & stored)}"
+
+
+def test_the_boundary_takes_the_input_scaling_on_the_command_line(capsys):
+    from lopcore import cli
+
+    args = cli.parser().parse_args(["run", "boundary", "--inputs", "standardized"])
+    assert cli.figure_options("boundary", args)["inputs"] == "standardized"
+    (label,) = boundary.boundary(learners="baseline", lrs="0.05", inputs="standardized")
+    assert label == "baseline · standardized inputs · lr=0.05"
+    with pytest.raises(params.ParameterError, match="inputs"):
+        boundary.boundary(inputs="bogus")
