@@ -492,13 +492,35 @@ def test_the_readings_the_pages_call_computing_are_not_all_stored():
     """The sensitivity page, the intro and the README name lines still computing; once one is stored
     the text is stale."""
     _, sensitivity = boundary.page_data("sensitivity", "paper")
-    _, state = boundary.page_data("boundary", "paper", learners="persistent n=2", lrs="0.05", inputs="standardized")
-    stored = set(sensitivity.loc[sensitivity.complete, "line"]) | set(state.loc[state.complete, "line"])
+    _, reading = boundary.page_data("boundary", "paper", inputs="standardized", **boundary.READING_GRID["standardized"])
+    stored = set(sensitivity.loc[sensitivity.complete, "line"]) | set(reading.loc[reading.complete, "line"])
     computing = {
         "Kaiming init, lr=0.05",
-        "persistent n=2 · standardized inputs · lr=0.05",
+        *(f"{name} · standardized inputs · lr=0.05" for name in ("zero state n=2", "random state n=2")),
+        *(f"{name} · standardized inputs · lr=0.05" for name in ("persistent n=1", "CBP")),
     }
     assert not computing & stored, f"stored now, update the text: {sorted(computing & stored)}"
+
+
+def test_the_standardized_readings_statements_on_the_state_hold():
+    """The boundary page, the intro and the README: with standardized inputs at 0.05 no seed of n = 2
+    collapses within the horizon, at least 133 tasks later than the baseline paired by seed (README),
+    so the reading's n = 2 claim holds, while on the unit-input grid claim (b) fails."""
+    df, _ = boundary.page_data("boundary", "paper", inputs="standardized", **boundary.READING_GRID["standardized"])
+    runs = boundary.per_run(df)
+    state = runs[runs.learner_name == "persistent n=2"]
+    assert len(state) == 3 and state.collapse.isna().all()
+    pair = boundary.paired_collapse(runs, "persistent n=2", reading="standardized inputs").iloc[0]
+    assert pair.seeds == 3 and int(pair.difference) == 132 and pair.ci_low > 0  # "at least 133": censored
+    assert round(pair.difference) == 133
+    verdicts = boundary.board("paper", reading="standardized").set_index("claim").verdict
+    assert verdicts.iloc[0] == "✓"
+    assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # "one reading ... holds"
+
+
+def test_a_reading_board_names_a_bad_reading():
+    with pytest.raises(params.ParameterError, match="reading"):
+        boundary.board("paper", reading="bogus")
 
 
 def test_the_boundary_takes_the_input_scaling_on_the_command_line(capsys):

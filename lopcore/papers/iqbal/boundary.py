@@ -25,6 +25,7 @@ batch size times that of the batch mean, so summed loss at lr is mean loss at lr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,17 @@ SEEDS = 3
 DATASETS = {"mnist": MNIST, "fashion_mnist": FASHION}
 D_INT = {"mnist": 128, "fashion_mnist": 256}  # the state sizes of Iqbal's Figs. 2 and 3/4
 TANH_STATE = "persistent n=2, tanh state"  # a reading the paper does not offer: the state bounded
-LEARNERS = ("baseline", "persistent n=2", "CBP", "persistent n=1", "persistent n=2 + CBP", TANH_STATE)
+ZERO_STATE, RANDOM_STATE = "zero state n=2", "random state n=2"  # Fig. 6's ablations: is it the state?
+LEARNERS = (
+    "baseline",
+    "persistent n=2",
+    "CBP",
+    "persistent n=1",
+    "persistent n=2 + CBP",
+    TANH_STATE,
+    ZERO_STATE,
+    RANDOM_STATE,
+)
 # Stems of the boundary page's glued names, per learner: "state_collapse_lr200", "cbp_diverged", ...
 GLUE_STEMS = {
     "baseline": "baseline",
@@ -65,6 +76,8 @@ GLUE_STEMS = {
     "persistent n=1": "n1",
     "persistent n=2 + CBP": "state_cbp",
     TANH_STATE: "tanh",
+    ZERO_STATE: "zero",
+    RANDOM_STATE: "random",
 }
 # The decisive grid: baseline, n = 2 and CBP at every step size; n = 1 and n = 2 + CBP at the four
 # around the baseline's MNIST boundary; on Fashion-MNIST three learners at three rates around its own.
@@ -80,6 +93,18 @@ GRID = {
         TANH_STATE: (0.15, 0.2, 0.3),
     },
     "fashion_mnist": {"baseline": LRS, "persistent n=2": (0.1, 0.15, 0.2), "CBP": (0.1, 0.15, 0.2)},
+}
+
+# The learners under another reading of the protocol (boundary(inputs=...)): standardized inputs at
+# the printed step size, where the baseline alone starts well and then collapses (the sensitivity
+# map), so the paper's question has its premise at the printed rate. Beside the state, Fig. 6's
+# ablations tell whether its content matters, n = 1 whether the gradient through it does, and CBP is
+# the reference.
+READING_GRID = {
+    "standardized": {
+        "learners": ("baseline", "persistent n=2", ZERO_STATE, "persistent n=1", "CBP", RANDOM_STATE),
+        "lrs": (0.05,),
+    }
 }
 
 
@@ -115,6 +140,8 @@ def learner(name: str, lr: float, dataset: str = "mnist", init: str = "pytorch")
         return PersistentStateCBP(lr=lr, d_int=d_int, n=2, replacement_rate=CBP_RATE)
     if name == TANH_STATE:
         return PersistentState(lr=lr, d_int=d_int, n=2, state_head="tanh")
+    if name in (ZERO_STATE, RANDOM_STATE):
+        return PersistentState(lr=lr, d_int=d_int, n=2, state=name.split()[0])
     return PersistentState(lr=lr, d_int=d_int, n=int(name[-1]))
 
 
@@ -317,8 +344,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 # --- the boundary claims: predicates over `per_run` frames ------------------------------------------
 
 
-def _baseline(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs.learner_name == "baseline") & (runs.reading == "printed")]
+def _baseline(runs: pd.DataFrame, reading: str = "printed") -> pd.DataFrame:
+    return runs[(runs.learner_name == "baseline") & (runs.reading == reading)]
 
 
 def _rates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -356,11 +383,16 @@ def paper_regime(runs: pd.DataFrame) -> list[float]:
     return [float(lr) for lr, r in rates.iterrows() if r.good_start and low <= r["median"] <= high]
 
 
-def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:
-    """Per step size where the baseline (printed reading) and `learner_name` both have runs: their
-    mean collapse tasks and the seed-paired difference (learner minus baseline) with its 95% CI, every
-    collapse task censored at the horizon."""
-    base, other = _baseline(runs), runs[runs.learner_name == learner_name]
+def paired_collapse(
+    runs: pd.DataFrame, learner_name: str, reading: str = "printed", against: str = "baseline"
+) -> pd.DataFrame:
+    """Per step size where `against` (the baseline unless named) and `learner_name` both have runs
+    under `reading` (a protocol reading: "printed", "standardized inputs"): their mean collapse tasks
+    and the seed-paired difference (learner minus `against`) with its 95% CI, every collapse task
+    censored at the horizon."""
+    in_reading = runs[runs.reading == reading]
+    base = in_reading[in_reading.learner_name == against]
+    other = in_reading[in_reading.learner_name == learner_name]
     rows = []
     for lr in sorted(set(base.lr) & set(other.lr)):
         b, o = base[base.lr == lr].set_index("seed"), other[other.lr == lr].set_index("seed")
@@ -369,7 +401,7 @@ def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:
         rows.append(
             {
                 "lr": lr,
-                "baseline": b.censored.mean(),
+                against: b.censored.mean(),
                 learner_name: o.censored.mean(),
                 "difference": mean,
                 "ci_low": low,
@@ -377,16 +409,18 @@ def paired_collapse(runs: pd.DataFrame, learner_name: str) -> pd.DataFrame:
                 "seeds": len(seeds),
             }
         )
-    return pd.DataFrame(rows, columns=["lr", "baseline", learner_name, "difference", "ci_low", "ci_high", "seeds"])
+    return pd.DataFrame(rows, columns=["lr", against, learner_name, "difference", "ci_low", "ci_high", "seeds"])
 
 
-def collapses_later_everywhere(runs: pd.DataFrame, learner_name: str, scale: str = "paper"):
+def collapses_later_everywhere(
+    runs: pd.DataFrame, learner_name: str, against: str = "baseline", scale: str = "paper", reading: str = "printed"
+):
     """Wherever the baseline collapses on the grid (median collapse task within the horizon), the
-    learner collapses later: per step size, the seed-paired difference of collapse tasks (each
-    censored at the horizon) has a 95% CI above zero."""
+    learner collapses later than `against` (the baseline unless named): per step size, the
+    seed-paired difference of collapse tasks (each censored at the horizon) has a 95% CI above zero."""
     end = horizon(scale)
-    pairs = paired_collapse(runs, learner_name)
-    base = _baseline(runs)
+    pairs = paired_collapse(runs, learner_name, reading, against)
+    base = _baseline(runs, reading)
     pairs = pairs[[np.median(base[base.lr == lr].censored) < end for lr in pairs.lr]]
     if pairs.empty:
         return False, f"the baseline collapses at none of {learner_name}'s step sizes: nothing to compare"
@@ -395,7 +429,7 @@ def collapses_later_everywhere(runs: pd.DataFrame, learner_name: str, scale: str
         for p in pairs.itertuples()
     ]
     return bool((pairs.ci_low > 0).all()), (
-        f"{learner_name} minus baseline, collapse task paired by seed: " + "; ".join(parts)
+        f"{learner_name} minus {against}, collapse task paired by seed: " + "; ".join(parts)
     )
 
 
@@ -437,18 +471,55 @@ CLAIMS = [  # (text, predicate, its learner argument, the figure lines it needs)
 # Claims that say "nowhere": one stored run that collapses refutes them, whatever the lines still
 # computing show, so they are judged ✗ as soon as a counterexample is stored (never ✓ before the end).
 REFUTED_BY_ONE_RUN = {collapses_nowhere}
+# The paper's claims where another reading gives its premise at the printed step size (READING_GRID).
+_STANDARDIZED = "standardized inputs"
+READING_CLAIMS = {
+    "standardized": [
+        (
+            "With standardized inputs at the printed step size, n = 2 collapses later than the baseline "
+            "(paired by seed, 95% CI)",
+            partial(collapses_later_everywhere, reading=_STANDARDIZED),
+            ("persistent n=2",),
+            ("baseline", "persistent n=2"),
+        ),
+        (
+            "With standardized inputs at the printed step size, n = 1 collapses later than the baseline "
+            "(paired by seed, 95% CI)",
+            partial(collapses_later_everywhere, reading=_STANDARDIZED),
+            ("persistent n=1",),
+            ("baseline", "persistent n=1"),
+        ),
+        (
+            "With standardized inputs at the printed step size, the learned state (n = 2) collapses later "
+            "than the same network fed a zero state, Fig. 6's ablation (paired by seed, 95% CI)",
+            partial(collapses_later_everywhere, reading=_STANDARDIZED),
+            ("persistent n=2", ZERO_STATE),
+            ("baseline", "persistent n=2", ZERO_STATE),
+        ),
+    ]
+}
 
 
-def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Store | None = None) -> pd.DataFrame:
-    """The boundary claims on `dataset` (those whose learners are all on its GRID), from `page_data`
-    (at paper scale the stored runs only): a claim whose
+def board(
+    scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Store | None = None, reading: str = "printed"
+) -> pd.DataFrame:
+    """The boundary claims on `dataset` (those whose learners are all on its GRID), or under another
+    `reading` of the protocol (a key of READING_GRID: its READING_CLAIMS on its lines), from
+    `page_data` (at paper scale the stored runs only): a claim whose
     lines are not all stored, at every step size of GRID and with every seed, is "pending" and says
     what it waits for, unless a stored run already refutes it (REFUTED_BY_ONE_RUN)."""
-    df, progress = page_data("boundary", scale, seeds, store=store, dataset=dataset)
+    if reading == "printed":
+        claims, grid, options, figure = CLAIMS, GRID[dataset], {"dataset": dataset}, f"boundary ({dataset})"
+    else:
+        params.choice("reading", reading, READING_GRID)
+        claims, grid = READING_CLAIMS[reading], READING_GRID[reading]["learners"]
+        options = {"dataset": dataset, "inputs": reading, **READING_GRID[reading]}
+        figure = f"boundary ({dataset}, {reading} inputs)"
+    df, progress = page_data("boundary", scale, seeds, store=store, **options)
     table = per_run(df, scale) if len(df) else pd.DataFrame()
     rows = []
-    for text, predicate, args, needs in CLAIMS:
-        if not set(needs) <= set(GRID[dataset]):  # e.g. n = 1 is not on the Fashion-MNIST grid
+    for text, predicate, args, needs in claims:
+        if not set(needs) <= set(grid):  # e.g. n = 1 is not on the Fashion-MNIST grid
             continue
         missing = progress[~progress.complete & np.isin(learner_of(progress.line), needs)]
         if len(missing):
@@ -465,7 +536,7 @@ def board(scale: str = "paper", seeds=SEEDS, dataset: str = "mnist", store: Stor
         holds, evidence = predicate(table, *args, scale=scale)
         rows.append({"claim": text, "verdict": "✓" if holds else "✗", "evidence": evidence})
     out = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"]).assign(
-        figure=f"boundary ({dataset})", seeds=len(params.seed_list(seeds))
+        figure=figure, seeds=len(params.seed_list(seeds))
     )
     out.attrs["definition"] = (
         f"collapse = first task whose {WINDOW}-task sliding online accuracy is below "
