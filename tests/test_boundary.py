@@ -518,6 +518,21 @@ def test_the_standardized_readings_statements_on_the_state_hold():
     assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # "one reading ... holds"
 
 
+def test_the_standardized_readings_statements_on_dead_units_hold():
+    """The boundary page: with standardized inputs the baseline's second layer dies first (far more of
+    it dead by task 100 than the state's); at task 200 the state has fewer dead units in layers 2 and 3
+    and more in layer 1 than the baseline (medians over seeds)."""
+    df, _ = boundary.page_data("boundary", "paper", inputs="standardized", **boundary.READING_GRID["standardized"])
+    dead = df[df.task.isin([100, 200])].groupby(["learner_name", "task"])[list(study.DEAD_COLUMNS)].median()
+    base, state = dead.loc["baseline"], dead.loc["persistent n=2"]
+    assert base.loc[100, "dead_fraction_l2"] > 0.5 > 0.2 > state.loc[100, "dead_fraction_l2"]
+    assert (
+        state.loc[200, ["dead_fraction_l2", "dead_fraction_l3"]]
+        < base.loc[200, ["dead_fraction_l2", "dead_fraction_l3"]]
+    ).all()
+    assert state.loc[200, "dead_fraction_l1"] > base.loc[200, "dead_fraction_l1"]
+
+
 def test_a_reading_board_names_a_bad_reading():
     with pytest.raises(params.ParameterError, match="reading"):
         boundary.board("paper", reading="bogus")
