@@ -220,10 +220,33 @@ def test_the_collapse_regime_is_the_same_runs_with_every_learner_at_its_step_siz
         assert [label for label, _ in collapse] == [label for label, _ in printed]
         for (_, p), (_, c) in zip(printed, collapse, strict=True):
             assert c == replace(p, learner=replace(p.learner, lr=REGIMES["collapse"])) and p.learner.lr == 0.05
-    with pytest.raises(ParameterError, match="regime='fast' is not valid; .*'printed', 'collapse'"):
+    with pytest.raises(ParameterError, match="regime='fast' is not valid; .*'printed', 'collapse', 'standardized'"):
         figure_runs("fig2", "paper", 1, "fast")
     with pytest.raises(ValueError, match="regime='collapse' is not valid for cbp_sweep"):
         regime_lr("cbp_sweep", "collapse")
+
+
+def test_the_standardized_regime_is_the_printed_runs_with_standardized_inputs():
+    from dataclasses import replace
+
+    from lopcore import cli
+    from lopcore.papers.iqbal import boundary
+    from lopcore.papers.iqbal.figures import REGIMES
+
+    assert cli.REGIME_CHOICES == tuple(REGIMES)
+    for figure in ("fig2", "fig3", "fig6", "fig7"):
+        printed = figure_runs(figure, "paper", 2)
+        standardized = figure_runs(figure, "paper", 2, "standardized")
+        assert [label for label, _ in standardized] == [label for label, _ in printed]
+        for (_, p), (_, s) in zip(printed, standardized, strict=True):
+            assert s == replace(p, stream=replace(p.stream, inputs="standardized"))
+    # Fig. 2's baseline in this regime is the sensitivity map's reading, run to 600 tasks instead of
+    # stopping at chance: the same learner and stream.
+    (line,) = [
+        s for label, s in boundary.figure_runs("sensitivity", "paper", 1) if label == "standardized inputs, lr=0.05"
+    ]
+    (fig2,) = [s for label, s in figure_runs("fig2", "paper", 1, "standardized") if label == "baseline"]
+    assert (line.learner, line.stream) == (fig2.learner, fig2.stream) and fig2.n_tasks == 600
 
 
 def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
@@ -237,7 +260,7 @@ def test_paper_progress_counts_each_lines_stored_seeds(tmp_path):
             spec.to_dict(), {"task": [0], "dataset": ["mnist"], "online_accuracy": [0.9]}, provenance("cpu", 7200.0, 5)
         )
     everything = paper_progress(store)
-    assert set(everything.regime) == {"printed", "collapse"}
+    assert set(everything.regime) == {"printed", "collapse", "standardized"}
     progress = everything[everything.regime == "printed"].set_index(["figure", "label"])
     assert progress.loc[("fig2", "baseline"), "seeds_stored"] == "4/5"
     assert progress.loc[("fig6", "baseline"), "seeds_stored"] == "4/5"  # the same runs
