@@ -500,6 +500,9 @@ def test_the_readings_the_pages_call_computing_are_not_all_stored():
         *(f"{name} · standardized inputs · lr=0.05" for name in ("persistent n=1", "CBP")),
     }
     assert not computing & stored, f"stored now, update the text: {sorted(computing & stored)}"
+    # the intro: "so is a 600-task run that would tell a delay from a prevention" (Fig. 2's n = 2)
+    regime = study.progress_table(study.stored_by_line(figures.figure_runs("fig2", "paper", 5, "standardized")))
+    assert not regime.set_index("line").loc["persistent n=2", "complete"], "stored now, update the intro"
 
 
 def test_the_standardized_readings_statements_on_the_state_hold():

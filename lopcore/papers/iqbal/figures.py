@@ -161,6 +161,13 @@ def regime_lr(figure: str, regime: str) -> float:
     return REGIMES[regime]
 
 
+def regime_text(regime: str) -> str:
+    """How a page names `regime`'s protocol: "lr 0.125", "lr 0.05, standardized inputs"."""
+    params.choice("regime", regime, REGIMES)
+    inputs = REGIME_INPUTS.get(regime, "unit")
+    return f"lr {REGIMES[regime]:g}" + ("" if inputs == "unit" else f", {inputs} inputs")
+
+
 def figure_runs(
     figure: str, scale: str = "small", seeds=3, regime: str = "printed", **options
 ) -> list[tuple[str, RunSpec]]:
