@@ -496,7 +496,7 @@ def test_the_readings_the_pages_call_computing_are_not_all_stored():
     _, reading = boundary.page_data("boundary", "paper", inputs="standardized", **boundary.READING_GRID["standardized"])
     stored = set(sensitivity.loc[sensitivity.complete, "line"]) | set(reading.loc[reading.complete, "line"])
     computing = {
-        *(f"{name} · standardized inputs · lr=0.05" for name in ("zero state n=2", "random state n=2")),
+        "random state n=2 · standardized inputs · lr=0.05",
         *(f"{name} · standardized inputs · lr=0.05" for name in ("persistent n=1", "CBP")),
     }
     assert not computing & stored, f"stored now, update the text: {sorted(computing & stored)}"
@@ -518,6 +518,13 @@ def test_the_standardized_readings_statements_on_the_state_hold():
     assert round(pair.difference) == 133
     verdicts = boundary.board("paper", reading="standardized").set_index("claim").verdict
     assert verdicts.iloc[0] == "✓"
+    # "fed a zero state instead, the same network collapses with the baseline": every seed collapses,
+    # the paired difference's interval holds zero, and the learned state's claim against it holds
+    zero = runs[runs.learner_name == boundary.ZERO_STATE]
+    assert len(zero) == 3 and zero.collapse.notna().all()
+    pair = boundary.paired_collapse(runs, boundary.ZERO_STATE, reading="standardized inputs").iloc[0]
+    assert pair.ci_low < 0 < pair.ci_high
+    assert verdicts.iloc[2] == "✓"
     assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # "one reading ... holds"
 
 
