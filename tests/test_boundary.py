@@ -445,6 +445,11 @@ def test_the_intros_fashion_mnist_statements_hold_for_the_committed_results():
     assert round(base.censored.mean().loc[0.15]) == 19  # README: "at task 19 on average"
     board = boundary.board("paper", dataset="fashion_mnist").set_index("claim")
     assert board.loc["CBP collapses nowhere on the grid", "verdict"] == "✗"
+    # "At 0.125 it collapses ... after a good start, so the paper's premise holds here too (at 0.1 and
+    # 0.125), and the claim that the state collapses later ... fails"
+    assert start.loc[0.125] >= boundary.GOOD_START["fashion_mnist"] and base.censored.max().loc[0.125] < 100
+    verdicts = board.verdict.to_numpy()
+    assert list(verdicts[:2]) == ["✓", "✗"] and "lr = 0.1, 0.125;" in board.evidence.iloc[0]
 
 
 def test_the_boundary_pages_statements_on_divergence_hold():
