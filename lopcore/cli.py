@@ -421,7 +421,8 @@ def add_figure_options(p: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="L",
         help="learners of boundary: baseline, 'persistent n=2', CBP, 'persistent n=1', "
-        "'persistent n=2 + CBP' (default: its grid)",
+        "'persistent n=2 + CBP', 'persistent n=2, tanh state', 'zero state n=2', 'random state n=2' "
+        "(default: its grid)",
     )
     p.add_argument(
         "--dataset", nargs=1, choices=("mnist", "fashion_mnist"), help="data set of boundary (default: mnist)"

@@ -566,3 +566,12 @@ def test_the_boundary_takes_the_input_scaling_on_the_command_line(capsys):
     assert label == "baseline · standardized inputs · lr=0.05"
     with pytest.raises(params.ParameterError, match="inputs"):
         boundary.boundary(inputs="bogus")
+
+
+def test_the_command_lines_learners_help_names_every_boundary_learner(capsys):
+    from lopcore import cli
+
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["run", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(name in shown for name in boundary.LEARNERS)
