@@ -496,6 +496,14 @@ READING_CLAIMS = {
             ("persistent n=2", ZERO_STATE),
             ("baseline", "persistent n=2", ZERO_STATE),
         ),
+        (
+            "With standardized inputs at the printed step size, the learned state (n = 2) collapses later "
+            "than the same network fed a random state of the learned one's norm, Fig. 6's other ablation "
+            "(paired by seed, 95% CI)",
+            partial(collapses_later_everywhere, reading=_STANDARDIZED),
+            ("persistent n=2", RANDOM_STATE),
+            ("baseline", "persistent n=2", RANDOM_STATE),
+        ),
     ]
 }
 
