@@ -386,18 +386,20 @@ def test_the_benchmark_explains_its_options(capsys):
 
 def test_the_performance_pages_statements_hold_for_the_latest_saved_benchmark():
     """notebooks/performance.md glues the latest saved CPU benchmark's numbers; the words around them
-    ("framework overhead" at R = 1, "within reach of the products" at R = 16, compile the best
-    alternative and less than 2× slower than the engine) are checked here."""
+    (the products' share smallest at R = 1 and rising with R, "within reach of the products" at R = 16,
+    compile the best alternative and less than 2× slower than the engine, 2× of it asking for a step
+    within a few µs of its products) are checked here. Where 2× compile falls below or above the
+    products alone, the page glues the words from the same numbers."""
     latest = bench.latest(bench.saved_results(), "cpu")
     assert latest is not None, "no CPU benchmark with the references is committed"
     at = latest.set_index(["learner", "runs"])
     for learner in ("baseline", "persistent"):
         shares = [at.loc[(learner, r), "engine_matmul_share"] for r in (1, 16, 64)]
-        assert shares[0] < 0.5 and shares == sorted(shares)
-        assert at.loc[(learner, 1), "engine_vs_roofline"] > 2
+        assert shares == sorted(shares)
+        assert at.loc[(learner, 1), "engine_vs_roofline"] == max(at.loc[(learner, r), "engine_vs_roofline"] for r in (1, 16, 64))
     base16 = at.loc[("baseline", 16)]
     assert base16.roofline_us_per_run_step < base16.naive_us_per_run_step / 10 < base16.engine_us_per_run_step
     assert (latest.best_alternative == "compile").all() and (latest.engine_vs_best_alternative < 2).all()
-    half = {r: at.loc[("baseline", r), "compile_us_per_run_step"] / 2 for r in (16, 64)}  # "2× compile needs"
-    assert half[16] > at.loc[("baseline", 16), "roofline_us_per_run_step"]  # "only a fused tail could get there"
-    assert half[64] < at.loc[("baseline", 64), "roofline_us_per_run_step"]  # "cannot be reached ... at all"
+    for r in (16, 64):  # "2× the compiled step ... asks for a step within a few µs of its products"
+        row = at.loc[("baseline", r)]
+        assert row.compile_us_per_run_step / 2 < 1.25 * row.roofline_us_per_run_step
