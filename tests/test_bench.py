@@ -396,7 +396,8 @@ def test_the_performance_pages_statements_hold_for_the_latest_saved_benchmark():
     for learner in ("baseline", "persistent"):
         shares = [at.loc[(learner, r), "engine_matmul_share"] for r in (1, 16, 64)]
         assert shares == sorted(shares)
-        assert at.loc[(learner, 1), "engine_vs_roofline"] == max(at.loc[(learner, r), "engine_vs_roofline"] for r in (1, 16, 64))
+        ratios = [at.loc[(learner, r), "engine_vs_roofline"] for r in (1, 16, 64)]
+        assert ratios[0] == max(ratios)
     base16 = at.loc[("baseline", 16)]
     assert base16.roofline_us_per_run_step < base16.naive_us_per_run_step / 10 < base16.engine_us_per_run_step
     assert (latest.best_alternative == "compile").all() and (latest.engine_vs_best_alternative < 2).all()
