@@ -106,6 +106,10 @@ READING_GRID = {
         "lrs": (0.05,),
     }
 }
+# Inputs or step size? With standardized inputs the state holds at 0.05 and with inputs in [0, 1] it
+# collapses with the baseline at 0.1 and above. The state at 0.1 with standardized inputs (the
+# baseline's line there is the sensitivity map's) tells which of the two changes makes the difference.
+READING_PROBE = {"standardized": {"learners": ("baseline", "persistent n=2"), "lrs": (0.1,)}}
 
 
 @dataclass(frozen=True)
