@@ -414,7 +414,9 @@ def test_the_intros_boundary_statements_hold_for_the_committed_results():
     assert (tanh.difference <= 0).all() and set(tanh.index) == {0.15, 0.2, 0.3}  # "no later ... at any"
     assert modes.loc[f"{boundary.TANH_STATE} · lr=0.3", "n_diverged"] == 1  # the page: "at 0.2 and 0.3 one"
     # "continual backprop ... does not collapse at 0.2: none of its three seeds within 300 tasks"
-    for lr in (0.1, 0.15, 0.2):  # "does not collapse at 0.1, 0.15 or 0.2: none of its three seeds"
+    both = runs[(runs.learner_name == "persistent n=2 + CBP") & (runs.lr == 0.1)]  # "at 0.1 either (none of three)"
+    assert len(both) == 3 and both.collapse.isna().all() and both.tasks_run.min() == boundary.horizon("paper")
+    for lr in (0.05, 0.075, 0.1, 0.125, 0.15, 0.2):  # "at every step size from 0.05 to 0.2 none ... collapses"
         cbp_at = runs[(runs.learner_name == "CBP") & (runs.lr == lr)]
         assert len(cbp_at) == 3 and cbp_at.collapse.isna().all() and cbp_at.tasks_run.min() == boundary.horizon("paper")
     # "continual backprop ... collapses later than the baseline at 0.3, but its runs diverge, all at 0.3"
@@ -470,9 +472,7 @@ def test_the_lines_the_intro_calls_computing_are_not_all_stored():
     """book/intro.md names the boundary lines still computing; once one is stored the text is stale."""
     _, progress = boundary.page_data("boundary", "paper")
     computing = {
-        "CBP · lr=0.075",
-        "CBP · lr=0.125",
-        *(f"persistent n=2 + CBP · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=2 + CBP"]),
+        *(f"persistent n=2 + CBP · lr={lr:g}" for lr in boundary.GRID["mnist"]["persistent n=2 + CBP"] if lr > 0.1),
     }
     stored = set(progress.loc[progress.complete, "line"])
     assert not computing & stored, f"stored now, update the intro: {sorted(computing & stored)}"
@@ -562,6 +562,24 @@ def test_the_standardized_readings_statements_on_the_state_hold():
     modes = study.failure_modes(df[df.learner_name == "CBP"])
     assert (modes["dead % at end"] == 0).all()  # "with no dead units at all"
     assert boundary.board("paper").set_index("claim").verdict.iloc[1] == "✗"  # "one reading ... holds"
+
+
+def test_the_standardized_probes_statements_hold():
+    """The boundary page, the intro and the README: with standardized inputs at 0.1 (READING_PROBE) the
+    state collapses in every seed, at task 36 on average against the baseline's 21 (README), the paired
+    interval including zero, and one of its three seeds diverges."""
+    probe = boundary.READING_PROBE["standardized"]
+    df, progress = boundary.page_data("boundary", "paper", inputs="standardized", **probe)
+    assert progress.complete.all()
+    runs = boundary.per_run(df)
+    table = boundary.collapse_by_rate(runs).set_index("learner")
+    assert table.loc["persistent n=2", "collapsed"] == "3 of 3" and table.loc["baseline", "collapsed"] == "3 of 3"
+    assert round(table.loc["persistent n=2", "mean"]) == 36 and round(table.loc["baseline", "mean"]) == 21
+    pair = boundary.paired_collapse(runs, "persistent n=2", reading="standardized inputs").iloc[0]
+    assert pair.seeds == 3 and pair.ci_low < 0 < pair.ci_high
+    modes = study.failure_modes(df)
+    modes.index = boundary.learner_of(modes.index)
+    assert modes.loc["persistent n=2", "n_diverged"] == 1 and modes.loc["baseline", "n_diverged"] == 0
 
 
 def test_the_standardized_readings_statements_on_dead_units_hold():
