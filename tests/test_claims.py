@@ -161,13 +161,20 @@ def paper_lines(committed_store):
 
 
 def glued(page: str) -> dict:
-    """The values a committed, executed page glues for the book (name -> number)."""
+    """The values a committed, executed page glues for the book (name -> number or text; a glued table
+    as its plain-text form)."""
     import ast
     import json
 
+    def value(text: str):
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
     cells = json.loads((REPO / "notebooks" / f"{page}.ipynb").read_text())["cells"]
     return {
-        o["metadata"]["scrapbook"]["name"]: ast.literal_eval(o["data"]["application/papermill.record/text/plain"])
+        o["metadata"]["scrapbook"]["name"]: value(o["data"]["application/papermill.record/text/plain"])
         for c in cells
         for o in c.get("outputs", [])
         if "scrapbook" in o.get("metadata", {})
@@ -332,8 +339,11 @@ def test_the_books_statements_on_the_papers_regime_hold_at_paper_scale(intro, co
 def test_every_number_the_intro_pastes_is_glued_by_its_page():
     import re
 
-    used = re.findall(r"notebooks/(\w+)\.ipynb::(\w+):", (REPO / "book" / "intro.md").read_text())
+    text = (REPO / "book" / "intro.md").read_text()
+    used = re.findall(r"notebooks/(\w+)\.ipynb::(\w+):", text)
+    used += [(page, key) for key, page in re.findall(r"\{glue:any\} (\w+)\n:doc: \.\./notebooks/(\w+)\.ipynb", text)]
     assert {page for page, _ in used} >= {"boundary", "fig3", "fig4", "fig7"}
+    assert ("claims", "where_each_claim_holds") in used  # the table of where each claim holds
     for page in {page for page, _ in used}:
         assert {key for p, key in used if p == page} <= set(glued(page)), page
 
@@ -382,3 +392,15 @@ def test_where_a_claim_holds_reads_both_regimes_verdicts_and_waits_while_either_
     where = where_it_holds(board("✓", "✓", "✗", "✗", "✓"), board("✓", "✗", "✓", "✗", "pending"))
     assert list(where) == ["both", "printed only", "paper's regime only", "neither", "pending"]
     assert set(where) <= set(WHERE_IT_HOLDS)
+
+
+def test_the_where_table_lists_every_regimes_verdict_beside_where_the_claim_holds():
+    from lopcore.papers.iqbal.claims import where_table
+
+    def board(*verdicts):
+        return pd.DataFrame({"figure": "fig2", "claim": list("abc"), "verdict": verdicts, "evidence": ""})
+
+    table = where_table({"printed": board("✓", "✗", "✓"), "collapse": board("✗", "✗", "pending"), "standardized": board("✓", "pending", "✗")})
+    assert list(table.columns) == ["printed", "collapse", "standardized", "holds"]
+    assert list(table.holds) == ["printed only", "neither", "pending"]
+    assert list(table.standardized) == ["✓", "pending", "✗"]  # a third regime is shown, not judged

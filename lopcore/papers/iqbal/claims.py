@@ -415,3 +415,11 @@ def where_it_holds(printed: pd.DataFrame, regime: pd.DataFrame) -> pd.Series:
         index=a.index,
         name="holds",
     )
+
+
+def where_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per (figure, claim): each regime's verdict (`boards`: regime name -> `scoreboard`, "printed"
+    and "collapse" among them), then where it holds between the printed protocol and the paper's
+    regime (`where_it_holds`): the table the intro pastes."""
+    verdicts = pd.concat({name: b.set_index(["figure", "claim"]).verdict for name, b in boards.items()}, axis=1)
+    return verdicts.join(where_it_holds(boards["printed"], boards["collapse"]))
