@@ -400,7 +400,8 @@ def test_the_where_table_lists_every_regimes_verdict_beside_where_the_claim_hold
     def board(*verdicts):
         return pd.DataFrame({"figure": "fig2", "claim": list("abc"), "verdict": verdicts, "evidence": ""})
 
-    table = where_table({"printed": board("✓", "✗", "✓"), "collapse": board("✗", "✗", "pending"), "standardized": board("✓", "pending", "✗")})
+    boards = {"printed": ("✓", "✗", "✓"), "collapse": ("✗", "✗", "pending"), "standardized": ("✓", "pending", "✗")}
+    table = where_table({regime: board(*verdicts) for regime, verdicts in boards.items()})
     assert list(table.columns) == ["printed", "collapse", "standardized", "holds"]
     assert list(table.holds) == ["printed only", "neither", "pending"]
     assert list(table.standardized) == ["✓", "pending", "✗"]  # a third regime is shown, not judged
