@@ -40,8 +40,12 @@ def verdicts(table):
 
 
 def test_fig2_claims_hold_on_a_frame_that_satisfies_them():
-    df = labelled({"baseline": "falling", "persistent n=2": "steady", "persistent n=1": "steady", "CBP": "steady"})
+    df = labelled({"baseline": "falling", "persistent n=2": "steady", "persistent n=1": "falling", "CBP": "steady"})
     df.loc[df.label == "persistent n=2", "weight_norm"] *= 0.5
+    n1 = df.label == "persistent n=1"  # the baseline's curves 50 tasks later, seed by seed
+    df.loc[n1, "online_accuracy"] = np.concatenate(
+        [np.r_[np.full(50, 0.9), g.online_accuracy.to_numpy()[:-50]] for _, g in df[n1].groupby("seed", sort=True)]
+    )
     table = figure_claims("fig2", df)
     assert len(table) == len(CLAIMS["fig2"]) and set(table.verdict) == {"✓"}, table.to_string()
 
@@ -70,6 +74,44 @@ def test_ablation_claim(zero, expected):
     assert verdicts(figure_claims("fig6", df)) == {
         "State frozen at zero behaves like the baseline, not like the learned state": expected
     }
+
+
+def stepping(collapse_at: dict[str, tuple[int, ...]], n_tasks=300) -> pd.DataFrame:
+    """Per label, one run per seed at 0.9 that drops to 0.1 at the given task (one per seed)."""
+    task = np.arange(n_tasks)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "task": task,
+                    "online_accuracy": np.where(task < at, 0.9, 0.1),
+                    "label": label,
+                    "seed": seed,
+                    "run": f"{label}-{seed}",
+                    "weight_norm": 1e-4,
+                    "n_params": 1000.0,
+                }
+            )
+            for label, ats in collapse_at.items()
+            for seed, at in enumerate(ats)
+        ],
+        ignore_index=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "n1, expected",
+    [
+        ((150, 170, 185), "✓"),  # every seed ~50 tasks later
+        ((160, 121, 100), "✗"),  # the median one task later, but paired by seed +60, +1, -40: no evidence
+        ((90, 110, 130), "✗"),  # earlier
+    ],
+)
+def test_collapsing_later_needs_the_seed_paired_difference_above_zero(n1, expected):
+    df = stepping({"baseline": (100, 120, 140), "persistent n=1": n1})
+    table = figure_claims("fig2", df).set_index("claim")
+    row = table.loc["Persistent state, n = 1: collapses later than the baseline"]
+    assert row.verdict == expected and "paired by seed" in row.evidence, row.evidence
 
 
 @pytest.mark.parametrize("n4, expected", [("falling", "✓"), ("steady", "✗")])
@@ -334,6 +376,33 @@ def test_the_books_statements_on_the_papers_regime_hold_at_paper_scale(intro, co
     assert modes.loc["baseline", "n_diverged"] == 0
     assert page["regime_weight_max_n2"] == modes.loc["persistent n=2", "largest mean |W|"]
     assert page["regime_weight_max_n2"] > 10 * page["regime_weight_max_baseline"]
+
+
+def test_the_books_statements_on_n1_and_cbp_in_the_papers_regime_hold_at_paper_scale(intro, committed_store):
+    """book/intro.md, "The paper's regime": n = 1 collapses with the baseline (not much later, as the
+    paper has it); continual backprop collapses in no seed, with few dead units and small weights."""
+    from lopcore.papers.iqbal.figures import stored_paper_lines
+    from lopcore.study import failure_modes
+
+    df = stored_paper_lines("fig2", committed_store, regime="collapse")
+    page = glued("fig2")
+    assert "So does the state that never learns (n = 1)" in intro and "regime_minus_baseline_n1_low" in intro
+    n1 = collapse_by_seed(df, "persistent n=1")
+    assert len(n1) == 5 and (n1 < 600).all() and page["regime_collapse_n1"] == pytest.approx(n1.mean())
+    mean, low, high, seeds = paired_collapse(df, "persistent n=1")
+    assert seeds == 5 and low < 0 < high and abs(mean) < 10  # "not the much later collapse"
+    assert (page["regime_minus_baseline_n1_low"], page["regime_minus_baseline_n1_high"]) == pytest.approx((low, high))
+    assert "Continual backprop does not collapse." in intro and "regime_minus_baseline_cbp:" in intro
+    cbp = collapse_by_seed(df, "CBP")
+    assert len(cbp) == 5 and (cbp == 600).all()  # none collapses: censored at 600
+    mean, low, high, seeds = paired_collapse(df, "CBP")
+    assert seeds == 5 and page["regime_minus_baseline_cbp"] == pytest.approx(mean) and low > 400
+    modes = failure_modes(df[df.label.isin(["baseline", "CBP", "persistent n=1"])])
+    assert page["regime_dead_end_n1"] == modes.loc["persistent n=1", "dead % at end"] > 85
+    assert page["regime_dead_end_cbp"] == modes.loc["CBP", "dead % at end"] < 5  # "keeping its units alive"
+    assert page["regime_weight_end_cbp"] == modes.loc["CBP", "mean |W| at end"]
+    assert page["regime_weight_end_cbp"] < 0.25 * page["regime_weight_end_baseline"]  # "its weights small"
+    assert page["regime_start_cbp"] > 0.85
 
 
 def test_every_number_the_intro_pastes_is_glued_by_its_page():
