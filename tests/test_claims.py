@@ -391,6 +391,7 @@ def test_the_books_statements_on_n1_and_cbp_in_the_papers_regime_hold_at_paper_s
     assert len(n1) == 5 and (n1 < 600).all() and page["regime_collapse_n1"] == pytest.approx(n1.mean())
     mean, low, high, seeds = paired_collapse(df, "persistent n=1")
     assert seeds == 5 and low < 0 < high and abs(mean) < 10  # "not the much later collapse"
+    assert round(mean, 1) == 0.2  # README: "0.2 tasks later on average"
     assert (page["regime_minus_baseline_n1_low"], page["regime_minus_baseline_n1_high"]) == pytest.approx((low, high))
     assert "Continual backprop does not collapse." in intro and "regime_minus_baseline_cbp:" in intro
     cbp = collapse_by_seed(df, "CBP")
