@@ -114,6 +114,45 @@ def test_collapsing_later_needs_the_seed_paired_difference_above_zero(n1, expect
     assert row.verdict == expected and "paired by seed" in row.evidence, row.evidence
 
 
+def test_line_keys_name_every_iqbal_line_shortly_and_uniquely():
+    from lopcore.papers.iqbal import figures
+    from lopcore.papers.iqbal.claims import line_key
+
+    assert [line_key(x) for x in ("baseline", "CBP", "persistent n=1", "persistent n=2 + CBP")] == [
+        "baseline",
+        "cbp",
+        "n1",
+        "n2_cbp",
+    ]
+    assert [line_key(x) for x in ("zero state n=2", "random state n=2", "persistent n=2, d=128")] == [
+        "zero",
+        "random",
+        "n2_d128",
+    ]
+    for figure in ("fig2", "fig3", "fig4", "fig6", "fig7"):
+        labels = {label for label, _ in figures.figure_runs(figure, "smoke", 1)}
+        assert len({line_key(x) for x in labels}) == len(labels), figure
+
+
+def test_the_collapse_table_pairs_each_line_with_the_reference_by_seed():
+    from lopcore.papers.iqbal.claims import collapse_table
+
+    df = stepping({"baseline": (100, 120, 140), "persistent n=1": (150, 170, 185), "CBP": (300, 300, 300)})
+    table, numbers = collapse_table(df)
+    assert list(table.index) == ["baseline", "persistent n=1", "CBP"] and table.loc["baseline", "95% CI"] == "-"
+    base = collapse_by_seed(df, "baseline")
+    assert numbers["regime_collapse_baseline"] == base.mean() and numbers["regime_collapse_cbp"] == 300
+    assert (numbers["regime_collapse_n1_first"], numbers["regime_collapse_n1_last"]) == tuple(
+        collapse_by_seed(df, "persistent n=1").agg(["min", "max"])
+    )
+    mean, low, high, _ = paired_collapse(df, "persistent n=1")
+    assert (numbers["regime_minus_baseline_n1"], numbers["regime_minus_baseline_n1_low"]) == (mean, low)
+    assert table.loc["persistent n=1", "minus baseline (paired)"] == mean and numbers["regime_start_n1"] == 0.9
+    table, numbers = collapse_table(df, than="persistent n=1")  # Fig. 4 has no baseline: against n = 1
+    assert "regime_minus_n1_cbp" in numbers and "regime_minus_baseline_cbp" not in numbers
+    assert "minus persistent n=1 (paired)" in table.columns
+
+
 @pytest.mark.parametrize("n4, expected", [("falling", "✓"), ("steady", "✗")])
 def test_n4_worse_than_n2(n4, expected):
     df = labelled({"persistent n=1": "falling", "persistent n=2": "steady", "persistent n=4": n4})

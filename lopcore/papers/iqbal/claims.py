@@ -106,6 +106,52 @@ def _median_collapse(df, label) -> float:
     return float(np.median([horizon if np.isnan(c) else c for c in collapse_tasks(df, label)]))
 
 
+def line_key(label: str) -> str:
+    """A figure line's short name in the numbers a page glues for the book: baseline, cbp, n1,
+    n2_cbp, zero and random (Fig. 6's ablations of n = 2), n2_d128 (Fig. 3), n4."""
+    for long, short in (("persistent ", ""), (" state n=2", ""), (" + ", "_"), (", d=", "_d"), ("=", ""), (" ", "_")):
+        label = label.replace(long, short)
+    return label.lower()
+
+
+def collapse_table(df: pd.DataFrame, than: str = "baseline") -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per line of `df`: its collapse task per seed (one that never collapses counting as the run's
+    length), their mean, and its difference from `than`'s paired by seed with a 95% CI; and the
+    numbers a page glues for the book, named by `line_key`: regime_collapse_<key> (mean; _first and
+    _last: the earliest and latest seed), regime_start_<key> (online accuracy over tasks 0-9) and
+    regime_minus_<than's key>_<key> (_low, _high: its CI), e.g. regime_minus_baseline_n2."""
+    rows, numbers = [], {}
+    minus = f"minus {than} (paired)"
+    for label in df.label.unique() if len(df) else []:
+        key, tasks = line_key(label), collapse_by_seed(df, label)
+        numbers |= {
+            f"regime_collapse_{key}": tasks.mean(),
+            f"regime_collapse_{key}_first": tasks.min(),
+            f"regime_collapse_{key}_last": tasks.max(),
+            f"regime_start_{key}": per_seed(df, label, last=None, tasks=range(10)).mean(),
+        }
+        row = {"line": label, "collapse task per seed": ", ".join(f"{t:.0f}" for t in tasks), "mean": tasks.mean()}
+        if label != than and than in set(df.label):
+            mean, low, high, _ = paired_collapse(df, label, than)
+            name = f"regime_minus_{line_key(than)}_{key}"
+            numbers |= {name: mean, f"{name}_low": low, f"{name}_high": high}
+            row |= {minus: mean, "95% CI": f"{low:+.0f} to {high:+.0f}"}
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["line", "collapse task per seed", "mean", minus, "95% CI"])
+    return table.set_index("line").fillna({"95% CI": "-"}), numbers
+
+
+def failure_numbers(modes: pd.DataFrame) -> dict[str, float]:
+    """The numbers a page glues from `study.failure_modes`, per line (`line_key`): regime_diverged_<key>
+    (seeds whose loss turned non-finite), regime_dead_end_<key> (median dead % at the last task),
+    regime_weight_end_<key> and regime_weight_max_<key> (median and largest mean |W| there)."""
+    columns = {"diverged": "n_diverged", "dead_end": "dead % at end", "weight_end": "mean |W| at end"}
+    columns["weight_max"] = "largest mean |W|"
+    return {
+        f"regime_{name}_{line_key(label)}": row[c] for label, row in modes.iterrows() for name, c in columns.items()
+    }
+
+
 def final_mean(df: pd.DataFrame, label: str, column: str) -> float:
     """Seed mean of a metric at the last task."""
     d = df[df.label == label]
