@@ -354,7 +354,8 @@ CLAIMS: dict[str, list[Claim]] = {
 DEFINITION = (
     f"collapse = first task whose {WINDOW}-task sliding online accuracy "
     f"is below {COLLAPSE_BELOW}; late = last {LATE} tasks; 'about the "
-    f"same' = within {SAME}"
+    f"same' = within {SAME}; 'collapses later' = the seed-paired difference of collapse tasks has a 95% "
+    f"CI above zero"
 )
 
 
