@@ -44,6 +44,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable
 
 import pandas as pd
@@ -797,6 +798,7 @@ def saved_results(store=None) -> pd.DataFrame:
             "device_type": "cuda" if prov["device"].startswith("cuda") else "cpu",
             "steps": spec["steps"],
             "date": prov["date"][:10],
+            "saved_at": prov["date"],
             "git_commit": prov["git_commit"][:12],
             "paper_projection_hours": metrics["paper_projection_hours"][0],
             "interleaved": "repeats" in metrics,
@@ -814,6 +816,7 @@ def saved_results(store=None) -> pd.DataFrame:
             "device_type",
             "steps",
             "date",
+            "saved_at",
             "git_commit",
             "paper_projection_hours",
             "interleaved",
@@ -826,7 +829,8 @@ def saved_results(store=None) -> pd.DataFrame:
 
 
 def _benchmarks(results: pd.DataFrame):
-    return results.groupby(["device", "date", "steps", "git_commit"], sort=False)
+    """One group per saved benchmark: (device, date, steps, git_commit, saved_at) and its rows."""
+    return results.groupby(["device", "date", "steps", "git_commit", "saved_at"], sort=False)
 
 
 def _cell(value, measured: bool, digits: int = 1, unavailable: str = "unavailable") -> str:
@@ -852,7 +856,7 @@ def describe_saved(results: pd.DataFrame) -> str:
     if results.empty:
         return "No benchmark is saved in this results store; run `python -m lopcore.bench --save`."
     parts = []
-    for (device, date, steps, commit), g in _benchmarks(results):
+    for (device, date, steps, commit, _), g in _benchmarks(results):
         new = bool(g.interleaved.iloc[0])
         repeats = f"{int(g.repeats.iloc[0])} interleaved repeats" if new else "one block each (before repeats)"
         head = f"{device}, {date}, commit {commit}: {steps} timed steps × {repeats}"
@@ -896,7 +900,7 @@ def target_verdicts(results: pd.DataFrame) -> pd.DataFrame:
     the roofline. GPU: ≥ 100× the textbook loop at R ≥ 64 and the whole paper (5 seeds) in ≤ 10 minutes.
     `note` says where the machine was busy (the figures then do not measure the implementations)."""
     rows = []
-    for (device, date, steps, _), group in _benchmarks(results):
+    for (device, date, steps, *_), group in _benchmarks(results):
         kind = group.device_type.iloc[0]
         busy = "machine busy: not a measurement" if group.busy.iloc[0] else ""
         for learner in ("baseline", "persistent"):
@@ -927,7 +931,7 @@ def projections(results: pd.DataFrame) -> pd.DataFrame:
     """Per saved benchmark, the projected wall time (hours) of every Iqbal figure at paper scale with
     5 seeds for each implementation, at its fastest measured R (the textbook loop: one run at a time)."""
     rows = []
-    for (device, date, steps, _), g in _benchmarks(results):
+    for (device, date, steps, *_), g in _benchmarks(results):
         new = bool(g.interleaved.iloc[0])
         row = {"device": device, "date": date, "steps": steps}
         for impl in IMPLEMENTATIONS:
@@ -968,7 +972,7 @@ def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bo
         mine = mine[mine.interleaved]
     if mine.empty:
         return None
-    return max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0])))[1]
+    return max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0]), kv[0][4]))[1]
 
 
 def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
@@ -1029,6 +1033,10 @@ def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float
     spec = {"learner": {"kind": "bench"}, "device": result["device"], "steps": result["steps"], "runs": runs}
     if "repeats" in result:
         spec["repeats"] = result["repeats"]
+    # a measurement, not a computation to reuse: every save is a record of its own (a second run
+    # with the same settings, to check that the figures repeat, or one on another machine, must not
+    # replace the first)
+    spec["taken"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows = result["configurations"]
     metrics = {column: [row.get(column) for row in rows] for column in rows[0]}
     metrics["paper_projection_hours"] = [result["paper_projection_hours"]]

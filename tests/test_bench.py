@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,20 @@ def test_a_saved_benchmark_is_a_verified_record_in_the_store(tmp_path, monkeypat
     path.write_text(path.read_text().replace('"steps": 2', '"steps": 3'))  # edited by hand
     with pytest.raises(CorruptResultError, match="different run than its name says"):
         Store(tmp_path).records("bench")
+
+
+def test_a_second_saved_benchmark_with_the_same_settings_is_kept_beside_the_first(tmp_path, monkeypatch, capsys):
+    """Two runs with the same settings (the check that the figures repeat) are two measurements: the
+    second must not replace the first, and the page helpers list both."""
+    monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    for _ in range(2):
+        bench.main(["--steps", "2", "--runs", "1", "--device", "cpu", "--save", *FAST])
+        time.sleep(1.1)  # the records are told apart by the second they were taken
+    records = Store(tmp_path).records("bench")
+    assert len(records) == 2 and records[0]["spec"]["taken"] != records[1]["spec"]["taken"]
+    frame = bench.saved_results(Store(tmp_path))
+    assert frame.saved_at.nunique() == 2 and len(bench.projections(frame)) == 2
+    assert bench.latest(frame) is not None and bench.latest(frame).saved_at.iloc[0] == frame.saved_at.max()
 
 
 def test_the_committed_benchmark_predating_the_references_still_loads():

@@ -445,6 +445,34 @@ def test_the_books_statements_on_n1_and_cbp_in_the_papers_regime_hold_at_paper_s
     assert page["regime_start_cbp"] > 0.85
 
 
+def test_the_books_statements_on_the_state_with_cbp_and_the_zero_state_in_the_papers_regime_hold(
+    intro, committed_store
+):
+    """book/intro.md, "The paper's regime": the state with CBP collapses in no seed, its units alive and
+    its weights small; the zero-state ablation collapses with the baseline (no interval excludes zero)."""
+    from lopcore.papers.iqbal.figures import stored_paper_lines
+    from lopcore.study import failure_modes
+
+    df = stored_paper_lines("fig2", committed_store, regime="collapse")
+    page = glued("fig2")
+    both = collapse_by_seed(df, "persistent n=2 + CBP")
+    assert len(both) == 5 and (both == 600).all() and "regime_dead_end_n2_cbp" in intro
+    modes = failure_modes(df[df.label.isin(["baseline", "persistent n=2 + CBP"])])
+    assert page["regime_dead_end_n2_cbp"] == modes.loc["persistent n=2 + CBP", "dead % at end"] < 5
+    assert page["regime_weight_end_n2_cbp"] == modes.loc["persistent n=2 + CBP", "mean |W| at end"]
+    assert page["regime_weight_end_n2_cbp"] < 0.25 * page["regime_weight_end_baseline"]
+    ablation = stored_paper_lines("fig6", committed_store, regime="collapse")
+    assert "The zero-state ablation collapses with both." in intro and "fig6.ipynb::regime_collapse_zero" in intro
+    zero = collapse_by_seed(ablation, "zero state n=2")
+    assert len(zero) == 5 and (zero < 600).all()
+    fig6 = glued("fig6")
+    mean, low, high, seeds = paired_collapse(ablation, "zero state n=2")
+    assert seeds == 5 and low < 0 < high and fig6["regime_minus_baseline_zero"] == pytest.approx(mean)
+    assert fig6["regime_collapse_zero"] == pytest.approx(zero.mean())
+    mean, low, high, _ = paired_collapse(ablation, "zero state n=2", than="persistent n=2")
+    assert low < 0 < high  # nor does the learned state collapse later than its ablation
+
+
 def test_every_number_the_intro_pastes_is_glued_by_its_page():
     import re
 
