@@ -385,6 +385,8 @@ def test_the_books_statements_on_the_papers_regime_hold_at_paper_scale(intro, co
     from lopcore.papers.iqbal.figures import stored_paper_lines
 
     df = stored_paper_lines("fig2", committed_store, regime="collapse")
+    assert "All five of Figure 2's lines are in" in intro and df.label.nunique() == 5
+    assert df.groupby("label").seed.nunique().eq(5).all() and df.task.max() == 599
     assert "The baseline collapses as the paper reports" in intro and "regime_collapse_baseline_first" in intro
     baseline = collapse_by_seed(df, "baseline")
     page = glued("fig2")
