@@ -464,7 +464,9 @@ def test_the_books_statements_on_the_state_with_cbp_and_the_zero_state_in_the_pa
     assert page["regime_weight_end_n2_cbp"] == modes.loc["persistent n=2 + CBP", "mean |W| at end"]
     assert page["regime_weight_end_n2_cbp"] < 0.25 * page["regime_weight_end_baseline"]
     ablation = stored_paper_lines("fig6", committed_store, regime="collapse")
-    assert "The zero-state ablation collapses with both." in intro and "fig6.ipynb::regime_collapse_zero" in intro
+    assert "Both ablations collapse with both." in intro and "fig6.ipynb::regime_collapse_zero" in intro
+    mean, low, high, seeds = paired_collapse(ablation, "random state n=2")
+    assert seeds == 5 and low < 0 < high and glued("fig6")["regime_minus_baseline_random"] == pytest.approx(mean)
     zero = collapse_by_seed(ablation, "zero state n=2")
     assert len(zero) == 5 and (zero < 600).all()
     fig6 = glued("fig6")
