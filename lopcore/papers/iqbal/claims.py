@@ -121,7 +121,7 @@ def collapse_table(df: pd.DataFrame, than: str = "baseline") -> tuple[pd.DataFra
     _last: the earliest and latest seed), regime_start_<key> (online accuracy over tasks 0-9) and
     regime_minus_<than's key>_<key> (_low, _high: its CI), e.g. regime_minus_baseline_n2."""
     rows, numbers = [], {}
-    minus = f"minus {than} (paired)"
+    minus, paired = f"minus {than} (paired)", len(df) > 0 and than in set(df.label)
     for label in df.label.unique() if len(df) else []:
         key, tasks = line_key(label), collapse_by_seed(df, label)
         numbers |= {
@@ -131,7 +131,7 @@ def collapse_table(df: pd.DataFrame, than: str = "baseline") -> tuple[pd.DataFra
             f"regime_start_{key}": per_seed(df, label, last=None, tasks=range(10)).mean(),
         }
         row = {"line": label, "collapse task per seed": ", ".join(f"{t:.0f}" for t in tasks), "mean": tasks.mean()}
-        if label != than and than in set(df.label):
+        if paired and label != than:
             mean, low, high, _ = paired_collapse(df, label, than)
             name = f"regime_minus_{line_key(than)}_{key}"
             numbers |= {name: mean, f"{name}_low": low, f"{name}_high": high}
@@ -145,8 +145,12 @@ def failure_numbers(modes: pd.DataFrame) -> dict[str, float]:
     """The numbers a page glues from `study.failure_modes`, per line (`line_key`): regime_diverged_<key>
     (seeds whose loss turned non-finite), regime_dead_end_<key> (median dead % at the last task),
     regime_weight_end_<key> and regime_weight_max_<key> (median and largest mean |W| there)."""
-    columns = {"diverged": "n_diverged", "dead_end": "dead % at end", "weight_end": "mean |W| at end"}
-    columns["weight_max"] = "largest mean |W|"
+    columns = {
+        "diverged": "n_diverged",
+        "dead_end": "dead % at end",
+        "weight_end": "mean |W| at end",
+        "weight_max": "largest mean |W|",
+    }
     return {
         f"regime_{name}_{line_key(label)}": row[c] for label, row in modes.iterrows() for name, c in columns.items()
     }
