@@ -153,6 +153,22 @@ def test_the_collapse_table_pairs_each_line_with_the_reference_by_seed():
     assert "minus persistent n=1 (paired)" in table.columns
 
 
+def test_regime_tables_join_the_collapse_table_and_the_failure_modes():
+    from lopcore.papers.iqbal.claims import collapse_table, failure_numbers, regime_tables
+    from lopcore.study import DEAD_COLUMNS, failure_modes
+
+    df = stepping({"baseline": (100, 120, 140), "persistent n=2": (90, 130, 300)})
+    df = df.assign(diverged=(df.label == "persistent n=2") & (df.seed == 0) & (df.task >= 90), mean_abs_weight=0.2)
+    df = df.assign(**{c: np.where(df.label == "baseline", 0.6, 0.3) for c in DEAD_COLUMNS})
+    table, modes, numbers = regime_tables(df)
+    pd.testing.assert_frame_equal(table, collapse_table(df)[0])
+    pd.testing.assert_frame_equal(modes, failure_modes(df))
+    assert numbers == collapse_table(df)[1] | failure_numbers(modes)
+    assert (numbers["regime_diverged_n2"], numbers["regime_dead_end_baseline"]) == (1, 60.0)
+    table, modes, numbers = regime_tables(df.iloc[:0])  # no line complete yet
+    assert table.empty and modes.empty and numbers == {}
+
+
 @pytest.mark.parametrize("n4, expected", [("falling", "✓"), ("steady", "✗")])
 def test_n4_worse_than_n2(n4, expected):
     df = labelled({"persistent n=1": "falling", "persistent n=2": "steady", "persistent n=4": n4})

@@ -20,6 +20,7 @@ from ...study import (
     WINDOW,
     Claim,
     collapse_task,
+    failure_modes,
     labels_in,
     load_runs,
     mean_ci,
@@ -154,6 +155,17 @@ def failure_numbers(modes: pd.DataFrame) -> dict[str, float]:
     return {
         f"regime_{name}_{line_key(label)}": row[c] for label, row in modes.iterrows() for name, c in columns.items()
     }
+
+
+def regime_tables(df: pd.DataFrame, than: str = "baseline") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """What a figure page's regime section shows and glues: `collapse_table` (each line's collapse
+    task per seed, paired with `than`), `study.failure_modes` (how its seeds fail) and the numbers
+    of both (`collapse_table`'s and `failure_numbers`'). Empty frames where `df` has no line yet."""
+    if not len(df):
+        return collapse_table(df, than)[0], pd.DataFrame(), {}
+    table, numbers = collapse_table(df, than)
+    modes = failure_modes(df)
+    return table, modes, numbers | failure_numbers(modes)
 
 
 def final_mean(df: pd.DataFrame, label: str, column: str) -> float:
