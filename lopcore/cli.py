@@ -113,6 +113,17 @@ class UsageError(Exception):
     """A command-line option that does not apply (exit status 2)."""
 
 
+def shard_arg(text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), 1 <= K <= N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index = count = 0
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give K/N with 1 <= K <= N, e.g. 1/2")
+    return index, count
+
+
 def _data_fetch(args) -> int:
     from . import data
 
@@ -517,12 +528,18 @@ def _figures(args) -> int:
 
 def _paper(args) -> int:
     from .engine import run
-    from .papers.iqbal.figures import paper_progress, paper_runs
+    from .papers.iqbal.figures import paper_progress, paper_runs, shard
 
     if args.seeds < 1 or (args.concurrent is not None and args.concurrent < 1):
         raise UsageError(f"--seeds and --concurrent must be at least 1, got {args.seeds} and {args.concurrent}")
     if not args.status:
         runs = paper_runs(args.seeds, args.regime)
+        if args.shard:
+            runs = shard(runs, *args.shard)
+            lines = len({s.group_key() for s in runs})
+            print(
+                f"shard {args.shard[0]}/{args.shard[1]}: {lines} of the regime's lines (stored ones load)", flush=True
+            )
         run(runs, device=args.device, progress=not args.quiet, concurrent=args.concurrent)
     print(paper_progress(seeds=args.seeds).to_string(index=False, na_rep=""))
     return 0
@@ -654,7 +671,9 @@ def parser() -> argparse.ArgumentParser:
         "scale, each run once, and print what is stored per figure line. Interrupt it at any "
         "time: finished runs are stored and a group in progress resumes from its checkpoint.",
         epilog="examples:\n  python -m lopcore paper --status\n"
-        "  LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8",
+        "  LOPCORE_CHECKPOINT_EVERY_S=60 python -m lopcore paper --device cuda --concurrent 8\n"
+        "  OMP_NUM_THREADS=1 python -m lopcore paper --regime collapse --shard 1/2 &   # two cores: two shards\n"
+        "  OMP_NUM_THREADS=1 python -m lopcore paper --regime collapse --shard 2/2",
     )
     pp.add_argument("--seeds", type=int, default=5, help="seeds per line (default 5, the paper-scale results')")
     pp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
@@ -669,6 +688,13 @@ def parser() -> argparse.ArgumentParser:
         choices=REGIME_CHOICES,
         help="which runs to compute: printed (lr 0.05, default), collapse (the paper's regime, lr 0.125) or "
         "standardized (lr 0.05, standardized inputs)",
+    )
+    pp.add_argument(
+        "--shard",
+        type=shard_arg,
+        metavar="K/N",
+        help="compute only shard K of N (whole lines dealt out round-robin): on a CPU with N cores, start N "
+        "processes with OMP_NUM_THREADS=1, one per shard",
     )
     pp.add_argument("--status", action="store_true", help="compute nothing; only print what is stored")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -188,6 +188,26 @@ def test_book_builds_with_jupyter_book(tmp_path, monkeypatch):
     assert calls == [(cli.book_command(tmp_path), tmp_path)]
 
 
+def test_paper_shards_deal_out_whole_lines_that_together_are_every_run(scratch, monkeypatch, capsys):
+    from lopcore.papers.iqbal.figures import paper_runs
+
+    everything = paper_runs(5, "collapse")
+    asked = []
+    monkeypatch.setattr("lopcore.engine.run", lambda specs, **kw: asked.append(specs))
+    for k in (1, 2, 3):
+        assert cli.main(["paper", "--regime", "collapse", "--shard", f"{k}/3", "--quiet", "--device", "cpu"]) == 0
+    keys = [[repr(s.to_dict()) for s in specs] for specs in asked]
+    assert sorted(sum(keys, [])) == sorted(repr(s.to_dict()) for s in everything)  # every run, once
+    groups = [{s.group_key() for s in specs} for specs in asked]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])  # whole lines
+    assert all(len(s) % 5 == 0 for s in asked) and max(map(len, groups)) - min(map(len, groups)) <= 1
+    assert "shard 2/3:" in capsys.readouterr().out
+    for bad in ("0/2", "3/2", "two"):
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["paper", "--shard", bad])
+        assert exit.value.code == 2 and "give K/N with 1 <= K <= N" in capsys.readouterr().err
+
+
 def test_paper_computes_every_iqbal_run_once_and_shows_progress(scratch, monkeypatch, capsys):
     asked = {}
     monkeypatch.setattr("lopcore.engine.run", lambda specs, **kw: asked.update(specs=specs, **kw))
@@ -204,3 +224,23 @@ def test_paper_computes_every_iqbal_run_once_and_shows_progress(scratch, monkeyp
     assert cli.main(["paper", "--status"]) == 0 and not asked  # --status computes nothing
     assert cli.main(["paper", "--seeds", "0"]) == 2
     assert "--seeds and --concurrent must be at least 1" in capsys.readouterr().err
+
+
+def test_every_command_the_docs_show_parses():
+    """Every `python -m lopcore ...` in the README, the book and the pages, as written (up to a
+    comment, a pipe or a `&`), is a valid command line (options and values checked by the parser)."""
+    import shlex
+
+    docs = [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md")), *sorted((ROOT / "notebooks").glob("*.md"))]
+    shown = [
+        (doc.name, m.group(1).strip())
+        for doc in docs
+        for line in doc.read_text().splitlines()
+        for m in re.finditer(r"python -m lopcore (?!\.)([^#`&|;]*)", line)
+    ]
+    assert len(shown) > 30 and any("--shard 1/2" in args for _, args in shown)
+    for doc, args in shown:
+        try:
+            cli.parser().parse_args(shlex.split(args))
+        except SystemExit:
+            pytest.fail(f"{doc}: `python -m lopcore {args}` does not parse")

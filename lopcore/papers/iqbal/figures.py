@@ -238,6 +238,18 @@ def paper_runs(seeds: int = PAPER_SEEDS, regime: str = "printed") -> list[RunSpe
     return list(unique.values())
 
 
+def shard(runs: list[RunSpec], index: int, count: int) -> list[RunSpec]:
+    """The runs of shard `index` (1-based) of `count`: whole run groups (a line's seeds), dealt out
+    round-robin in the order of `runs`. The deal is over every group, stored or not, so a shard
+    restarted after others finished groups still takes the same ones, and two shards never train (and
+    checkpoint) the same group at once."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count} is not valid; give K/N with 1 <= K <= N")
+    keys = list(dict.fromkeys(s.group_key() for s in runs))
+    mine = set(keys[index - 1 :: count])
+    return [s for s in runs if s.group_key() in mine]
+
+
 def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS, regimes=tuple(REGIMES)) -> pd.DataFrame:
     """Every line of every Iqbal figure at `paper` scale, per regime: how many of its seeds are stored,
     and where, how long and at which commit they were computed. A line shared by several figures
