@@ -557,7 +557,9 @@ def _run(args, device, threads: int, cpus) -> dict:
         flush=True,
     )
     peak = {(c.learner, c.runs): c.peak_memory_mb for c in configs if c.implementation == "engine"}
+    ticks = cpu_ticks()
     time_interleaved(configs, args.repeats, args.steps, device)
+    steal = steal_share(ticks, cpu_ticks())
     samples = {(c.learner, c.implementation, c.runs): c.samples for c in configs}
     shares, profiles = {}, {}
     if device.type == "cpu":
@@ -588,7 +590,7 @@ def _run(args, device, threads: int, cpus) -> dict:
         projections[impl] = round(paper_projection(best), 2) if None not in best.values() else None
     hours = projections["engine"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({threads} threads)"
-    busy = busy_warning(rows, load)
+    busy = busy_warning(rows, load, steal)
     _print_table(args, name, threads, cpus, load, rows, unavailable, projections)
     result = {
         "device": name,
@@ -599,6 +601,7 @@ def _run(args, device, threads: int, cpus) -> dict:
         "threads": threads,
         "pinned_cpus": cpus,
         "load_average_at_start": None if load is None else round(load, 2),
+        "host_steal_share": None if steal is None else round(steal, 4),
         "paper_projection_hours_by_implementation": projections,
         "compile_unavailable": unavailable or None,
         "busy_warning": busy,
@@ -718,13 +721,36 @@ def compare_files(path_a: str, path_b: str) -> dict:
     return {"largest_difference": worst, "largest_ratio_difference": worst_ratio, "differences": diffs}
 
 
-def busy_warning(rows: list[dict], load: float | None) -> str | None:
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the whole machine so far, from /proc/stat (Linux); None elsewhere.
+    Steal is time a virtual machine's CPUs were ready to run but the host ran something else."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time the host stole between two `cpu_ticks` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def busy_warning(rows: list[dict], load: float | None, steal: float | None = None) -> str | None:
     """The warning printed (and saved) when a configuration's repeats spread by more than
-    SPREAD_WARNING of their median: something else was using the machine. None otherwise."""
+    SPREAD_WARNING of their median: something else was using the machine. None otherwise. It names
+    the load average at the start and the share of CPU time the virtual machine's host stole while
+    timing: a busy warning with little of either is noise of the host's own (its other tenants'
+    memory traffic, frequency changes), which no setting here removes."""
     worst = max(r["spread"] for r in rows)
     if worst <= SPREAD_WARNING:
         return None
-    at = "" if load is None else f" (load average {load:.2f} when the benchmark started)"
+    facts = [] if load is None else [f"load average {load:.2f} when the benchmark started"]
+    facts += [] if steal is None else [f"{steal:.1%} of the CPU time stolen by the host while timing"]
+    at = f" ({'; '.join(facts)})" if facts else ""
     return (
         f"WARNING: repeats of one configuration differ by up to {worst:.0%} of their median (more than "
         f"{SPREAD_WARNING:.0%}): the machine is busy{at}, so these figures do not measure the "
@@ -830,7 +856,8 @@ GPU_MOST_HOURS = 10 / 60
 def saved_results(store=None) -> pd.DataFrame:
     """Every saved benchmark (`--save`) as one tidy frame: a row per (benchmark, learner, R), with the
     benchmark's device, thread count, timed steps, date, lopcore commit and paper projection. Columns
-    a benchmark predates (NEW_COLUMNS) are NaN, and `interleaved` is False for it."""
+    a benchmark predates (NEW_COLUMNS) are NaN, and `interleaved` is False for it; so are the numbers of a
+    reference it did not run (OPTIONAL_NUMBER_COLUMNS are floats)."""
     from .store import Store
 
     rows = []
@@ -854,7 +881,7 @@ def saved_results(store=None) -> pd.DataFrame:
             {**about, **{c: metrics[c][i] if c in metrics else None for c in (*COLUMNS, *NEW_COLUMNS)}}
             for i in range(len(metrics["learner"]))
         ]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows,
         columns=[
             "device",
@@ -872,6 +899,7 @@ def saved_results(store=None) -> pd.DataFrame:
             *NEW_COLUMNS,
         ],
     )
+    return frame.astype({c: float for c in OPTIONAL_NUMBER_COLUMNS})  # a reference not run: NaN, not None
 
 
 def _benchmarks(results: pd.DataFrame):
@@ -1078,6 +1106,7 @@ RESULT_FACTS = (
     "threads",
     "pinned_cpus",
     "load_average_at_start",
+    "host_steal_share",
     "engine_profile",
 )
 

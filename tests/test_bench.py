@@ -39,6 +39,7 @@ def test_benchmark_prints_a_table_and_ends_with_one_json_object(capsys):
     result = json.loads(lines[-1])
     assert result["device"].startswith("cpu") and result["paper_projection_hours"] > 0
     assert result["repeats"] == 2 and result["threads"] == torch.get_num_threads()
+    assert result["host_steal_share"] is None or 0 <= result["host_steal_share"] <= 1
     configs = {(c["learner"], c["runs"]): c for c in result["configurations"]}
     assert set(configs) == {("baseline", 1), ("baseline", 2), ("persistent", 1), ("persistent", 2)}
     for c in configs.values():
@@ -274,6 +275,20 @@ def test_a_busy_machine_gets_a_warning():
     rows = [{"spread": 0.02}, {"spread": 0.4}]
     assert "machine is busy" in bench.busy_warning(rows, load=3.5) and "40%" in bench.busy_warning(rows, 3.5)
     assert bench.busy_warning([{"spread": 0.02}], load=0.1) is None
+    warning = bench.busy_warning(rows, load=0.2, steal=0.125)  # the host's tenants, not this machine's
+    assert "load average 0.20" in warning and "12.5% of the CPU time stolen by the host" in warning
+
+
+def test_the_hosts_steal_is_read_from_the_machines_cpu_ticks():
+    assert bench.steal_share((10, 1000), (35, 1200)) == 25 / 200
+    assert bench.steal_share(None, (35, 1200)) is None and bench.steal_share((10, 1000), (10, 1000)) is None
+    ticks = bench.cpu_ticks()
+    if ticks is None:
+        pytest.skip("no /proc/stat here")
+    steal, total = ticks
+    assert 0 <= steal <= total
+    later = bench.cpu_ticks()
+    assert later[1] >= total and 0 <= (bench.steal_share(ticks, later) or 0) <= 1
 
 
 def test_a_compile_failure_is_reported_with_its_reason_not_raised():
