@@ -272,3 +272,35 @@ def test_the_command_line_runs_dohare_figures(scratch_store, capsys):
     )
     out = capsys.readouterr().out
     assert "CBP" in out and "dead %, late" in out and "Adam" not in out
+
+
+@pytest.mark.parametrize("largest, scale", [(0.3, "linear"), (4e8, "log")])
+def test_the_weight_panel_turns_logarithmic_where_a_seed_explodes(largest, scale):
+    import matplotlib.pyplot as plt
+
+    from lopcore.papers.dohare.plotting import correlate_panels
+
+    task = np.arange(40)
+    df = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "label": label,
+                    "seed": seed,
+                    "run": f"{label}-{seed}",
+                    "task": task,
+                    "online_accuracy": 0.8,
+                    "dead_percent": 10.0,
+                    "mean_abs_weight": np.where((seed == 1) & (task > 20), largest, 0.05 + 0.001 * task),
+                    "effective_rank": 30.0,
+                    "stable_rank": 60.0,
+                }
+            )
+            for label in ("baseline", "persistent n=2")
+            for seed in (0, 1)
+        ]
+    )
+    fig = correlate_panels(df)
+    (weights,) = [ax for ax in fig.axes if ax.get_ylabel().startswith("mean weight magnitude")]
+    assert weights.get_yscale() == scale
+    plt.close(fig)

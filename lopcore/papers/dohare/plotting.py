@@ -65,11 +65,18 @@ def accuracy_by_examples(df: pd.DataFrame, title: str = ""):
     return fig
 
 
+def spans_decades(values: pd.Series, decades: float) -> bool:
+    """Whether the finite positive values span more than `decades` orders of magnitude."""
+    v = values[(values > 0) & values.abs().lt(float("inf"))]
+    return len(v) > 0 and v.max() / v.min() > 10**decades
+
+
 @styled
 def correlate_panels(df: pd.DataFrame, title: str = "", rank: str = "effective_rank"):
     """Thesis Figs. 4.5-4.7 and 4.9: online accuracy and the correlates at each task's start (the
     weight magnitude after each task), one panel each; `rank` picks the mean layer's effective rank
-    (Fig. 4.7) or the last layer's ("effective_rank_l3", Fig. 4.9)."""
+    (Fig. 4.7) or the last layer's ("effective_rank_l3", Fig. 4.9). The weight magnitude is drawn on a
+    log axis where it spans more than two orders of magnitude (an exploding seed)."""
     columns = ["dead_percent", "dormant_percent", "mean_abs_weight", rank, "stable_rank"]
     columns = [c for c in columns if c in df]
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.4))
@@ -77,6 +84,8 @@ def correlate_panels(df: pd.DataFrame, title: str = "", rank: str = "effective_r
     for ax, column in zip(axes.flat[1:], columns):
         curve(df, column, ax, None, CORRELATES[column])
         ax.get_legend().remove()
+        if column == "mean_abs_weight" and spans_decades(df[column], 2):
+            ax.set_yscale("log")  # a seed whose weights explode would flatten every other curve
     for ax in axes.flat[1 + len(columns) :]:
         ax.set_visible(False)
     if title:
