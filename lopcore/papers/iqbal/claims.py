@@ -35,6 +35,7 @@ from ...study import evaluate as study_evaluate
 
 LATE = 100  # "late" accuracy: the mean over a run's last 100 tasks
 SAME = 0.02  # accuracies closer than this count as "about the same"
+CHANCE = 0.1  # accuracy of a guess among the 10 classes of every Iqbal task
 
 
 # --- statistics over seeds -------------------------------------------------------------------
@@ -204,20 +205,29 @@ def collapses_later(df, later: str, than: str = "baseline"):
     )
 
 
+def at_chance(*accuracies: float) -> str:
+    """The note a comparison of late accuracies carries where every one of them is within SAME of
+    chance: collapsed lines are "about the same" whatever they were before, so a verdict on their
+    order says nothing about the learners."""
+    if all(a < CHANCE + SAME for a in accuracies):
+        return f"; all at chance ({CHANCE:.2f}): collapsed lines, an empty comparison"
+    return ""
+
+
 def better_late(df, better: str, than: str, margin: float = 0.0):
     """`better`'s late online accuracy exceeds `than`'s by more than `margin` plus two standard errors."""
     (a, sa), (b, sb) = mean_se(per_seed(df, better)), mean_se(per_seed(df, than))
     se = float(np.hypot(sa, sb)) if not np.isnan(sa + sb) else 0.0  # a single seed: its mean alone decides
     return a - b > margin + 2 * se, (
         f"online accuracy, last {LATE} tasks: {better} {a:.3f} ± {sa:.3f}, "
-        f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)"
+        f"{than} {b:.3f} ± {sb:.3f} (mean ± s.e. over seeds)" + at_chance(a, b)
     )
 
 
 def at_least_as_good_late(df, label: str, than: str):
     """`label`'s late online accuracy is not below `than`'s by more than SAME."""
     a, b = per_seed(df, label).mean(), per_seed(df, than).mean()
-    return a >= b - SAME, f"online accuracy, last {LATE} tasks: {label} {a:.3f}, {than} {b:.3f}"
+    return a >= b - SAME, f"online accuracy, last {LATE} tasks: {label} {a:.3f}, {than} {b:.3f}" + at_chance(a, b)
 
 
 def keeps_plasticity(df, label: str):
@@ -251,7 +261,8 @@ def best_of(df, best: str, others: tuple[str, ...]):
     """`best`'s late online accuracy is at least every other's, up to SAME."""
     means = {label: per_seed(df, label).mean() for label in (best, *others)}
     holds = all(means[best] >= means[o] - SAME for o in others)
-    return holds, f"online accuracy, last {LATE} tasks: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items())
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in means.items())
+    return holds, f"online accuracy, last {LATE} tasks: {shown}" + at_chance(*means.values())
 
 
 def same_ranking(df, labels: tuple[str, ...]):
@@ -263,7 +274,7 @@ def same_ranking(df, labels: tuple[str, ...]):
     broken = [(a, b) for a in labels for b in labels if online[a] - online[b] > SAME and test[a] <= test[b]]
     return not broken, "late online / test accuracy: " + ", ".join(
         f"{x} {online[x]:.3f} / {test[x]:.3f}" for x in labels
-    ) + (f"; order broken for {broken}" if broken else "")
+    ) + (f"; order broken for {broken}" if broken else "") + at_chance(*online.values(), *test.values())
 
 
 def alternation_does_not_hurt(df, label: str, alone: pd.DataFrame, alone_label: str):
