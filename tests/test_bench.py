@@ -371,7 +371,9 @@ def test_a_benchmark_saved_before_the_per_core_reference_is_judged_on_the_loop_a
 
 def test_a_benchmark_with_the_per_core_reference_is_judged_on_the_faster_naive(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOPCORE_RESULTS", str(tmp_path))
+    before = torch.get_num_threads()
     bench.main(["--steps", "2", "--runs", "16", "--device", "cpu", "--threads", "2", "--no-pin", "--save", *FAST])
+    torch.set_num_threads(before)  # --threads sets the process's thread count
     frame = bench.saved_results(Store(tmp_path))
     assert frame.per_core.all() and (frame.naive_per_core_us_per_run_step > 0).all()
     verdicts = bench.target_verdicts(frame)
