@@ -162,9 +162,9 @@ def regime_tables(df: pd.DataFrame, than: str = "baseline") -> tuple[pd.DataFram
     """What a figure page's regime section shows and glues: `collapse_table` (each line's collapse
     task per seed, paired with `than`), `study.failure_modes` (how its seeds fail) and the numbers
     of both (`collapse_table`'s and `failure_numbers`'). Empty frames where `df` has no line yet."""
+    table, numbers = collapse_table(df, than)  # empty, with no numbers, where df is
     if not len(df):
-        return collapse_table(df, than)[0], pd.DataFrame(), {}
-    table, numbers = collapse_table(df, than)
+        return table, pd.DataFrame(), numbers
     modes = failure_modes(df)
     return table, modes, numbers | failure_numbers(modes)
 
