@@ -825,6 +825,7 @@ NEW_COLUMNS = (
     "engine_vs_roofline",
     "repeats",
     "spread",
+    "spread_by_implementation",  # {implementation: spread}
     "matmul_mflop_per_run_step",
     "engine_matmul_share",
 )
@@ -1058,6 +1059,33 @@ def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bo
     if mine.empty:
         return None
     return max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0]), kv[0][4]))[1]
+
+
+def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame | None:
+    """How far the two latest saved benchmarks of one kind (this device type, the same device and
+    timed steps, with the interleaved references and the per-core reference) are apart, as `--compare`
+    reports it: a row per median (`repeatability`) and per engine ratio (`ratio_repeatability`), with
+    `first`, `second`, `difference` (|a - b| / min(a, b)) and `kind` ("median" or "ratio"); `attrs`
+    names the two benchmarks. None where there is no such pair."""
+    mine = results[(results.device_type == device_type) & results.interleaved & results.per_core]
+    groups = sorted(_benchmarks(mine), key=lambda kv: kv[0][4])  # by the time they were saved
+    if not groups:
+        return None
+    (key, second), *_ = groups[::-1]
+    same = [rows for k, rows in groups[:-1] if (k[0], k[2]) == (key[0], key[2])]
+    if not same:
+        return None
+    # a reference a benchmark did not run is NaN in the frame, None (skipped) in a result
+    a, b = (
+        {"configurations": rows.astype(object).where(rows.notna(), None).to_dict("records")}
+        for rows in (same[-1], second)
+    )
+    out = pd.DataFrame(
+        [(*d, "median") for d in repeatability(a, b)] + [(*d, "ratio") for d in ratio_repeatability(a, b)],
+        columns=["learner", "runs", "measure", "first", "second", "difference", "kind"],
+    )
+    out.attrs["benchmarks"] = [rows.saved_at.iloc[0] for rows in (same[-1], second)]
+    return out
 
 
 def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
