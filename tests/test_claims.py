@@ -615,3 +615,36 @@ def test_the_where_table_lists_every_regimes_verdict_beside_where_the_claim_hold
     assert list(table.columns) == ["printed", "collapse", "standardized", "holds"]
     assert list(table.holds) == ["printed only", "neither", "pending"]
     assert list(table.standardized) == ["✓", "pending", "✗"]  # a third regime is shown, not judged
+
+
+def test_the_books_statements_on_the_truncation_period_in_the_papers_regime_hold(intro, committed_store):
+    """The Fig. 4 page, "The paper's regime", and the intro: at lr 0.125 on Fashion-MNIST every truncation
+    period collapses, no n moves the collapse against n = 2 (paired intervals include zero), n = 4
+    collapses before Fig. 3's baseline (the same seeds and tasks), diverging in 4 of 5 seeds as n = 2
+    does, and both of the figure's claims compare lines at chance."""
+    from lopcore.papers.iqbal.figures import stored_paper_lines
+    from lopcore.study import failure_modes
+
+    df = stored_paper_lines("fig4", committed_store, regime="collapse")
+    baseline = stored_paper_lines("fig3", committed_store, regime="collapse").query("label == 'baseline'")
+    assert set(df.label) == {"persistent n=1", "persistent n=2", "persistent n=4"} and len(baseline)
+    page = glued("fig4")
+    for label in ("persistent n=1", "persistent n=4"):
+        mean, low, high, seeds = paired_collapse(df, label, "persistent n=2")
+        assert seeds == 5 and low < 0 < high, label  # "both intervals include zero"
+        assert page[f"regime_minus_n2_{line_key(label)}_low"] == pytest.approx(low)
+    both = pd.concat([baseline, df])
+    for label in df.label.unique():
+        assert paired_collapse(both, label)[2] < 0, label  # "all before the baseline's collapse"
+    mean, low, high, _ = paired_collapse(both, "persistent n=4")
+    assert page["regime_minus_baseline_n4_high"] == pytest.approx(high) and high < 0
+    assert (round(mean, 1), round(low), round(high)) == (-12.4, -18, -6)
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "12.4 tasks before the baseline, paired by seed (95% interval -18 to -6)" in readme
+    assert f"n = 4 collapses at task {collapse_by_seed(df, 'persistent n=4').mean():.1f} on average" in readme
+    modes = failure_modes(df)
+    assert modes.loc["persistent n=4", "n_diverged"] == modes.loc["persistent n=2", "n_diverged"] == 4
+    assert page["regime_diverged_n4"] == 4 and (modes["collapsed"] == "5 of 5").all()
+    evidence = figure_claims("fig4", df).evidence
+    assert evidence.str.contains("an empty comparison").all()
+    assert "every truncation period" in intro  # the intro's bullet
