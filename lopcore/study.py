@@ -287,6 +287,12 @@ def labels_in(df: pd.DataFrame) -> set[str]:
     return set(df.label) if len(df) else set()
 
 
+def lines_if_all_in(df: pd.DataFrame, labels) -> pd.DataFrame | None:
+    """The rows of these lines, or None unless every one of them is in `df` (a page's comparison of
+    lines that are not all stored yet shows nothing rather than half of it)."""
+    return df[df.label.isin(list(labels))] if set(labels) <= labels_in(df) else None
+
+
 def evaluate(
     claims: list[Claim],
     df: pd.DataFrame,

@@ -648,3 +648,13 @@ def test_the_books_statements_on_the_truncation_period_in_the_papers_regime_hold
     evidence = figure_claims("fig4", df).evidence
     assert evidence.str.contains("an empty comparison").all()
     assert "every truncation period" in intro  # the intro's bullet
+
+
+def test_a_comparison_of_lines_shows_only_once_every_line_is_in():
+    from lopcore.study import lines_if_all_in
+
+    df = stepping({"baseline": (40, 50), "persistent n=2": (60, 70), "CBP": (300, 300)})
+    pair = lines_if_all_in(df, ["baseline", "persistent n=2"])
+    assert set(pair.label) == {"baseline", "persistent n=2"} and len(pair) == 2 * len(df) // 3
+    assert lines_if_all_in(df[df.label != "baseline"], ["baseline", "persistent n=2"]) is None
+    assert lines_if_all_in(pd.DataFrame(), ["baseline"]) is None  # nothing stored yet
