@@ -1071,7 +1071,7 @@ def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame
     groups = sorted(_benchmarks(mine), key=lambda kv: kv[0][4])  # by the time they were saved
     if not groups:
         return None
-    (key, second), *_ = groups[::-1]
+    key, second = groups[-1]
     same = [rows for k, rows in groups[:-1] if (k[0], k[2]) == (key[0], key[2])]
     if not same:
         return None

@@ -461,7 +461,7 @@ def test_a_saved_benchmark_compares_as_the_output_it_was_saved_from(tmp_path):
     assert "fails its checksum" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_the_latest_pair_of_saved_benchmarks_compares_as_compare_does(capsys):
+def test_the_latest_pair_of_saved_benchmarks_compares_as_compare_does():
     """The Performance page's repeatability table: the two latest CPU benchmarks of one kind, every
     median and ratio as `--compare` reports it on their two files."""
     store = Store(ROOT / "results")
