@@ -24,7 +24,11 @@ graphs), then timed in `--repeats` interleaved rounds of `--steps` steps each (e
 per round, the order rotated): the table shows medians, the JSON also the minimum, the spread
 (interquartile range / median) and the range ((max - min) / median), and a spread above 10 % prints a
 warning that the machine is busy. The torch thread count is set explicitly (and, on a CPU, the threads
-pinned to as many cores) and printed.
+pinned to as many cores) and printed. The command line makes the threads spin while they wait
+(OMP_WAIT_POLICY=active, unless the environment sets it; saved with the result): in a virtual machine
+a thread that sleeps between two small ops waits for its virtual CPU to be woken, and the same
+configuration then timed fast or twice as slow from one round to the next (on this project's 2-core
+machines the medians of two runs differed by up to 23 %; spinning, they repeat within a few percent).
 On a GPU it also times the engine without graphs, checks that the graphs leave exactly the eager steps'
 weights, and times G groups of 5 runs sharing the device. It prints a table, the projected wall
 time of the whole paper (every run of every figure at `paper` scale, 5 seeds) per implementation
@@ -50,6 +54,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
+
+if __name__ == "__main__":  # before torch loads OpenMP, which reads it once (see the docstring)
+    os.environ.setdefault("OMP_WAIT_POLICY", "active")
 
 import pandas as pd
 import torch
@@ -387,6 +394,12 @@ def unpin(before: dict[int, set[int]]) -> None:
             pass
 
 
+def wait_policy() -> str:
+    """How OpenMP's threads wait between parallel regions, as this process's environment set it
+    ("default": unset, OpenMP's own choice of spinning a while, then sleeping)."""
+    return os.environ.get("OMP_WAIT_POLICY", "default").lower()
+
+
 def _threads() -> list[int]:
     try:
         return [int(t) for t in os.listdir("/proc/self/task")]
@@ -600,6 +613,7 @@ def _run(args, device, threads: int, cpus) -> dict:
         "repeats": args.repeats,
         "threads": threads,
         "pinned_cpus": cpus,
+        "omp_wait_policy": wait_policy(),
         "load_average_at_start": None if load is None else round(load, 2),
         "host_steal_share": None if steal is None else round(steal, 4),
         "paper_projection_hours_by_implementation": projections,
@@ -775,7 +789,7 @@ def _fmt(x, width, digits=1):
 def _print_table(args, name, threads, cpus, load, rows, unavailable, projections) -> None:
     pinned = f", pinned to CPU {', '.join(map(str, cpus))}" if cpus else ""
     print(
-        f"device: {name}{pinned}; torch {torch.__version__}; load average at start "
+        f"device: {name}{pinned}, OMP_WAIT_POLICY {wait_policy()}; torch {torch.__version__}; load average at start "
         f"{'?' if load is None else f'{load:.2f}'}"
     )
     print(
@@ -876,6 +890,8 @@ def saved_results(store=None) -> pd.DataFrame:
             "interleaved": "repeats" in metrics,
             "per_core": "naive_per_core_us_per_run_step" in metrics,  # saved with the per-core reference
             "busy": bool((metrics.get("busy_warning") or [None])[0]),
+            # how its threads waited (benchmarks saved before it was recorded: OpenMP's default)
+            "omp_wait_policy": (metrics.get("omp_wait_policy") or ["default"])[0],
             "compile_unavailable": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) if unavailable else None,
         }
         rows += [
@@ -895,6 +911,7 @@ def saved_results(store=None) -> pd.DataFrame:
             "interleaved",
             "per_core",
             "busy",
+            "omp_wait_policy",
             "compile_unavailable",
             *COLUMNS,
             *NEW_COLUMNS,
@@ -935,6 +952,7 @@ def describe_saved(results: pd.DataFrame) -> str:
         new, per_core = bool(g.interleaved.iloc[0]), bool(g.per_core.iloc[0])
         repeats = f"{int(g.repeats.iloc[0])} interleaved repeats" if new else "one block each (before repeats)"
         head = f"{device}, {date}, commit {commit}: {steps} timed steps × {repeats}"
+        head += f", OMP_WAIT_POLICY {g.omp_wait_policy.iloc[0]}"
         if g.busy.iloc[0]:
             head += " — WARNING: the machine was busy (spread above 10 %), not a measurement"
         table = pd.DataFrame(
@@ -1062,8 +1080,8 @@ def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bo
 
 
 def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame | None:
-    """How far the two latest saved benchmarks of one kind (this device type, the same device and
-    timed steps, with the interleaved references and the per-core reference) are apart, as `--compare`
+    """How far the two latest saved benchmarks of one kind (this device type, the same device, timed
+    steps and OpenMP wait policy, with the interleaved and per-core references) are apart, as `--compare`
     reports it: a row per median (`repeatability`) and per engine ratio (`ratio_repeatability`), with
     `first`, `second`, `difference` (|a - b| / min(a, b)) and `kind` ("median" or "ratio"); `attrs`
     names the two benchmarks. None where there is no such pair."""
@@ -1072,7 +1090,10 @@ def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame
     if not groups:
         return None
     key, second = groups[-1]
-    same = [rows for k, rows in groups[:-1] if (k[0], k[2]) == (key[0], key[2])]
+    policy = second.omp_wait_policy.iloc[0]
+    same = [
+        rows for k, rows in groups[:-1] if (k[0], k[2]) == (key[0], key[2]) and rows.omp_wait_policy.iloc[0] == policy
+    ]
     if not same:
         return None
     # a reference a benchmark did not run is NaN in the frame, None (skipped) in a result
@@ -1133,6 +1154,7 @@ RESULT_FACTS = (
     "busy_warning",
     "threads",
     "pinned_cpus",
+    "omp_wait_policy",
     "load_average_at_start",
     "host_steal_share",
     "engine_profile",
