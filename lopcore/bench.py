@@ -1,7 +1,7 @@
 """Side-by-side benchmark: the engine against what a user would pick instead, and against a floor.
 
-    python -m lopcore.bench [--steps 300] [--repeats 5] [--runs 1 16 64] [--device auto] [--threads N]
-                            [--no-pin] [--no-compile] [--profile] [--sharing G] [--save]
+    python -m lopcore.bench [--steps 300] [--repeats 5] [--burst 3] [--runs 1 16 64] [--device auto]
+                            [--threads N] [--no-pin] [--no-compile] [--profile] [--sharing G] [--save]
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
   naive     one run as a textbook loop: an `nn.Module`, autograd, an in-place SGD update;
@@ -24,11 +24,12 @@ graphs), then timed in `--repeats` interleaved rounds of `--steps` steps each (e
 per round, the order rotated): the table shows medians, the JSON also the minimum, the spread
 (interquartile range / median) and the range ((max - min) / median), and a spread above 10 % prints a
 warning that the machine is busy. The torch thread count is set explicitly (and, on a CPU, the threads
-pinned to as many cores) and printed. The command line makes the threads spin while they wait
-(OMP_WAIT_POLICY=active, unless the environment sets it; saved with the result): in a virtual machine
-a thread that sleeps between two small ops waits for its virtual CPU to be woken, and the same
-configuration then timed fast or twice as slow from one round to the next (on this project's 2-core
-machines the medians of two runs differed by up to 23 %; spinning, they repeat within a few percent).
+pinned to as many cores) and printed, with OpenMP's wait policy ($OMP_WAIT_POLICY, "default" where
+unset), which changes every multi-thread time (threads that sleep between small ops wait to be woken).
+With --burst B (default 3) each round times every configuration B times back to back and keeps the
+fastest: a host that slows some stretches of a second or so (other tenants of a virtual machine)
+only ever adds time, so the fastest of a burst measures the implementation, not the host, and its
+median over the rounds repeats from one run to the next where the median of single calls does not.
 On a GPU it also times the engine without graphs, checks that the graphs leave exactly the eager steps'
 weights, and times G groups of 5 runs sharing the device. It prints a table, the projected wall
 time of the whole paper (every run of every figure at `paper` scale, 5 seeds) per implementation
@@ -38,7 +39,7 @@ book's Performance page reads it.
 
 The definitive CPU figures (a quiet machine, nothing else running):
 
-    OMP_NUM_THREADS=2 python -m lopcore.bench --steps 200 --repeats 15 --threads 2 --save
+    OMP_NUM_THREADS=2 python -m lopcore.bench --steps 100 --repeats 10 --burst 3 --threads 2 --save
 """
 
 from __future__ import annotations
@@ -54,9 +55,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
-
-if __name__ == "__main__":  # before torch loads OpenMP, which reads it once (see the docstring)
-    os.environ.setdefault("OMP_WAIT_POLICY", "active")
 
 import pandas as pd
 import torch
@@ -99,13 +97,14 @@ def _tasks(runs: int, source: Dataset, device) -> tuple[PermutedStream, list]:
 @dataclass
 class Timed:
     """One configuration: `call()` advances its `runs` runs by `steps` steps (from where the last
-    call stopped); `samples` are µs per run-step, one per timed repeat."""
+    call stopped); `samples` are µs per run-step, one per timed round."""
 
     learner: str
     implementation: str
     runs: int
     call: Callable[[], None]
-    samples: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # per round, the fastest call of its burst
+    calls: list[list[float]] = field(default_factory=list)  # per round, every call of its burst
     copies: int = 1  # copies that would run side by side, one per core: µs per run-step are divided by it
     peak_memory_mb: float | None = None  # after its warm-up (see _peak_mb)
     warm_up_s: float | None = None  # its untimed first call: the same work as a timed call, plus any compile
@@ -316,20 +315,25 @@ def round_seconds(configs: list[Timed]) -> float:
     return sum(warm[(c.learner, twin.get(c.implementation, c.implementation), c.runs)] for c in configs)
 
 
-def time_interleaved(configs: list[Timed], repeats: int, steps: int, device) -> None:
-    """`repeats` rounds, each timing every configuration once (the order rotated each round, so no
-    configuration always follows the same one); appends µs per run-step to each's samples. A bar on
-    stderr shows the configuration being timed and the time left."""
+def time_interleaved(configs: list[Timed], repeats: int, steps: int, device, burst: int = 1) -> None:
+    """`repeats` rounds, each timing every configuration in a burst of `burst` calls back to back (the
+    order of the configurations rotated each round, so no configuration always follows the same one);
+    appends every call's µs per run-step to each's `calls` and the burst's fastest to its `samples`. A
+    bar on stderr shows the configuration being timed and the time left."""
     with tqdm(total=repeats * len(configs), desc="timing", unit="config", file=sys.stderr, leave=False) as bar:
         for rep in range(repeats):
             k = rep % len(configs)
             for c in configs[k:] + configs[:k]:
                 bar.set_postfix_str(f"round {rep + 1}/{repeats}, {c.name}")
-                _sync(device)
-                start = time.perf_counter()
-                c.call()
-                _sync(device)
-                c.samples.append((time.perf_counter() - start) / (steps * c.runs * c.copies) * 1e6)
+                got = []
+                for _ in range(burst):
+                    _sync(device)
+                    start = time.perf_counter()
+                    c.call()
+                    _sync(device)
+                    got.append((time.perf_counter() - start) / (steps * c.runs * c.copies) * 1e6)
+                c.calls.append(got)
+                c.samples.append(min(got))
                 bar.update()
 
 
@@ -429,18 +433,27 @@ def configurations(
     flop: dict,
     shares: dict,
     single_thread: bool = False,
+    calls: dict[tuple[str, str, int], list[list[float]]] | None = None,
 ) -> list[dict]:
-    """The JSON's rows, one per (learner, R), from every configuration's samples (µs per run-step).
-    `single_thread`: the benchmark ran on one CPU thread, so the naive loop is its own per-core
-    reference. `speedup_vs_fastest_naive` is over the faster of the naive loop and its per-core twin."""
+    """The JSON's rows, one per (learner, R), from every configuration's samples (µs per run-step, a
+    round's fastest call) and, where given, every call of each round's burst (`calls`, kept in
+    `calls_us_by_implementation`). `single_thread`: the benchmark ran on one CPU thread, so the naive
+    loop is its own per-core reference. `speedup_vs_fastest_naive` is over the faster of the naive loop
+    and its per-core twin."""
+    calls = calls or {}
     rows = []
     for name in learners:
         naive = samples[(name, "naive", 1)]
         # on one thread the naive loop is its own per-core reference; on a GPU there is none
         per_core = samples.get((name, "naive_per_core", 1), naive if single_thread else None)
+        # the naive loops run one run whatever R: theirs are the same figures in every row
+        one_run = {"naive": (name, "naive", 1), "naive_per_core": (name, "naive_per_core", 1)}
+        if single_thread:
+            one_run["naive_per_core"] = one_run["naive"]
         for r in runs:
             got = {impl: samples.get((name, impl, r)) for impl in IMPLEMENTATIONS}
             got |= {"naive": naive, "naive_per_core": per_core}
+            bursts = {impl: calls.get(one_run.get(impl, (name, impl, r))) for impl in IMPLEMENTATIONS}
             med = {impl: statistics.median(s) if s else None for impl, s in got.items()}
             spreads = {impl: round(spread(s), 3) for impl, s in got.items() if s}
             alternatives = {impl: med[impl] for impl in ("vmap", "compile") if med[impl] is not None}
@@ -467,6 +480,9 @@ def configurations(
                     "spread_by_implementation": spreads,
                     "range_by_implementation": {impl: round(value_range(s), 3) for impl, s in got.items() if s},
                     "min_us_per_run_step": {impl: _r(min(s)) for impl, s in got.items() if s},
+                    "calls_us_by_implementation": {
+                        impl: [[_r(x) for x in burst] for burst in b] for impl, b in bursts.items() if b
+                    },
                     "matmul_mflop_per_run_step": _r(flop.get((name, r), float("nan")) / 1e6, 3),
                     "engine_matmul_share": _r(shares.get((name, r)), 3),
                 }
@@ -482,6 +498,12 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--steps", type=int, default=300, help="timed steps per configuration and repeat (default 300)")
     p.add_argument("--repeats", type=int, default=5, help="interleaved timed rounds (default 5)")
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=3,
+        help="calls of each configuration back to back per round, the fastest kept (default 3)",
+    )
     p.add_argument("--runs", type=int, nargs="+", help="run counts R (default 1 16 64, and 256 on GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, e.g. $OMP_NUM_THREADS)")
@@ -523,10 +545,11 @@ def main(argv=None) -> dict:
     if (
         args.steps < 1
         or args.repeats < 1
+        or args.burst < 1
         or (args.runs and min(args.runs) < 1)
         or (args.sharing is not None and args.sharing < 1)
     ):
-        p.error("--steps, --repeats, every --runs value and --sharing must be at least 1")
+        p.error("--steps, --repeats, --burst, every --runs value and --sharing must be at least 1")
     device = resolve_device(args.device)
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -564,16 +587,18 @@ def _run(args, device, threads: int, cpus) -> dict:
     configs = warm_up(configs, device, unavailable)
     each = round_seconds(configs)
     print(
-        f"warm-up took {time.perf_counter() - started:.0f} s; timing {args.repeats} rounds of about {each:.0f} s "
-        f"each: about {args.repeats * each / 60:.1f} min, then the profile",
+        f"warm-up took {time.perf_counter() - started:.0f} s; timing {args.repeats} rounds of about "
+        f"{each * args.burst:.0f} s "
+        f"each: about {args.repeats * args.burst * each / 60:.1f} min, then the profile",
         file=sys.stderr,
         flush=True,
     )
     peak = {(c.learner, c.runs): c.peak_memory_mb for c in configs if c.implementation == "engine"}
     ticks = cpu_ticks()
-    time_interleaved(configs, args.repeats, args.steps, device)
+    time_interleaved(configs, args.repeats, args.steps, device, args.burst)
     steal = steal_share(ticks, cpu_ticks())
     samples = {(c.learner, c.implementation, c.runs): c.samples for c in configs}
+    calls = {(c.learner, c.implementation, c.runs): c.calls for c in configs}
     shares, profiles = {}, {}
     if device.type == "cpu":
         for name, learner in LEARNERS_TIMED.items():
@@ -582,7 +607,7 @@ def _run(args, device, threads: int, cpus) -> dict:
                     learner, r, source, device, steps=min(64, args.steps), top=10 if args.profile else 0
                 )
     rows = configurations(
-        samples, LEARNERS_TIMED, runs, flop, shares, single_thread=device.type == "cpu" and threads == 1
+        samples, LEARNERS_TIMED, runs, flop, shares, single_thread=device.type == "cpu" and threads == 1, calls=calls
     )
     for row in rows:
         row["peak_memory_mb"] = peak[(row["learner"], row["runs"])]
@@ -611,6 +636,7 @@ def _run(args, device, threads: int, cpus) -> dict:
         "configurations": rows,
         "paper_projection_hours": hours,
         "repeats": args.repeats,
+        "burst": args.burst,
         "threads": threads,
         "pinned_cpus": cpus,
         "omp_wait_policy": wait_policy(),
@@ -793,7 +819,8 @@ def _print_table(args, name, threads, cpus, load, rows, unavailable, projections
         f"{'?' if load is None else f'{load:.2f}'}"
     )
     print(
-        f"{args.steps} timed steps per configuration × {args.repeats} interleaved repeats, after one warm-up; "
+        f"{args.steps} timed steps per call × {args.repeats} interleaved rounds of {args.burst} calls per "
+        f"configuration (its fastest kept), after one warm-up; "
         f"batch {BATCH}; medians, µs per run-step (naive: one run)"
     )
     print(
@@ -840,6 +867,7 @@ NEW_COLUMNS = (
     "repeats",
     "spread",
     "spread_by_implementation",  # {implementation: spread}
+    "calls_us_by_implementation",  # {implementation: every call, per round} (saved since bursts)
     "matmul_mflop_per_run_step",
     "engine_matmul_share",
 )
@@ -892,6 +920,7 @@ def saved_results(store=None) -> pd.DataFrame:
             "busy": bool((metrics.get("busy_warning") or [None])[0]),
             # how its threads waited (benchmarks saved before it was recorded: OpenMP's default)
             "omp_wait_policy": (metrics.get("omp_wait_policy") or ["default"])[0],
+            "burst": (metrics.get("burst") or [1])[0],  # saved before bursts: one call per round
             "compile_unavailable": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) if unavailable else None,
         }
         rows += [
@@ -912,6 +941,7 @@ def saved_results(store=None) -> pd.DataFrame:
             "per_core",
             "busy",
             "omp_wait_policy",
+            "burst",
             "compile_unavailable",
             *COLUMNS,
             *NEW_COLUMNS,
@@ -950,7 +980,10 @@ def describe_saved(results: pd.DataFrame) -> str:
     parts = []
     for (device, date, steps, commit, _), g in _benchmarks(results):
         new, per_core = bool(g.interleaved.iloc[0]), bool(g.per_core.iloc[0])
+        burst = int(g.burst.iloc[0])
         repeats = f"{int(g.repeats.iloc[0])} interleaved repeats" if new else "one block each (before repeats)"
+        if burst > 1:
+            repeats = f"{int(g.repeats.iloc[0])} interleaved rounds of {burst} calls, the fastest kept"
         head = f"{device}, {date}, commit {commit}: {steps} timed steps × {repeats}"
         head += f", OMP_WAIT_POLICY {g.omp_wait_policy.iloc[0]}"
         if g.busy.iloc[0]:
@@ -1081,7 +1114,7 @@ def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bo
 
 def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame | None:
     """How far the two latest saved benchmarks of one kind (this device type, the same device, timed
-    steps and OpenMP wait policy, with the interleaved and per-core references) are apart, as `--compare`
+    steps, burst and OpenMP wait policy, with the interleaved and per-core references) are apart, as `--compare`
     reports it: a row per median (`repeatability`) and per engine ratio (`ratio_repeatability`), with
     `first`, `second`, `difference` (|a - b| / min(a, b)) and `kind` ("median" or "ratio"); `attrs`
     names the two benchmarks. None where there is no such pair."""
@@ -1090,9 +1123,11 @@ def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame
     if not groups:
         return None
     key, second = groups[-1]
-    policy = second.omp_wait_policy.iloc[0]
+    settings = second[["omp_wait_policy", "burst"]].iloc[0].tolist()
     same = [
-        rows for k, rows in groups[:-1] if (k[0], k[2]) == (key[0], key[2]) and rows.omp_wait_policy.iloc[0] == policy
+        rows
+        for k, rows in groups[:-1]
+        if (k[0], k[2]) == (key[0], key[2]) and rows[["omp_wait_policy", "burst"]].iloc[0].tolist() == settings
     ]
     if not same:
         return None
@@ -1152,6 +1187,7 @@ RESULT_FACTS = (
     "paper_projection_hours_by_implementation",
     "compile_unavailable",
     "busy_warning",
+    "burst",
     "threads",
     "pinned_cpus",
     "omp_wait_policy",
@@ -1169,6 +1205,8 @@ def save(result: dict, runs: list[int], device: torch.device, wall_time_s: float
     spec = {"learner": {"kind": "bench"}, "device": result["device"], "steps": result["steps"], "runs": runs}
     if "repeats" in result:
         spec["repeats"] = result["repeats"]
+    if result.get("burst", 1) != 1:  # the spec of a benchmark without bursts is as it was saved before
+        spec["burst"] = result["burst"]
     # a measurement, not a computation to reuse: every save is a record of its own (a second run
     # with the same settings, to check that the figures repeat, or one on another machine, must not
     # replace the first)

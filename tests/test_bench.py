@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -264,6 +265,27 @@ def test_timing_interleaves_the_configurations_and_measures_their_spread():
     assert bench.spread([1.0, 1.1, 1.5]) == pytest.approx(0.5 / 1.1)  # too few repeats for quartiles
 
 
+def test_a_burst_keeps_every_call_and_its_fastest_as_the_rounds_sample():
+    """A host that slows a stretch of the machine only ever adds time: a round's sample is the
+    fastest call of its burst, and every call is kept beside it."""
+    delays = iter([0.03, 0.01, 0.02, 0.02, 0.04, 0.01])
+    config = bench.Timed("baseline", "engine", 1, lambda: time.sleep(next(delays)))
+    bench.time_interleaved([config], repeats=2, steps=1, device=torch.device("cpu"), burst=3)
+    assert [len(burst) for burst in config.calls] == [3, 3]
+    assert config.samples == [min(burst) for burst in config.calls]
+    assert 10_000 <= config.samples[0] < 20_000 and 10_000 <= config.samples[1] < 20_000  # µs: the 10 ms calls
+    rows = bench.configurations(
+        {(n, i, 1): config.samples for n in ("baseline",) for i in ("naive", "engine")},
+        ["baseline"],
+        [1],
+        {},
+        {},
+        calls={("baseline", "engine", 1): config.calls},
+    )
+    assert rows[0]["engine_us_per_run_step"] == round(statistics.median(config.samples), 1)
+    assert rows[0]["calls_us_by_implementation"] == {"engine": [[round(x, 1) for x in b] for b in config.calls]}
+
+
 def test_the_spread_ignores_one_slow_round_but_not_a_busy_quarter():
     quiet = [100.0, 101.0, 99.0, 100.5, 100.0, 99.5, 100.0, 250.0]  # one round hit by a host hiccup
     assert bench.spread(quiet) < bench.SPREAD_WARNING < bench.value_range(quiet)
@@ -316,7 +338,11 @@ def test_a_saved_benchmark_is_a_verified_record_in_the_store(tmp_path, monkeypat
     assert frame.interleaved.all() and frame.compile_us_per_run_step.isna().all()
     assert (frame.roofline_us_per_run_step > 0).all()
     text = bench.describe_saved(frame)
-    assert "2 interleaved repeats" in text and "unavailable" in text and bench.NOT_MEASURED not in text
+    assert "2 interleaved rounds of 3 calls, the fastest kept" in text and "OMP_WAIT_POLICY" in text
+    assert "unavailable" in text and bench.NOT_MEASURED not in text
+    assert (frame.burst == 3).all() and record["spec"]["burst"] == 3  # the default, part of the settings
+    calls = frame.calls_us_by_implementation.iloc[0]["engine"]
+    assert len(calls) == 2 and all(len(burst) == 3 for burst in calls)
     (path,) = (tmp_path / "bench").glob("*.json")
     path.write_text(path.read_text().replace('"steps": 2', '"steps": 3'))  # edited by hand
     with pytest.raises(CorruptResultError, match="different run than its name says"):
