@@ -490,7 +490,8 @@ def configurations(
     return rows
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line's options (`python -m lopcore.bench --help`)."""
     p = argparse.ArgumentParser(
         prog="python -m lopcore.bench",
         description=__doc__.split("\n\n")[0],
@@ -539,6 +540,11 @@ def main(argv=None) -> dict:
         "benchmarks, results/bench/*.json): every median's relative difference; exit 1 if one exceeds "
         f"{REPEATABLE:.0%}".replace("%", "%%"),  # argparse %-formats help strings
     )
+    return p
+
+
+def main(argv=None) -> dict:
+    p = parser()
     args = p.parse_args(argv)
     if args.compare:
         return compare_files(*args.compare)
@@ -1112,12 +1118,43 @@ def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bo
     return max(_benchmarks(mine), key=lambda kv: (kv[0][1], bool(kv[1].interleaved.iloc[0]), kv[0][4]))[1]
 
 
-def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame | None:
+def medians_of_every_call(rows: pd.DataFrame) -> pd.DataFrame:
+    """A benchmark's rows (saved with bursts) with each implementation's median over every call of
+    every round in place of the median of the rounds' fastest calls: what timing single calls reports,
+    from the same calls. The engine's ratios are left out (NaN): they are the fastest calls'."""
+    out = rows.copy()
+    for impl in IMPLEMENTATIONS:
+        out[f"{impl}_us_per_run_step"] = [
+            statistics.median(x for burst in calls[impl] for x in burst)
+            if isinstance(calls, dict) and impl in calls
+            else math.nan
+            for calls in rows.calls_us_by_implementation
+        ]
+    out[list(RATIOS)] = math.nan
+    return out
+
+
+def burst_slowdowns(rows: pd.DataFrame) -> list[float]:
+    """Every burst of a benchmark saved with bursts (each configuration and round once; the naive
+    loops' calls, which every row of a learner repeats, counted once): how much longer its slowest call
+    took than its fastest, (max - min) / min. Calls of one configuration back to back: what this
+    measures is how the machine's speed changes from one call to the next, not the implementations."""
+    seen = {}
+    for learner, runs, calls in zip(rows.learner, rows.runs, rows.calls_us_by_implementation):
+        if not isinstance(calls, dict):
+            continue
+        for impl, bursts in calls.items():
+            seen[(learner, impl, 1 if impl.startswith("naive") else runs)] = bursts
+    return [(max(b) - min(b)) / min(b) for bursts in seen.values() for b in bursts if len(b) > 1]
+
+
+def latest_pair(results: pd.DataFrame, device_type: str = "cpu", every_call: bool = False) -> pd.DataFrame | None:
     """How far the two latest saved benchmarks of one kind (this device type, the same device, timed
-    steps, burst and OpenMP wait policy, with the interleaved and per-core references) are apart, as `--compare`
-    reports it: a row per median (`repeatability`) and per engine ratio (`ratio_repeatability`), with
-    `first`, `second`, `difference` (|a - b| / min(a, b)) and `kind` ("median" or "ratio"); `attrs`
-    names the two benchmarks. None where there is no such pair."""
+    steps, burst and OpenMP wait policy, with the interleaved and per-core references) are apart, as
+    `--compare` reports it: a row per median (`repeatability`) and per engine ratio
+    (`ratio_repeatability`), with `first`, `second`, `difference` (|a - b| / min(a, b)) and `kind`
+    ("median" or "ratio"); `attrs` names the two benchmarks. `every_call`: the medians over every call
+    instead (`medians_of_every_call`; no ratios). None where there is no such pair."""
     mine = results[(results.device_type == device_type) & results.interleaved & results.per_core]
     groups = sorted(_benchmarks(mine), key=lambda kv: kv[0][4])  # by the time they were saved
     if not groups:
@@ -1134,7 +1171,7 @@ def latest_pair(results: pd.DataFrame, device_type: str = "cpu") -> pd.DataFrame
     # a reference a benchmark did not run is NaN in the frame, None (skipped) in a result
     a, b = (
         {"configurations": rows.astype(object).where(rows.notna(), None).to_dict("records")}
-        for rows in (same[-1], second)
+        for rows in ((same[-1], second) if not every_call else map(medians_of_every_call, (same[-1], second)))
     )
     out = pd.DataFrame(
         [(*d, "median") for d in repeatability(a, b)] + [(*d, "ratio") for d in ratio_repeatability(a, b)],

@@ -286,6 +286,25 @@ def test_a_burst_keeps_every_call_and_its_fastest_as_the_rounds_sample():
     assert rows[0]["calls_us_by_implementation"] == {"engine": [[round(x, 1) for x in b] for b in config.calls]}
 
 
+def test_the_medians_of_every_call_and_the_bursts_slowdowns_come_from_the_saved_calls():
+    calls = {"naive": [[10.0, 12.0, 30.0], [11.0, 20.0, 10.0]], "engine": [[2.0, 3.0, 2.0], [2.0, 2.0, 4.0]]}
+    rows = pd.DataFrame(
+        {
+            "learner": ["baseline"] * 2,
+            "runs": [1, 16],
+            "calls_us_by_implementation": [calls, {"naive": calls["naive"], "engine": [[1.0, 1.0, 1.0]] * 2}],
+            "engine_us_per_run_step": [2.0, 1.0],
+            "naive_us_per_run_step": [10.5, 10.5],
+            **{ratio: [5.25, 10.5] for ratio in bench.RATIOS},
+        }
+    )
+    every = bench.medians_of_every_call(rows)
+    assert every.naive_us_per_run_step.tolist() == [11.5, 11.5] and every.engine_us_per_run_step.tolist() == [2.0, 1.0]
+    assert every.vmap_us_per_run_step.isna().all() and every.speedup.isna().all()  # not run; the fastest's ratios
+    # the naive loop's two bursts once (not once per row), the engine's per R
+    assert sorted(bench.burst_slowdowns(rows)) == [0, 0, 0.5, 1.0, 1.0, 2.0]
+
+
 def test_the_spread_ignores_one_slow_round_but_not_a_busy_quarter():
     quiet = [100.0, 101.0, 99.0, 100.5, 100.0, 99.5, 100.0, 250.0]  # one round hit by a host hiccup
     assert bench.spread(quiet) < bench.SPREAD_WARNING < bench.value_range(quiet)

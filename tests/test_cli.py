@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lopcore import cli
+from lopcore import bench, cli
 from lopcore.papers.iqbal import figures
 from lopcore.store import Store
 
@@ -244,3 +244,16 @@ def test_every_command_the_docs_show_parses():
             cli.parser().parse_args(shlex.split(args))
         except SystemExit:
             pytest.fail(f"{doc}: `python -m lopcore {args}` does not parse")
+    benchmarks = [
+        (doc.name, m.group(1).strip())
+        for doc in docs
+        for line in doc.read_text().splitlines()
+        for m in re.finditer(r"python -m lopcore\.bench ([^#`&|;>]*)", line)
+        if "<" not in m.group(1)  # a placeholder (results/bench/<key>.json) stands for a file
+    ]
+    assert len(benchmarks) >= 4 and any("--burst" in args for _, args in benchmarks)
+    for doc, args in benchmarks:
+        try:
+            bench.parser().parse_args(shlex.split(args))
+        except SystemExit:
+            pytest.fail(f"{doc}: `python -m lopcore.bench {args}` does not parse")
