@@ -1,6 +1,6 @@
 """Side-by-side benchmark: the engine against what a user would pick instead, and against a floor.
 
-    python -m lopcore.bench [--steps 300] [--repeats 5] [--burst 3] [--runs 1 16 64] [--device auto]
+    python -m lopcore.bench [--steps 300] [--repeats 5] [--burst 1] [--runs 1 16 64] [--device auto]
                             [--threads N] [--no-pin] [--no-compile] [--profile] [--sharing G] [--save]
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
@@ -26,10 +26,10 @@ per round, the order rotated): the table shows medians, the JSON also the minimu
 warning that the machine is busy. The torch thread count is set explicitly (and, on a CPU, the threads
 pinned to as many cores) and printed, with OpenMP's wait policy ($OMP_WAIT_POLICY, "default" where
 unset), which changes every multi-thread time (threads that sleep between small ops wait to be woken).
-With --burst B (default 3) each round times every configuration B times back to back and keeps the
-fastest: a host that slows some stretches of a second or so (other tenants of a virtual machine)
-only ever adds time, so the fastest of a burst measures the implementation, not the host, and its
-median over the rounds repeats from one run to the next where the median of single calls does not.
+With --burst B each round times every configuration B times back to back and keeps the fastest (a
+host's hiccup only ever adds time), saving every call: how far calls a second apart disagree, against
+how far rounds disagree, tells a host whose speed changes from moment to moment from one that changes
+over tens of seconds (which no estimator of one run removes: compare two runs, --compare).
 On a GPU it also times the engine without graphs, checks that the graphs leave exactly the eager steps'
 weights, and times G groups of 5 runs sharing the device. It prints a table, the projected wall
 time of the whole paper (every run of every figure at `paper` scale, 5 seeds) per implementation
@@ -502,8 +502,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--burst",
         type=int,
-        default=3,
-        help="calls of each configuration back to back per round, the fastest kept (default 3)",
+        default=1,
+        help="calls of each configuration back to back per round, the fastest kept (default 1)",
     )
     p.add_argument("--runs", type=int, nargs="+", help="run counts R (default 1 16 64, and 256 on GPU)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -873,6 +873,7 @@ NEW_COLUMNS = (
     "repeats",
     "spread",
     "spread_by_implementation",  # {implementation: spread}
+    "range_by_implementation",  # {implementation: (max - min) / median}
     "calls_us_by_implementation",  # {implementation: every call, per round} (saved since bursts)
     "matmul_mflop_per_run_step",
     "engine_matmul_share",
@@ -916,6 +917,7 @@ def saved_results(store=None) -> pd.DataFrame:
         about = {
             "device": spec["device"],
             "device_type": "cuda" if prov["device"].startswith("cuda") else "cpu",
+            "threads": prov.get("threads"),  # CPU: torch's threads (None on a GPU)
             "steps": spec["steps"],
             "date": prov["date"][:10],
             "saved_at": prov["date"],
@@ -938,6 +940,7 @@ def saved_results(store=None) -> pd.DataFrame:
         columns=[
             "device",
             "device_type",
+            "threads",
             "steps",
             "date",
             "saved_at",
@@ -1106,11 +1109,16 @@ LABELS = {
 }
 
 
-def latest(results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bool = True) -> pd.DataFrame | None:
-    """The rows (learner × R) of the latest saved benchmark on this device type, among those with the
-    interleaved references unless `interleaved_only` is False (then the latest date, interleaved ones
-    first on the same date). None if there is none."""
+def latest(
+    results: pd.DataFrame, device_type: str = "cpu", interleaved_only: bool = True, threads: int | None = None
+) -> pd.DataFrame | None:
+    """The rows (learner × R) of the latest saved benchmark on this device type (and, on a CPU, with
+    this many threads where `threads` is given), among those with the interleaved references unless
+    `interleaved_only` is False (then the latest date, interleaved ones first on the same date). None
+    if there is none."""
     mine = results[results.device_type == device_type]
+    if threads is not None:
+        mine = mine[mine.threads == threads]
     if interleaved_only:
         mine = mine[mine.interleaved]
     if mine.empty:
@@ -1181,13 +1189,14 @@ def latest_pair(results: pd.DataFrame, device_type: str = "cpu", every_call: boo
     return out
 
 
-def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu"):
+def plot_us_per_run_step(results: pd.DataFrame, device_type: str = "cpu", threads: int | None = None):
     """µs per run-step against R for every implementation of the latest saved benchmark on this device
-    type (one panel per learner, log-log), the roofline drawn dashed. None if there is none."""
+    type (and thread count, see `latest`; one panel per learner, log-log), the roofline drawn dashed.
+    None if there is none."""
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
-    g = latest(results, device_type, interleaved_only=False)
+    g = latest(results, device_type, interleaved_only=False, threads=threads)
     if g is None:
         return None
     device, date, steps, commit = (g[c].iloc[0] for c in ("device", "date", "steps", "git_commit"))
