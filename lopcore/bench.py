@@ -790,12 +790,18 @@ def busy_warning(rows: list[dict], load: float | None, steal: float | None = Non
     SPREAD_WARNING of their median: something else was using the machine. None otherwise. It names
     the load average at the start and the share of CPU time the virtual machine's host stole while
     timing: a busy warning with little of either is noise of the host's own (its other tenants'
-    memory traffic, frequency changes), which no setting here removes."""
+    memory traffic, frequency changes), which no setting here removes. Where the rows hold bursts of
+    calls, it also names how far calls back to back disagreed (the median burst, `burst_slowdowns`):
+    far less than the rounds, and the machine's speed changes over longer than a burst."""
     worst = max(r["spread"] for r in rows)
     if worst <= SPREAD_WARNING:
         return None
     facts = [] if load is None else [f"load average {load:.2f} when the benchmark started"]
     facts += [] if steal is None else [f"{steal:.1%} of the CPU time stolen by the host while timing"]
+    if all(r.get("calls_us_by_implementation") for r in rows):
+        bursts = burst_slowdowns(pd.DataFrame(rows))
+        if bursts:
+            facts.append(f"calls back to back differed by {statistics.median(bursts):.0%} in the median burst")
     at = f" ({'; '.join(facts)})" if facts else ""
     return (
         f"WARNING: repeats of one configuration differ by up to {worst:.0%} of their median (more than "

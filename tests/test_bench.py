@@ -316,6 +316,10 @@ def test_a_busy_machine_gets_a_warning():
     rows = [{"spread": 0.02}, {"spread": 0.4}]
     assert "machine is busy" in bench.busy_warning(rows, load=3.5) and "40%" in bench.busy_warning(rows, 3.5)
     assert bench.busy_warning([{"spread": 0.02}], load=0.1) is None
+    calls = {"engine": [[10.0, 11.0], [20.0, 23.0]]}  # bursts 10% and 15% apart, rounds twice as far
+    bursts = [{"learner": "baseline", "runs": 16, "spread": 0.6, "calls_us_by_implementation": calls}]
+    assert "calls back to back differed by 12% in the median burst" in bench.busy_warning(bursts, load=0.1)
+    assert "back to back" not in bench.busy_warning(rows, load=0.1)  # saved without bursts
     warning = bench.busy_warning(rows, load=0.2, steal=0.125)  # the host's tenants, not this machine's
     assert "load average 0.20" in warning and "12.5% of the CPU time stolen by the host" in warning
 
