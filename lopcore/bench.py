@@ -97,17 +97,21 @@ def _tasks(runs: int, source: Dataset, device) -> tuple[PermutedStream, list]:
 @dataclass
 class Timed:
     """One configuration: `call()` advances its `runs` runs by `steps` steps (from where the last
-    call stopped); `samples` are µs per run-step, one per timed round."""
+    call stopped); `calls` are every timed call's µs per run-step, a burst of them per round."""
 
     learner: str
     implementation: str
     runs: int
     call: Callable[[], None]
-    samples: list[float] = field(default_factory=list)  # per round, the fastest call of its burst
     calls: list[list[float]] = field(default_factory=list)  # per round, every call of its burst
     copies: int = 1  # copies that would run side by side, one per core: µs per run-step are divided by it
     peak_memory_mb: float | None = None  # after its warm-up (see _peak_mb)
     warm_up_s: float | None = None  # its untimed first call: the same work as a timed call, plus any compile
+
+    @property
+    def samples(self) -> list[float]:
+        """Per round, the fastest call of its burst (a host's hiccup only ever adds time)."""
+        return [min(burst) for burst in self.calls]
 
     @property
     def name(self) -> str:
@@ -318,7 +322,7 @@ def round_seconds(configs: list[Timed]) -> float:
 def time_interleaved(configs: list[Timed], repeats: int, steps: int, device, burst: int = 1) -> None:
     """`repeats` rounds, each timing every configuration in a burst of `burst` calls back to back (the
     order of the configurations rotated each round, so no configuration always follows the same one);
-    appends every call's µs per run-step to each's `calls` and the burst's fastest to its `samples`. A
+    appends every call's µs per run-step to each's `calls` (the burst's fastest is its `samples`). A
     bar on stderr shows the configuration being timed and the time left."""
     with tqdm(total=repeats * len(configs), desc="timing", unit="config", file=sys.stderr, leave=False) as bar:
         for rep in range(repeats):
@@ -333,7 +337,6 @@ def time_interleaved(configs: list[Timed], repeats: int, steps: int, device, bur
                     _sync(device)
                     got.append((time.perf_counter() - start) / (steps * c.runs * c.copies) * 1e6)
                 c.calls.append(got)
-                c.samples.append(min(got))
                 bar.update()
 
 
@@ -1160,6 +1163,20 @@ def burst_slowdowns(rows: pd.DataFrame) -> list[float]:
         for impl, bursts in calls.items():
             seen[(learner, impl, 1 if impl.startswith("naive") else runs)] = bursts
     return [(max(b) - min(b)) / min(b) for bursts in seen.values() for b in bursts if len(b) > 1]
+
+
+PAIR_KINDS = {  # the kinds of saved CPU benchmark the Performance page pairs: (label, threads, bursts)
+    "single": ("two threads, single calls", 2, False),
+    "bursts": ("two threads, bursts", 2, True),
+    "one_thread": ("one thread, bursts", 1, True),
+}
+
+
+def of_kind(results: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The saved benchmarks of one of PAIR_KINDS, with OpenMP's default wait policy."""
+    _, threads, bursts = PAIR_KINDS[kind]
+    mine = results[(results.threads == threads) & (results.omp_wait_policy == "default")]
+    return mine[mine.burst > 1] if bursts else mine[mine.burst == 1]
 
 
 def latest_pair(results: pd.DataFrame, device_type: str = "cpu", every_call: bool = False) -> pd.DataFrame | None:

@@ -581,13 +581,11 @@ def test_the_performance_pages_account_of_the_machines_noise_holds_for_the_saved
     different rounds, the bare matrix products included; the host's speed changes by two or three
     times (the roofline's fastest and slowest rounds in one run)."""
     results = bench.saved_results()
-    two = results[(results.threads == 2) & (results.omp_wait_policy == "default")]
-    kinds = [two[two.burst == 1], two[two.burst > 1], results[(results.threads == 1) & (results.burst > 1)]]
-    for saved in kinds:
+    for saved in (bench.of_kind(results, kind) for kind in bench.PAIR_KINDS):
         pair = bench.latest_pair(saved, "cpu")
         assert pair is not None
         assert saved[saved.saved_at.isin(pair.attrs["benchmarks"])].busy.all()
-    bursts = bench.latest(two[two.burst > 1], "cpu")
+    bursts = bench.latest(bench.of_kind(results, "bursts"), "cpu")
     assert statistics.median(bench.burst_slowdowns(bursts)) < 0.15
     ranges = pd.DataFrame(list(bursts.range_by_implementation))
     assert ranges.roofline.max() > 4 * statistics.median(bench.burst_slowdowns(bursts))
