@@ -998,10 +998,12 @@ def describe_saved(results: pd.DataFrame) -> str:
     parts = []
     for (device, date, steps, commit, _), g in _benchmarks(results):
         new, per_core = bool(g.interleaved.iloc[0]), bool(g.per_core.iloc[0])
-        burst = int(g.burst.iloc[0])
-        repeats = f"{int(g.repeats.iloc[0])} interleaved repeats" if new else "one block each (before repeats)"
-        if burst > 1:
+        if not new:
+            repeats = "one block each (before repeats)"
+        elif (burst := int(g.burst.iloc[0])) > 1:
             repeats = f"{int(g.repeats.iloc[0])} interleaved rounds of {burst} calls, the fastest kept"
+        else:
+            repeats = f"{int(g.repeats.iloc[0])} interleaved repeats"
         head = f"{device}, {date}, commit {commit}: {steps} timed steps × {repeats}"
         head += f", OMP_WAIT_POLICY {g.omp_wait_policy.iloc[0]}"
         if g.busy.iloc[0]:

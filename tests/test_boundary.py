@@ -643,3 +643,12 @@ def test_the_command_lines_learners_help_names_every_boundary_learner(capsys):
         cli.parser().parse_args(["run", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert all(name in shown for name in boundary.LEARNERS)
+
+
+def test_regime_lines_with_labels_read_those_lines_only_and_name_the_valid_labels(scratch_store):
+    lines, progress = figures.regime_lines("fig3", "paper", 5, "collapse", labels=["baseline"])
+    assert lines.empty and list(progress.line) == ["baseline"]  # an empty store: no line is complete
+    _, every = figures.regime_lines("fig3", "paper", 5, "collapse")
+    assert len(every) > 1
+    with pytest.raises(ParameterError, match=r"labels=\['base'\] is not valid; give one or a list of: 'baseline'"):
+        figures.regime_lines("fig3", "paper", 5, "collapse", labels=["base"])

@@ -10,7 +10,7 @@ runs are defined once. Scales:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -282,10 +282,21 @@ def paper_progress(store: Store | None = None, seeds: int = PAPER_SEEDS, regimes
 
 
 def regime_lines(
-    figure: str, scale: str = "paper", seeds=PAPER_SEEDS, regime: str = "collapse", device: str = "auto", **options
+    figure: str,
+    scale: str = "paper",
+    seeds=PAPER_SEEDS,
+    regime: str = "collapse",
+    device: str = "auto",
+    labels: str | Sequence[str] | None = None,
+    **options,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A figure page's lines in another regime (`page_lines`: at paper scale the stored ones only)."""
-    return page_lines(page_runs(figure, scale, seeds, regime, **options), scale, device)
+    """A figure page's lines in another regime (`page_lines`: at paper scale the stored ones only);
+    with `labels`, only those lines (the others are neither loaded nor computed)."""
+    runs = page_runs(figure, scale, seeds, regime, **options)
+    if labels is not None:
+        labels = params.choice_list("labels", labels, dict.fromkeys(label for label, _ in runs))
+        runs = [(label, spec) for label, spec in runs if label in labels]
+    return page_lines(runs, scale, device)
 
 
 def stored_paper_lines(
