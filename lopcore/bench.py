@@ -2,6 +2,7 @@
 
     python -m lopcore.bench [--steps 300] [--repeats 5] [--burst 1] [--runs 1 16 64] [--device auto]
                             [--threads N] [--no-pin] [--no-compile] [--profile] [--sharing G] [--save]
+    python -m lopcore.bench --steadiness SECONDS [--threads N] [--save]   # is this CPU steady enough?
 
 For the baseline MLP and the persistent state (n = 2), it times in one process:
   naive     one run as a textbook loop: an `nn.Module`, autograd, an in-place SGD update;
@@ -536,6 +537,13 @@ def parser() -> argparse.ArgumentParser:
         "default results/) for the book's Performance page",
     )
     p.add_argument(
+        "--steadiness",
+        type=float,
+        metavar="SECONDS",
+        help="only check whether this CPU is steady enough to benchmark on: time the same matrix products "
+        "again and again for SECONDS, on one thread and on --threads (lopcore.steadiness)",
+    )
+    p.add_argument(
         "--compare",
         nargs=2,
         metavar=("A", "B"),
@@ -559,14 +567,55 @@ def main(argv=None) -> dict:
         or (args.sharing is not None and args.sharing < 1)
     ):
         p.error("--steps, --repeats, --burst, every --runs value and --sharing must be at least 1")
-    device = resolve_device(args.device)
+    if args.steadiness is not None and not args.steadiness > 0:
+        p.error(f"--steadiness {args.steadiness:g} is not valid; give the seconds to check for, above 0")
+    if args.steadiness is not None and args.device not in ("auto", "cpu"):
+        p.error(f"--steadiness checks the CPU; give --device cpu (or none), not --device {args.device}")
+    device = torch.device("cpu") if args.steadiness is not None else resolve_device(args.device)
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     cpus, before = pin_threads(threads) if device.type == "cpu" and not args.no_pin else (None, {})
     try:
-        return _run(args, device, threads, cpus)
+        return _steadiness(args, threads) if args.steadiness is not None else _run(args, device, threads, cpus)
     finally:
         unpin(before)
+
+
+def _steadiness(args, threads: int) -> dict:
+    """`--steadiness`: the check, its table, a verdict, the JSON last line, and with --save a record."""
+    from . import steadiness
+    from .store import Store, provenance
+
+    started = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    ticks = cpu_ticks()
+    calls = steadiness.sample(LEARNERS_TIMED["baseline"], sorted({1, threads}), args.steadiness)
+    steal = steal_share(ticks, cpu_ticks())
+    table = steadiness.summary(calls, REPEATABLE)
+    windows = steadiness.window_medians(calls)
+    print(f"the baseline's matrix products, µs per run-step, windows of {steadiness.WINDOW_S:.0f} s:")
+    print(table.to_string(index=False))
+    steady = bool(len(table)) and bool(table.steady.all())
+    print(steadiness.verdict(table, REPEATABLE))
+    result = {
+        "device": f"cpu ({threads} threads)",
+        "seconds": args.steadiness,
+        "taken": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "window_s": steadiness.WINDOW_S,
+        "tolerance": REPEATABLE,
+        "steady": steady,
+        "configurations": table.to_dict("records"),
+        "window_medians": windows.round({"us_per_run_step": 1}).to_dict("records"),
+        "load_average_at_start": None if load is None else round(load, 2),
+        "host_steal_share": None if steal is None else round(steal, 4),
+        "torch": torch.__version__,
+    }
+    if args.save and len(table):
+        spec, metrics = steadiness.record(result)
+        prov = provenance("cpu", time.perf_counter() - started, runs_in_group=0, threads=threads)
+        print(f"saved to {Store().save(spec, metrics, prov)}")
+    print(json.dumps(result))
+    return result
 
 
 def _run(args, device, threads: int, cpus) -> dict:
