@@ -43,7 +43,7 @@ def sample(learner, threads: Sequence[int], seconds: float, probes: dict[int, in
     start = time.perf_counter()
     try:
         with tqdm(total=round(seconds), unit="s", desc="steadiness", file=sys.stderr, leave=False) as bar:
-            while (elapsed := time.perf_counter() - start) < seconds:
+            while time.perf_counter() - start < seconds:
                 for t in threads:
                     torch.set_num_threads(t)
                     for r, steps in probes.items():
@@ -172,7 +172,7 @@ def saved(store=None) -> list[Check]:
             Check(
                 device=spec["device"],
                 saved_at=prov["date"],
-                git_commit=prov["git_commit"][:12],
+                git_commit=prov["git_commit"][:12] + ("+dirty" if prov["git_commit"].endswith("+dirty") else ""),
                 seconds=spec["seconds"],
                 window_s=m["window_s"][0],
                 tolerance=m["tolerance"][0],

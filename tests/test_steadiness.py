@@ -91,4 +91,25 @@ def test_the_verdict_names_each_unsteady_configuration_and_by_how_much():
     )
     line = steadiness.verdict(table, 0.15)
     assert line.startswith("NOT steady: the window medians of 2 threads R=1 (125%), 2 threads R=16 (too short to tell)")
-    assert steadiness.verdict(table.iloc[:1], 0.15).startswith("steady: every configuration's window medians stay within 15%")
+    steady = steadiness.verdict(table.iloc[:1], 0.15)
+    assert steady.startswith("steady: every configuration's window medians stay within 15%")
+
+
+def test_the_performance_pages_account_of_the_saved_checks_holds():
+    """notebooks/performance.md's words around its glued steadiness numbers: two threads never within
+    the tolerance and always less steady than one thread at the same R; the bare products at R = 1
+    slower on two threads than on one; one check before and one after the latest one-thread pair, and
+    the one after it saw one thread at R = 16 move by more than the tolerance too; steal near zero."""
+    checks = steadiness.saved()
+    assert len(checks) >= 2
+    for check in checks:
+        t = check.summary.set_index(["threads", "runs"])
+        assert not t.loc[2].steady.any()  # "never within 15 %"
+        for r in (1, 16):
+            assert t.loc[(1, r), "window_range"] < t.loc[(2, r), "window_range"]
+        assert t.loc[(2, 1), "median"] > t.loc[(1, 1), "median"]
+        assert check.host_steal_share < 0.01
+    pair = bench.latest_pair(bench.of_kind(bench.saved_results(), "one_thread"), "cpu")
+    first, second = sorted(pair.attrs["benchmarks"])
+    assert checks[-2].saved_at < first and second < checks[-1].saved_at
+    assert not checks[-1].summary.set_index(["threads", "runs"]).loc[(1, 16), "steady"]
