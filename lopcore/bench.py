@@ -858,7 +858,8 @@ def busy_warning(rows: list[dict], load: float | None, steal: float | None = Non
     return (
         f"WARNING: repeats of one configuration differ by up to {worst:.0%} of their median (more than "
         f"{SPREAD_WARNING:.0%}): the machine is busy{at}, so these figures do not measure the "
-        f"implementations; rerun on a quiet machine"
+        f"implementations; rerun on a quiet machine (`python -m lopcore.bench --steadiness 300` tells whether "
+        f"this one is)"
     )
 
 

@@ -315,6 +315,7 @@ def test_the_spread_ignores_one_slow_round_but_not_a_busy_quarter():
 def test_a_busy_machine_gets_a_warning():
     rows = [{"spread": 0.02}, {"spread": 0.4}]
     assert "machine is busy" in bench.busy_warning(rows, load=3.5) and "40%" in bench.busy_warning(rows, 3.5)
+    assert "`python -m lopcore.bench --steadiness 300` tells whether this one is" in bench.busy_warning(rows, 3.5)
     assert bench.busy_warning([{"spread": 0.02}], load=0.1) is None
     calls = {"engine": [[10.0, 11.0], [20.0, 23.0]]}  # bursts 10% and 15% apart, rounds twice as far
     bursts = [{"learner": "baseline", "runs": 16, "spread": 0.6, "calls_us_by_implementation": calls}]
