@@ -402,6 +402,11 @@ def unpin(before: dict[int, set[int]]) -> None:
             pass
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def wait_policy() -> str:
     """How OpenMP's threads wait between parallel regions, as this process's environment set it
     ("default": unset, OpenMP's own choice of spinning a while, then sleeping)."""
@@ -587,7 +592,7 @@ def _steadiness(args, threads: int) -> dict:
     from .store import Store, provenance
 
     started = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = load_average()
     ticks = cpu_ticks()
     calls = steadiness.sample(LEARNERS_TIMED["baseline"], sorted({1, threads}), args.steadiness)
     steal = steal_share(ticks, cpu_ticks())
@@ -595,7 +600,6 @@ def _steadiness(args, threads: int) -> dict:
     windows = steadiness.window_medians(calls)
     print(f"the baseline's matrix products, µs per run-step, windows of {steadiness.WINDOW_S:.0f} s:")
     print(table.to_string(index=False))
-    steady = bool(len(table)) and bool(table.steady.all())
     print(steadiness.verdict(table, REPEATABLE))
     result = {
         "device": f"cpu ({threads} threads)",
@@ -603,11 +607,11 @@ def _steadiness(args, threads: int) -> dict:
         "taken": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "window_s": steadiness.WINDOW_S,
         "tolerance": REPEATABLE,
-        "steady": steady,
+        "steady": steadiness.steady(table),
         "configurations": table.to_dict("records"),
         "window_medians": windows.round({"us_per_run_step": 1}).to_dict("records"),
-        "load_average_at_start": None if load is None else round(load, 2),
-        "host_steal_share": None if steal is None else round(steal, 4),
+        "load_average_at_start": _r(load, 2),
+        "host_steal_share": _r(steal, 4),
         "torch": torch.__version__,
     }
     if args.save and len(table):
@@ -621,7 +625,7 @@ def _steadiness(args, threads: int) -> dict:
 def _run(args, device, threads: int, cpus) -> dict:
     runs = args.runs or ([1, 16, 64, 256] if device.type == "cuda" else [1, 16, 64])
     started = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = load_average()
     source = bench_data(args.steps, device)
     _allow_compiles()
     unavailable = {} if not args.no_compile else {n: "not run (--no-compile)" for n in LEARNERS_TIMED}
@@ -698,8 +702,8 @@ def _run(args, device, threads: int, cpus) -> dict:
         "threads": threads,
         "pinned_cpus": cpus,
         "omp_wait_policy": wait_policy(),
-        "load_average_at_start": None if load is None else round(load, 2),
-        "host_steal_share": None if steal is None else round(steal, 4),
+        "load_average_at_start": _r(load, 2),
+        "host_steal_share": _r(steal, 4),
         "paper_projection_hours_by_implementation": projections,
         "compile_unavailable": unavailable or None,
         "busy_warning": busy,

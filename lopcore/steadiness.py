@@ -29,6 +29,8 @@ WINDOW_S = 10.0  # the machine's slow stretches last seconds to tens of seconds:
 PROBES = {1: 100, 16: 10}  # R: steps per timed call (5-10 ms on a 2-core CPU)
 MIN_CALLS = 3  # a window with fewer calls (cut by the end) has no median
 KIND = "steadiness"  # the results store's folder
+SUMMARY_COLUMNS = ("threads", "runs", "calls", "median", "p10", "p90", "windows", "window_range", "steady")
+WINDOW_COLUMNS = ("threads", "runs", "start_s", "us_per_run_step")
 
 
 def sample(learner, threads: Sequence[int], seconds: float, probes: dict[int, int] | None = None) -> pd.DataFrame:
@@ -99,16 +101,19 @@ def summary(calls: pd.DataFrame, tolerance: float, window_s: float | None = None
                 "steady": bool(spread <= tolerance),
             }
         )
-    return pd.DataFrame(
-        rows, columns=["threads", "runs", "calls", "median", "p10", "p90", "windows", "window_range", "steady"]
-    )
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def steady(table: pd.DataFrame) -> bool:
+    """Whether a `summary` has configurations and every one of them is steady."""
+    return not table.empty and bool(table.steady.all())
 
 
 def verdict(table: pd.DataFrame, tolerance: float) -> str:
     """One line: whether every configuration of a `summary` is steady, else which are not and by how much."""
     if table.empty:
         return "NOT steady: no call was timed"
-    if table.steady.all():
+    if steady(table):
         return f"steady: every configuration's window medians stay within {tolerance:.0%} of each other"
     moved = [
         f"{t} thread{'s' * (t > 1)} R={r} ({'too short to tell' if w != w else f'{w:.0%}'})"
@@ -142,9 +147,8 @@ def record(check: dict) -> tuple[dict, dict]:
     every save is a record of its own, as a benchmark's is."""
     spec = {"learner": {"kind": KIND}, "device": check["device"], "seconds": check["seconds"], "taken": check["taken"]}
     rows, windows = check["configurations"], check["window_medians"]
-    metrics = {column: [row[column] for row in rows] for column in rows[0]}
-    metrics |= {f"window_{column}": [w[column] for w in windows] for column in ("threads", "runs", "start_s")}
-    metrics["window_us_per_run_step"] = [w["us_per_run_step"] for w in windows]
+    metrics = {column: [row[column] for row in rows] for column in SUMMARY_COLUMNS}
+    metrics |= {f"window_{column}": [w[column] for w in windows] for column in WINDOW_COLUMNS}
     for key in ("window_s", "tolerance", "load_average_at_start", "host_steal_share", "torch"):
         metrics[key] = [check[key]]
     return spec, metrics
@@ -157,17 +161,8 @@ def saved(store=None) -> list[Check]:
     checks = []
     for rec in (store or Store()).records(KIND):
         m, prov, spec = rec["metrics"], rec["provenance"], rec["spec"]
-        table = pd.DataFrame({c: m[c] for c in ("threads", "runs", "calls", "median", "p10", "p90", "windows")})
-        table["window_range"] = pd.Series(m["window_range"], dtype=float)
-        table["steady"] = m["steady"]
-        windows = pd.DataFrame(
-            {
-                "threads": m["window_threads"],
-                "runs": m["window_runs"],
-                "start_s": m["window_start_s"],
-                "us_per_run_step": m["window_us_per_run_step"],
-            }
-        )
+        table = pd.DataFrame({c: m[c] for c in SUMMARY_COLUMNS}).astype({"window_range": float})  # None: NaN
+        windows = pd.DataFrame({c: m[f"window_{c}"] for c in WINDOW_COLUMNS})
         checks.append(
             Check(
                 device=spec["device"],
